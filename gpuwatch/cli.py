@@ -1,0 +1,169 @@
+"""The `gpuwatch` command: parses arguments, loads config, and hands off to one face.
+
+Every subcommand's parser is defined here; its handler imports what it needs when it runs, so
+`gpuwatch snapshot` never loads Textual or SQLAlchemy.
+
+Exit codes, for every subcommand: 0 ok, 1 the thing asked for could not be obtained (with the
+reason on stderr), 2 a usage or config error (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from gpuwatch import __version__, config
+
+EXIT_OK = 0
+EXIT_UNAVAILABLE = 1
+EXIT_USAGE = 2
+
+Handler = Callable[[argparse.Namespace, config.Settings], int]
+
+
+class UsageError(Exception):
+    """A command-line value gpuwatch cannot use; printed as one line, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=getattr(args, "log_level", None) or logging.ERROR,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = _load_settings(args)
+        result: int = args.handler(args, settings)
+        return result
+    except (config.ConfigError, UsageError) as exc:
+        print(f"gpuwatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `gpuwatch snapshot | head`
+        return EXIT_OK
+
+
+def _load_settings(args: argparse.Namespace) -> config.Settings:
+    if getattr(args, "skip_config", False):
+        return config.Settings()
+    path = args.config if getattr(args, "config", None) else config.default_path()
+    return config.load(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpuwatch",
+        description="GPU and Triton monitoring for inference nodes.",
+    )
+    parser.add_argument("--version", action="version", version=f"gpuwatch {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+    _add_snapshot(sub)
+    _add_config(sub)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser, demo: bool = True) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help=f"config file (default: ${config.CONFIG_ENV} or {config.DEFAULT_CONFIG_PATH} if present)",
+    )
+    if demo:
+        p.add_argument(
+            "--demo",
+            action="store_true",
+            help="replay recorded GPUs (and Triton models) instead of the real ones",
+        )
+
+
+# --------------------------------------------------------------------------- snapshot
+
+
+def _add_snapshot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "snapshot",
+        help="print every GPU, process and model once",
+        description="Print every GPU, process and Triton model once, in 80 columns "
+        "or as JSON (docs/snapshot.md).",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the whole snapshot as JSON")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="time between the two readings that rates and GPM need (default 0.5)",
+    )
+    p.add_argument(
+        "--triton",
+        action="append",
+        metavar="URL",
+        help="poll this Triton server (repeatable; replaces the config's servers)",
+    )
+    p.set_defaults(handler=run_snapshot)
+
+
+def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
+    from gpuwatch import codec, report
+    from gpuwatch.assemble import build_engine
+
+    if not 0.05 <= args.window <= 60:
+        raise UsageError(f"--window {args.window}: expected seconds from 0.05 to 60")
+    engine = build_engine(settings, demo=args.demo, triton_urls=args.triton)
+    try:
+        snapshot = engine.collect_once(args.window)
+    finally:
+        engine.stop()
+    if args.json:
+        json.dump(codec.encode_snapshot(snapshot), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(report.render(snapshot))
+    if not snapshot.gpus and snapshot.nvml_status:
+        print(f"gpuwatch: no GPU data: {snapshot.nvml_status} (try --demo)", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("config", help="check a config file, or print the defaults")
+    csub = p.add_subparsers(metavar="ACTION")
+    check = csub.add_parser("check", help="validate a config file; exit 2 with the problem if bad")
+    check.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        help=f"the file (default: ${config.CONFIG_ENV} or {config.DEFAULT_CONFIG_PATH})",
+    )
+    check.set_defaults(handler=run_config_check, skip_config=True)
+    defaults = csub.add_parser("defaults", help="print a config.toml with every setting at its default")
+    defaults.set_defaults(handler=run_config_defaults, skip_config=True)
+
+
+def run_config_check(args: argparse.Namespace, settings: config.Settings) -> int:
+    path = args.path or config.default_path()
+    if path is None:
+        raise UsageError(f"no config file to check: name one, or create {config.DEFAULT_CONFIG_PATH}")
+    config.load(path)
+    print(f"{path}: ok")
+    return EXIT_OK
+
+
+def run_config_defaults(args: argparse.Namespace, settings: config.Settings) -> int:
+    sys.stdout.write(config.render_defaults())
+    return EXIT_OK

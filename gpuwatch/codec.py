@@ -1,0 +1,145 @@
+"""Encode the data model to JSON-ready values and decode it back.
+
+One codec for every face: `gpuwatch snapshot --json`, the daemon's JSON API and the TUI's
+client all go through it, so a snapshot read from a remote daemon is the same `Snapshot` the
+engine built. Encoding follows the dataclass field order; decoding is driven by the type hints
+and rejects what does not fit with `DecodeError`, naming the path to the bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from enum import Enum
+from functools import cache
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from gpuwatch import model
+
+T = TypeVar("T")
+
+JsonValue = Any  # str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]
+
+
+class DecodeError(ValueError):
+    """A JSON document does not have the shape of the data model."""
+
+
+def encode(value: Any) -> JsonValue:
+    """A dataclass tree → dicts, lists and scalars. Dict keys become strings (JSON's rule)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in _fields(type(value))}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):  # NaN is not JSON
+        return None
+    return value
+
+
+def encode_snapshot(snapshot: model.Snapshot) -> dict[str, JsonValue]:
+    """The documented JSON form of a snapshot (docs/snapshot.schema.json)."""
+    doc: dict[str, JsonValue] = {"schema_version": model.SCHEMA_VERSION}
+    doc.update(encode(snapshot))
+    return doc
+
+
+def decode_snapshot(doc: JsonValue) -> model.Snapshot:
+    if not isinstance(doc, dict):
+        raise DecodeError("snapshot: expected a JSON object")
+    version = doc.get("schema_version")
+    if version != model.SCHEMA_VERSION:
+        raise DecodeError(
+            f"snapshot: schema_version {version!r} is not {model.SCHEMA_VERSION}; "
+            "the daemon and this client are different gpuwatch versions"
+        )
+    body = {k: v for k, v in doc.items() if k != "schema_version"}
+    return decode(model.Snapshot, body)
+
+
+def decode(cls: type[T], data: JsonValue, path: str = "$") -> T:
+    """Decode `data` as `cls`. Unknown keys are ignored (a newer daemon may add fields)."""
+    return typing.cast(T, _decode(cls, data, path))
+
+
+@cache
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    return dataclasses.fields(cls)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls, vars(model))
+
+
+def _decode(tp: Any, data: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if data is None:
+            if type(None) in args:
+                return None
+            raise DecodeError(f"{path}: null is not allowed here")
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for arg in non_none:
+            try:
+                return _decode(arg, data, path)
+            except DecodeError as exc:
+                errors.append(str(exc))
+        raise DecodeError(errors[0] if len(errors) == 1 else f"{path}: {data!r} fits no variant")
+    if origin is tuple:
+        if not isinstance(data, list):
+            raise DecodeError(f"{path}: expected a list")
+        (item,) = [a for a in get_args(tp) if a is not Ellipsis]
+        return tuple(_decode(item, v, f"{path}[{i}]") for i, v in enumerate(data))
+    if origin is dict:
+        if not isinstance(data, dict):
+            raise DecodeError(f"{path}: expected an object")
+        key_tp, val_tp = get_args(tp)
+        out = {}
+        for k, v in data.items():
+            try:
+                key = key_tp(k)
+            except ValueError:
+                raise DecodeError(f"{path}: key {k!r} is not {key_tp.__name__}") from None
+            out[key] = _decode(val_tp, v, f"{path}.{k}")
+        return out
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise DecodeError(f"{path}: expected an object for {tp.__name__}")
+        hints = _hints(tp)
+        kwargs = {}
+        for f in _fields(tp):
+            if f.name in data:
+                kwargs[f.name] = _decode(hints[f.name], data[f.name], f"{path}.{f.name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise DecodeError(f"{path}: missing {f.name!r}")
+        return tp(**kwargs)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        try:
+            return tp(data)
+        except ValueError:
+            raise DecodeError(f"{path}: {data!r} is not a {tp.__name__}") from None
+    if tp is float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise DecodeError(f"{path}: expected a number, got {data!r}")
+        return float(data)
+    if tp is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise DecodeError(f"{path}: expected an integer, got {data!r}")
+        return data
+    if tp is bool:
+        if not isinstance(data, bool):
+            raise DecodeError(f"{path}: expected true or false, got {data!r}")
+        return data
+    if tp is str:
+        if not isinstance(data, str):
+            raise DecodeError(f"{path}: expected a string, got {data!r}")
+        return data
+    raise TypeError(f"codec cannot decode type {tp!r} at {path}")

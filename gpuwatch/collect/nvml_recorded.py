@@ -1,0 +1,687 @@
+"""A recorded, fault-injecting stand-in for the pynvml module.
+
+It stands exactly where `pynvml` stands — the collector's NVML API object — so the real
+collector code runs unchanged over it, in CI and in `--demo`. It replays the 72 s trace taken
+on a real H100 under a PyTorch load (`data/nvml_trace_load.jsonl`: idle → bf16 matmul at the
+power cap → device-to-device copy → FP32 → memory held idle) as any number of GPUs, each offset
+in time so they differ, with static facts from the same GPU (`data/nvml_probe.json`). Values,
+return shapes and errors are pynvml's own: errors are real `pynvml.NVMLError` subclasses, field
+values and GPM requests are pynvml's ctypes structures.
+
+On demand, per GPU, per call and from a given tick, it injects what a real driver does on a bad
+day: `GPU_IS_LOST`, `UNKNOWN`, `NOT_SUPPORTED`, an uninitialised library (`UNINITIALIZED`,
+`DRIVER_NOT_LOADED`, `LIB_RM_VERSION_MISMATCH`), a call that hangs (`HANG`), XID and ECC events,
+and value overrides (a hot, slowed-down GPU). A tick is `tick_seconds` of the injected clock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import itertools
+import json
+import threading
+import time
+import uuid as uuid_module
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from types import SimpleNamespace
+from typing import Any
+
+import pynvml
+
+from gpuwatch.collect.host import HostProcess
+
+TRACE_PERIOD_SECONDS = 0.5
+"""The recorded trace was sampled at 2 Hz."""
+
+_ERRORS = {
+    "GPU_IS_LOST": pynvml.NVML_ERROR_GPU_IS_LOST,
+    "UNKNOWN": pynvml.NVML_ERROR_UNKNOWN,
+    "NOT_SUPPORTED": pynvml.NVML_ERROR_NOT_SUPPORTED,
+    "UNINITIALIZED": pynvml.NVML_ERROR_UNINITIALIZED,
+    "DRIVER_NOT_LOADED": pynvml.NVML_ERROR_DRIVER_NOT_LOADED,
+    "LIB_RM_VERSION_MISMATCH": pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
+    "TIMEOUT": pynvml.NVML_ERROR_TIMEOUT,
+    "NO_PERMISSION": pynvml.NVML_ERROR_NO_PERMISSION,
+}
+FAULT_KINDS = (*_ERRORS, "HANG")
+_LIBRARY_FAULTS = {"UNINITIALIZED", "DRIVER_NOT_LOADED", "LIB_RM_VERSION_MISMATCH"}
+
+# GPM metric id → key in the trace's "gpm" object.
+_GPM_KEYS = {
+    pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL: "graphics_util",
+    pynvml.NVML_GPM_METRIC_SM_UTIL: "sm_util",
+    pynvml.NVML_GPM_METRIC_SM_OCCUPANCY: "sm_occupancy",
+    pynvml.NVML_GPM_METRIC_INTEGER_UTIL: "integer_util",
+    pynvml.NVML_GPM_METRIC_ANY_TENSOR_UTIL: "any_tensor_util",
+    pynvml.NVML_GPM_METRIC_DFMA_TENSOR_UTIL: "dfma_tensor_util",
+    pynvml.NVML_GPM_METRIC_HMMA_TENSOR_UTIL: "hmma_tensor_util",
+    pynvml.NVML_GPM_METRIC_IMMA_TENSOR_UTIL: "imma_tensor_util",
+    pynvml.NVML_GPM_METRIC_DRAM_BW_UTIL: "dram_bw_util",
+    pynvml.NVML_GPM_METRIC_FP64_UTIL: "fp64_util",
+    pynvml.NVML_GPM_METRIC_FP32_UTIL: "fp32_util",
+    pynvml.NVML_GPM_METRIC_FP16_UTIL: "fp16_util",
+    pynvml.NVML_GPM_METRIC_PCIE_TX_PER_SEC: "pcie_tx_mibs",
+    pynvml.NVML_GPM_METRIC_PCIE_RX_PER_SEC: "pcie_rx_mibs",
+    pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_RX_PER_SEC: "nvlink_rx_mibs",
+    pynvml.NVML_GPM_METRIC_NVLINK_TOTAL_TX_PER_SEC: "nvlink_tx_mibs",
+}
+
+# Who the recorded PIDs are, for the demo's process table (the trace has PIDs only).
+_RECORDED_PROCESSES = {
+    428: (
+        "svc-infer",
+        "python3",
+        "python3 /srv/llm/serve.py --model llama-3.1-8b-instruct --port 9001",
+        True,
+    ),
+    430: ("alice", "python3", "python3 embed_batch.py --input /data/shards/0042 --batch 256", False),
+}
+
+
+def load_trace() -> list[dict[str, Any]]:
+    text = resources.files("gpuwatch.collect").joinpath("data/nvml_trace_load.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def load_probe() -> dict[str, Any]:
+    text = resources.files("gpuwatch.collect").joinpath("data/nvml_probe.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def load_cpu_costs_us() -> dict[str, float]:
+    """CPU cost per call measured on the H100 under load, by pynvml function name."""
+    text = resources.files("gpuwatch.collect").joinpath("data/nvml_cpu_cost_load.json").read_text()
+    raw = json.loads(text)
+    by_key = {k: v["cpu_us"] for k, v in raw.items() if isinstance(v, dict)}
+    return {
+        "nvmlDeviceGetUtilizationRates": by_key["util"],
+        "nvmlDeviceGetMemoryInfo": by_key["mem_v2"],
+        "nvmlDeviceGetTemperature": by_key["temp"],
+        "nvmlDeviceGetPowerUsage": by_key["power"],
+        "nvmlDeviceGetClockInfo": by_key["clock_sm"],
+        "nvmlDeviceGetPerformanceState": by_key["pstate"],
+        "nvmlDeviceGetCurrentClocksEventReasons": by_key["clock_events"],
+        "nvmlDeviceGetTotalEccErrors": by_key["ecc_volatile"],
+        "nvmlDeviceGetComputeRunningProcesses": by_key["procs"],
+        "nvmlDeviceGetTotalEnergyConsumption": by_key["energy"],
+        "nvmlDeviceGetProcessesUtilizationInfo": by_key["proc_util"],
+        "nvmlGpmMetricsGet": by_key["gpm_4_metrics"],
+        "nvmlDeviceGetFieldValues": by_key["field_values_3"],
+        "nvmlDeviceGetPcieThroughput": by_key["pcie_tx"],
+    }
+
+
+@dataclass
+class Fault:
+    """One injected fault. `gpu` None means every GPU (and the library); `calls` None, every call."""
+
+    kind: str
+    gpu: int | None = None
+    calls: frozenset[str] | None = None
+    from_tick: int = 0
+    until_tick: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def active(self, tick: int) -> bool:
+        if self.released.is_set():
+            return False
+        return tick >= self.from_tick and (self.until_tick is None or tick < self.until_tick)
+
+    def matches(self, gpu: int | None, fn: str) -> bool:
+        if self.calls is not None and fn not in self.calls:
+            return False
+        return self.gpu is None or gpu == self.gpu
+
+
+@dataclass
+class Override:
+    gpu: int
+    values: dict[str, Any]
+    from_tick: int
+    until_tick: int | None
+
+
+class _Handle:
+    """An opaque device handle. Its generation changes when its GPU is lost."""
+
+    __slots__ = ("generation", "index")
+
+    def __init__(self, index: int, generation: int) -> None:
+        self.index = index
+        self.generation = generation
+
+    def __repr__(self) -> str:
+        return f"<recorded GPU {self.index} handle, generation {self.generation}>"
+
+
+class RecordedNvml:
+    """Replays the H100 trace as `gpus` GPUs behind pynvml's function names."""
+
+    def __init__(
+        self,
+        gpus: int = 4,
+        *,
+        clock: Callable[[], float] = time.time,
+        tick_seconds: float = 1.0,
+        cost_us: dict[str, float] | None = None,
+        extra_processes: Iterable[tuple[int, int, int, HostProcess]] = (),
+    ) -> None:
+        """`cost_us` burns that much CPU per call (to model the driver in benchmarks);
+        `extra_processes` adds (gpu, pid, used_bytes, host facts) rows, e.g. a tritonserver."""
+        self.gpu_count = gpus
+        self._clock = clock
+        self._t0 = clock()
+        self._tick_seconds = tick_seconds
+        self._trace = load_trace()
+        self._probe = load_probe()["values"]
+        self._cost_us = cost_us or {}
+        self._extra = list(extra_processes)
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._overrides: list[Override] = []
+        self._scheduled_events: list[tuple[int, int, int, int]] = []  # (tick, gpu, type, data)
+        self._generation = [0] * gpus
+        self._handles: dict[tuple[int, int], _Handle] = {}
+        self._lost_seen = [False] * gpus
+        self._initialised = False
+        self._registered: dict[int, int] = {}
+        self._gpm_samples: dict[int, tuple[int, int]] = {}
+        self._gpm_buffers: dict[int, Any] = {}
+        self._energy_loop_mj = (
+            self._trace[-1]["energy_mj"]
+            - self._trace[0]["energy_mj"]
+            + (self._trace[1]["energy_mj"] - self._trace[0]["energy_mj"])
+        )
+        self.calls: Counter[tuple[int | None, str]] = Counter()
+        """How often each (GPU, function) was called: tests use it to prove a call stops."""
+        self.stale_handle_uses = 0
+        """Calls made with a handle from before its GPU was lost, after it came back."""
+
+    # -- time and faults -----------------------------------------------------------------
+
+    def tick(self) -> int:
+        return int((self._clock() - self._t0) / self._tick_seconds + 1e-9)
+
+    def inject(
+        self,
+        kind: str,
+        gpu: int | None = None,
+        calls: Iterable[str] | None = None,
+        from_tick: int | None = None,
+        until_tick: int | None = None,
+    ) -> Fault:
+        """Start a fault (now, or at `from_tick`). `HANG` blocks the call until cleared."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        fault = Fault(
+            kind,
+            gpu,
+            frozenset(calls) if calls is not None else None,
+            self.tick() if from_tick is None else from_tick,
+            until_tick,
+        )
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self, fault: Fault | None = None) -> None:
+        """End one fault (or all), releasing calls it holds."""
+        with self._lock:
+            targets = [fault] if fault is not None else list(self._faults)
+            for f in targets:
+                f.released.set()
+                if f in self._faults:
+                    self._faults.remove(f)
+
+    def override(
+        self, gpu: int, values: dict[str, Any], from_tick: int | None = None, until_tick: int | None = None
+    ) -> Override:
+        """Replace trace keys (temp_c, throttle, clock_sm_mhz, power_mw, …) for one GPU."""
+        o = Override(gpu, dict(values), self.tick() if from_tick is None else from_tick, until_tick)
+        with self._lock:
+            self._overrides.append(o)
+        return o
+
+    def inject_xid(self, gpu: int, xid: int, at_tick: int | None = None) -> None:
+        self._schedule(gpu, pynvml.nvmlEventTypeXidCriticalError, xid, at_tick)
+
+    def inject_ecc(self, gpu: int, *, uncorrected: bool, at_tick: int | None = None) -> None:
+        kind = pynvml.nvmlEventTypeDoubleBitEccError if uncorrected else pynvml.nvmlEventTypeSingleBitEccError
+        self._schedule(gpu, kind, 0, at_tick)
+
+    def host_processes(self) -> dict[int, HostProcess]:
+        """Host facts for every PID this source reports, for `RecordedProcesses`."""
+        table = {}
+        for gpu in range(self.gpu_count):
+            for pid, (user, name, command, in_container) in _RECORDED_PROCESSES.items():
+                container = hashlib.sha256(f"demo-{gpu}-{pid}".encode()).hexdigest() if in_container else None
+                table[self._pid(gpu, pid)] = HostProcess(
+                    user, name, command, container, self._t0 - 3600 + gpu
+                )
+        for _gpu, pid, _used, host in self._extra:
+            table[pid] = host
+        return table
+
+    def close(self) -> None:
+        """Release every hanging call (test teardown)."""
+        self.clear()
+
+    def _schedule(self, gpu: int, kind: int, data: int, at_tick: int | None) -> None:
+        with self._lock:
+            self._scheduled_events.append((self.tick() if at_tick is None else at_tick, gpu, kind, data))
+
+    def _enter(self, fn: str, gpu: int | None) -> None:
+        """Count the call, burn its modelled cost, and apply any active fault."""
+        self.calls[(gpu, fn)] += 1
+        cost = self._cost_us.get(fn)
+        if cost:
+            _burn_cpu(cost)
+        tick = self.tick()
+        with self._lock:
+            faults = [f for f in self._faults if f.active(tick) and f.matches(gpu, fn)]
+        for fault in faults:
+            if fault.kind == "HANG":
+                self._hang(fault)
+                continue
+            if fault.kind in _LIBRARY_FAULTS and fn == "nvmlInit":
+                code = _ERRORS["DRIVER_NOT_LOADED" if fault.kind == "UNINITIALIZED" else fault.kind]
+                raise pynvml.NVMLError(code)
+            if fault.kind in ("GPU_IS_LOST", "UNKNOWN") and gpu is not None:
+                with self._lock:
+                    if not self._lost_seen[gpu]:
+                        self._lost_seen[gpu] = True
+                        self._generation[gpu] += 1
+            raise pynvml.NVMLError(_ERRORS[fault.kind])
+        if fn != "nvmlInit" and not self._initialised:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
+
+    def _hang(self, fault: Fault) -> None:
+        while not fault.released.wait(0.01):
+            if fault.until_tick is not None and self.tick() >= fault.until_tick:
+                return
+
+    def _device(self, fn: str, handle: Any) -> int:
+        if not isinstance(handle, _Handle) or not 0 <= handle.index < self.gpu_count:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        self._enter(fn, handle.index)
+        if handle.generation != self._generation[handle.index]:
+            self.stale_handle_uses += 1
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_GPU_IS_LOST)
+        with self._lock:
+            self._lost_seen[handle.index] = False
+        return handle.index
+
+    # -- the trace -----------------------------------------------------------------------
+
+    def _position(self, gpu: int) -> int:
+        offset = gpu * len(self._trace) // max(1, self.gpu_count)
+        return int((self._clock() - self._t0) / TRACE_PERIOD_SECONDS + 1e-9) + offset
+
+    def _line(self, gpu: int, position: int | None = None) -> dict[str, Any]:
+        pos = self._position(gpu) if position is None else position
+        line = self._trace[pos % len(self._trace)]
+        tick = self.tick()
+        with self._lock:
+            active = [
+                o
+                for o in self._overrides
+                if o.gpu == gpu and o.from_tick <= tick and (o.until_tick is None or tick < o.until_tick)
+            ]
+        if active:
+            line = dict(line)
+            for o in active:
+                line.update(o.values)
+        return line
+
+    def _handle(self, gpu: int) -> _Handle:
+        """One handle object per GPU and generation, as NVML gives the same handle back."""
+        key = (gpu, self._generation[gpu])
+        handle = self._handles.get(key)
+        if handle is None:
+            handle = self._handles[key] = _Handle(gpu, key[1])
+        return handle
+
+    def _pid(self, gpu: int, pid: int) -> int:
+        return 1000 * (gpu + 1) + pid
+
+    def _uuid(self, gpu: int) -> str:
+        base = uuid_module.UUID(self._probe["uuid"][4:])
+        return "GPU-" + str(uuid_module.uuid5(base, str(gpu)))
+
+    # -- library ---------------------------------------------------------------------------
+
+    def nvmlInit(self) -> None:
+        self._enter("nvmlInit", None)
+        self._initialised = True
+
+    def nvmlShutdown(self) -> None:
+        self._initialised = False
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        self._enter("nvmlSystemGetDriverVersion", None)
+        return "580.159.04"
+
+    def nvmlSystemGetCudaDriverVersion_v2(self) -> int:
+        self._enter("nvmlSystemGetCudaDriverVersion_v2", None)
+        return 13000
+
+    def nvmlSystemGetNVMLVersion(self) -> str:
+        self._enter("nvmlSystemGetNVMLVersion", None)
+        return "13.580.159.04"
+
+    def nvmlDeviceGetCount(self) -> int:
+        self._enter("nvmlDeviceGetCount", None)
+        return self.gpu_count
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:
+        if not 0 <= index < self.gpu_count:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        self._enter("nvmlDeviceGetHandleByIndex", index)
+        return self._handle(index)
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> _Handle:
+        for index in range(self.gpu_count):
+            if self._uuid(index) == uuid:
+                self._enter("nvmlDeviceGetHandleByUUID", index)
+                return self._handle(index)
+        self._enter("nvmlDeviceGetHandleByUUID", None)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+
+    # -- static facts ----------------------------------------------------------------------
+
+    def nvmlDeviceGetUUID(self, handle: Any) -> str:
+        return self._uuid(self._device("nvmlDeviceGetUUID", handle))
+
+    def nvmlDeviceGetName(self, handle: Any) -> str:
+        self._device("nvmlDeviceGetName", handle)
+        return str(self._probe["name"])
+
+    def nvmlDeviceGetSerial(self, handle: Any) -> str:
+        gpu = self._device("nvmlDeviceGetSerial", handle)
+        return str(int(self._probe["serial"]) + gpu)
+
+    def nvmlDeviceGetPciInfo_v3(self, handle: Any) -> SimpleNamespace:
+        gpu = self._device("nvmlDeviceGetPciInfo_v3", handle)
+        return SimpleNamespace(busId=f"00000000:00:{6 + gpu:02X}.0".encode())
+
+    def nvmlDeviceGetArchitecture(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetArchitecture", handle)
+        return int(self._probe["arch"])
+
+    def nvmlDeviceGetCudaComputeCapability(self, handle: Any) -> tuple[int, int]:
+        self._device("nvmlDeviceGetCudaComputeCapability", handle)
+        major, minor = self._probe["cuda_cc"]
+        return (major, minor)
+
+    def nvmlDeviceGetEccMode(self, handle: Any) -> list[int]:
+        self._device("nvmlDeviceGetEccMode", handle)
+        return list(self._probe["ecc_mode"])
+
+    def nvmlDeviceGetMigMode(self, handle: Any) -> list[int]:
+        self._device("nvmlDeviceGetMigMode", handle)
+        return list(self._probe["mig_mode"])
+
+    def nvmlDeviceGetPersistenceMode(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetPersistenceMode", handle)
+        return int(self._probe["persistence"])
+
+    def nvmlDeviceGetPowerManagementDefaultLimit(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetPowerManagementDefaultLimit", handle)
+        return int(self._probe["power_limit_mw"])
+
+    def nvmlDeviceGetPowerManagementLimitConstraints(self, handle: Any) -> list[int]:
+        self._device("nvmlDeviceGetPowerManagementLimitConstraints", handle)
+        return [200_000, int(self._probe["power_limit_mw"])]
+
+    def nvmlDeviceGetMaxClockInfo(self, handle: Any, clock_type: int) -> int:
+        self._device("nvmlDeviceGetMaxClockInfo", handle)
+        return {
+            pynvml.NVML_CLOCK_SM: 1980,
+            pynvml.NVML_CLOCK_GRAPHICS: 1980,
+            pynvml.NVML_CLOCK_MEM: 2619,
+        }.get(clock_type, 0)
+
+    def nvmlDeviceGetTemperatureThreshold(self, handle: Any, threshold: int) -> int:
+        self._device("nvmlDeviceGetTemperatureThreshold", handle)
+        if threshold == pynvml.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN:
+            return int(self._probe["temp_threshold_shutdown"])
+        return int(self._probe["temp_threshold_slowdown"])
+
+    def nvmlDeviceGetMaxPcieLinkGeneration(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetMaxPcieLinkGeneration", handle)
+        return int(self._probe["pcie_gen"])
+
+    def nvmlDeviceGetMaxPcieLinkWidth(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetMaxPcieLinkWidth", handle)
+        return int(self._probe["pcie_width"])
+
+    def nvmlGpmQueryDeviceSupport(self, handle: Any) -> SimpleNamespace:
+        self._device("nvmlGpmQueryDeviceSupport", handle)
+        return SimpleNamespace(version=1, isSupportedDevice=1)
+
+    # -- fast fields -----------------------------------------------------------------------
+
+    def nvmlDeviceGetUtilizationRates(self, handle: Any) -> SimpleNamespace:
+        line = self._line(self._device("nvmlDeviceGetUtilizationRates", handle))
+        return SimpleNamespace(gpu=line["util"]["gpu"], memory=line["util"]["memory"])
+
+    def nvmlDeviceGetMemoryInfo(self, handle: Any, version: int | None = None) -> SimpleNamespace:
+        line = self._line(self._device("nvmlDeviceGetMemoryInfo", handle))
+        m = line["mem"]
+        if version:
+            return SimpleNamespace(
+                version=version, total=m["total"], reserved=m["reserved"], free=m["free"], used=m["used"]
+            )
+        return SimpleNamespace(total=m["total"], free=m["free"], used=m["used"] + m["reserved"])
+
+    def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
+        return int(self._line(self._device("nvmlDeviceGetTemperature", handle))["temp_c"])
+
+    def nvmlDeviceGetFanSpeed(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetFanSpeed", handle)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)  # as on the real H100 SXM
+
+    def nvmlDeviceGetPowerUsage(self, handle: Any) -> int:
+        return int(self._line(self._device("nvmlDeviceGetPowerUsage", handle))["power_mw"])
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int:
+        return int(self._line(self._device("nvmlDeviceGetEnforcedPowerLimit", handle))["power_limit_mw"])
+
+    def nvmlDeviceGetClockInfo(self, handle: Any, clock_type: int) -> int:
+        line = self._line(self._device("nvmlDeviceGetClockInfo", handle))
+        if clock_type == pynvml.NVML_CLOCK_MEM:
+            return int(line["clock_mem_mhz"])
+        return int(line["clock_sm_mhz"])
+
+    def nvmlDeviceGetPerformanceState(self, handle: Any) -> int:
+        return int(self._line(self._device("nvmlDeviceGetPerformanceState", handle))["pstate"])
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, handle: Any) -> int:
+        return int(self._line(self._device("nvmlDeviceGetCurrentClocksEventReasons", handle))["throttle"])
+
+    def nvmlDeviceGetTotalEccErrors(self, handle: Any, error_type: int, counter_type: int) -> int:
+        line = self._line(self._device("nvmlDeviceGetTotalEccErrors", handle))
+        if error_type == pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED:
+            return int(line["ecc_uncorr"])
+        return int(line.get("ecc_corr", 0))
+
+    def nvmlDeviceGetEncoderUtilization(self, handle: Any) -> list[int]:
+        self._device("nvmlDeviceGetEncoderUtilization", handle)
+        return list(self._probe["encoder_util"])
+
+    def nvmlDeviceGetDecoderUtilization(self, handle: Any) -> list[int]:
+        self._device("nvmlDeviceGetDecoderUtilization", handle)
+        return list(self._probe["decoder_util"])
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[SimpleNamespace]:
+        gpu = self._device("nvmlDeviceGetComputeRunningProcesses", handle)
+        procs = [
+            SimpleNamespace(
+                pid=self._pid(gpu, p["pid"]),
+                usedGpuMemory=p["used_bytes"],
+                gpuInstanceId=0xFFFFFFFF,
+                computeInstanceId=0xFFFFFFFF,
+            )
+            for p in self._line(gpu)["procs"]
+        ]
+        procs += [
+            SimpleNamespace(
+                pid=pid, usedGpuMemory=used, gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF
+            )
+            for g, pid, used, _ in self._extra
+            if g == gpu
+        ]
+        return procs
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: Any) -> list[SimpleNamespace]:
+        self._device("nvmlDeviceGetGraphicsRunningProcesses", handle)
+        return []
+
+    # -- slow fields -----------------------------------------------------------------------
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
+        gpu = self._device("nvmlDeviceGetTotalEnergyConsumption", handle)
+        position = self._position(gpu)
+        loops = position // len(self._trace)
+        return int(self._line(gpu, position)["energy_mj"] + loops * self._energy_loop_mj)
+
+    def nvmlDeviceGetPcieThroughput(self, handle: Any, counter: int) -> int:
+        line = self._line(self._device("nvmlDeviceGetPcieThroughput", handle))
+        return int(line["pcie_tx_kbs"] if counter == pynvml.NVML_PCIE_UTIL_TX_BYTES else line["pcie_rx_kbs"])
+
+    def nvmlDeviceGetFieldValues(self, handle: Any, field_ids: list[Any]) -> Any:
+        gpu = self._device("nvmlDeviceGetFieldValues", handle)
+        recorded = {f[0]: (f[1], f[2]) for f in self._line(gpu)["fields"]}
+        recorded[pynvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION] = (
+            0,
+            self.nvmlDeviceGetTotalEnergyConsumption(handle),
+        )
+        values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
+        for i, requested in enumerate(field_ids):
+            field_id, scope = requested if isinstance(requested, tuple) else (requested, 0)
+            values[i].fieldId = field_id
+            values[i].scopeId = scope
+            values[i].timestamp = int(self._clock() * 1e6)
+            ret, value = recorded.get(field_id, (pynvml.NVML_ERROR_NOT_SUPPORTED, 0))
+            values[i].nvmlReturn = ret
+            values[i].valueType = pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG_LONG
+            values[i].value.ullVal = int(value)
+        return values
+
+    def nvmlDeviceGetRemappedRows(self, handle: Any) -> tuple[int, int, int, int]:
+        line = self._line(self._device("nvmlDeviceGetRemappedRows", handle))
+        rows = line.get("remapped_rows", self._probe["remapped_rows"])
+        return (int(rows[0]), int(rows[1]), int(rows[2]), int(rows[3]))
+
+    def nvmlDeviceGetProcessesUtilizationInfo(self, handle: Any, last_seen_us: int) -> list[SimpleNamespace]:
+        gpu = self._device("nvmlDeviceGetProcessesUtilizationInfo", handle)
+        samples = self._line(gpu)["proc_util"]
+        now_us = int(self._clock() * 1e6)
+        if not isinstance(samples, list) or now_us <= last_seen_us:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        return [
+            SimpleNamespace(
+                timeStamp=now_us,
+                pid=self._pid(gpu, s["pid"]),
+                smUtil=s["sm"],
+                memUtil=s["mem"],
+                encUtil=0,
+                decUtil=0,
+                jpgUtil=0,
+                ofaUtil=0,
+            )
+            for s in samples
+        ]
+
+    # -- GPM -------------------------------------------------------------------------------
+
+    def nvmlGpmSampleAlloc(self) -> Any:
+        self._enter("nvmlGpmSampleAlloc", None)
+        buffer = ctypes.c_uint64(0)
+        pointer = ctypes.cast(ctypes.pointer(buffer), pynvml.c_nvmlGpmSample_t)
+        key = ctypes.addressof(buffer)
+        self._gpm_buffers[key] = buffer
+        return pointer
+
+    def nvmlGpmSampleFree(self, sample: Any) -> None:
+        self._gpm_buffers.pop(_address(sample), None)
+
+    def nvmlGpmSampleGet(self, handle: Any, sample: Any) -> Any:
+        gpu = self._device("nvmlGpmSampleGet", handle)
+        self._gpm_samples[_address(sample)] = (gpu, self._position(gpu))
+        return sample
+
+    def nvmlGpmMetricsGet(self, request: Any) -> Any:
+        first = self._gpm_samples.get(_address(request.sample1))
+        second = self._gpm_samples.get(_address(request.sample2))
+        self._enter("nvmlGpmMetricsGet", second[0] if second else None)
+        if first is None or second is None or first[0] != second[0]:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        gpu = second[0]
+        positions = range(first[1] + 1, second[1] + 1) if second[1] > first[1] else [second[1]]
+        lines: list[dict[str, Any]] = [g for p in positions if (g := self._line(gpu, p).get("gpm"))] or [{}]
+        for i in range(request.numMetrics):
+            metric = request.metrics[i]
+            key = _GPM_KEYS.get(metric.metricId)
+            values = [g.get(key) for g in lines if key]
+            numbers = [v for v in values if isinstance(v, int | float)]
+            if key is None:
+                metric.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+                metric.value = 0.0
+            else:
+                metric.nvmlReturn = pynvml.NVML_SUCCESS
+                metric.value = sum(numbers) / len(numbers) if numbers else float("nan")
+        return request
+
+    # -- events ----------------------------------------------------------------------------
+
+    def nvmlEventSetCreate(self) -> object:
+        self._enter("nvmlEventSetCreate", None)
+        return object()
+
+    def nvmlEventSetFree(self, event_set: object) -> None:
+        return None
+
+    def nvmlDeviceGetSupportedEventTypes(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetSupportedEventTypes", handle)
+        return int(pynvml.nvmlEventTypeAll)
+
+    def nvmlDeviceRegisterEvents(self, handle: Any, event_types: int, event_set: object) -> None:
+        gpu = self._device("nvmlDeviceRegisterEvents", handle)
+        self._registered[gpu] = event_types
+
+    def nvmlEventSetWait_v2(self, event_set: object, timeout_ms: int) -> SimpleNamespace:
+        self._enter("nvmlEventSetWait_v2", None)
+        tick = self.tick()
+        with self._lock:
+            for item in self._scheduled_events:
+                due, gpu, kind, data = item
+                if due <= tick and self._registered.get(gpu, 0) & kind:
+                    self._scheduled_events.remove(item)
+                    return SimpleNamespace(
+                        device=self._handle(gpu),
+                        eventType=kind,
+                        eventData=data,
+                        gpuInstanceId=0xFFFFFFFF,
+                        computeInstanceId=0xFFFFFFFF,
+                    )
+        if timeout_ms:
+            time.sleep(min(timeout_ms, 50) / 1000.0)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT)
+
+
+def _address(pointer: Any) -> int:
+    return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
+
+
+def _burn_cpu(microseconds: float) -> None:
+    """Spend CPU, not wall time, like a driver call does."""
+    end = time.thread_time() + microseconds / 1e6
+    for _ in itertools.count():
+        if time.thread_time() >= end:
+            return

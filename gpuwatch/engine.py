@@ -1,0 +1,311 @@
+"""The engine: runs the collectors on their cadences and builds one immutable snapshot per tick.
+
+Place in the flow: collectors → **engine** → store, /metrics, JSON API, TUI. Every collector
+job runs on a thread of its own, so a job stuck in a driver call or a stalled HTTP request
+delays nothing else; the engine notices (the job's health turns stale within two cadences) and
+the job resumes when its call returns. The tick thread never calls a collector: it reads their
+latest immutable views, adds health, publishes the snapshot as `latest()` and hands it to each
+subscriber (the store writer queues it; it never blocks the tick).
+
+`collect_once` is the same assembly for one-shot commands (`gpuwatch snapshot`): it runs every
+job twice, `window_seconds` apart, because rates and GPM need two readings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gpuwatch import model
+
+log = logging.getLogger("gpuwatch.engine")
+
+RunResult = str | None
+"""A job's run returns None when it worked, or one line saying what failed."""
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    cadence_seconds: float
+    run: Callable[[], RunResult]
+
+
+class GpuSource(Protocol):
+    """What the engine needs of the NVML collector (or anything standing in for it)."""
+
+    def jobs(self) -> list[Job]: ...
+    def view(self) -> GpuView: ...
+    def drain_events(self) -> list[model.Event]: ...
+    def close(self) -> None: ...
+
+
+class GpuView(Protocol):
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def node(self) -> model.NodeInfo: ...
+    @property
+    def devices(self) -> tuple[model.GpuInfo, ...]: ...
+    @property
+    def gpus(self) -> tuple[model.GpuSample, ...]: ...
+    @property
+    def processes(self) -> tuple[model.ProcessSample, ...]: ...
+
+
+class TritonSource(Protocol):
+    def jobs(self) -> list[Job]: ...
+    def view(self) -> tuple[model.TritonServerStatus, ...]: ...
+    def drain_events(self) -> list[model.Event]: ...
+    def link_processes(
+        self, processes: tuple[model.ProcessSample, ...]
+    ) -> tuple[model.ProcessSample, ...]: ...
+    def close(self) -> None: ...
+
+
+class _JobRunner:
+    """Runs one job on its cadence, on its own thread, and keeps its health."""
+
+    def __init__(
+        self,
+        job: Job,
+        clock: Callable[[], float],
+        stop: threading.Event,
+        on_change: Callable[[str, str | None, str | None], None],
+    ) -> None:
+        self.job = job
+        self._clock = clock
+        self._stop = stop
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self.running_since: float | None = None
+        self.last_success_at: float | None = None
+        self.last_finished_monotonic: float | None = None
+        self.last_duration: float | None = None
+        self.last_error: str | None = None
+        self.runs = 0
+        self.errors = 0
+        self._thread = threading.Thread(target=self._loop, name=f"job-{job.name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run_once(self) -> None:
+        started = time.monotonic()
+        with self._lock:
+            self.running_since = started
+        error: str | None
+        try:
+            error = self.job.run()
+        except Exception as exc:  # a collector bug must not kill its thread
+            log.exception("job %s failed", self.job.name)
+            error = f"{type(exc).__name__}: {exc}"
+        finished = time.monotonic()
+        with self._lock:
+            previous = self.last_error if self.runs else None
+            self.running_since = None
+            self.runs += 1
+            self.last_duration = finished - started
+            self.last_finished_monotonic = finished
+            if error is None:
+                self.last_success_at = self._clock()
+                self.last_error = None
+            else:
+                self.errors += 1
+                self.last_error = error
+        if (previous is None) != (error is None) or (error and error != previous):
+            self._on_change(self.job.name, previous, error)
+
+    def health(self, now_monotonic: float) -> model.CollectorHealth:
+        cadence = self.job.cadence_seconds
+        with self._lock:
+            limit = 2 * cadence + 0.5
+            if self.running_since is not None:
+                stale = now_monotonic - self.running_since > limit
+            else:
+                stale = (
+                    self.last_finished_monotonic is None
+                    or now_monotonic - self.last_finished_monotonic > limit + cadence
+                )
+            error = self.last_error
+            if stale and self.running_since is not None:
+                error = f"running for {now_monotonic - self.running_since:.1f} s (cadence {cadence:g} s)"
+            return model.CollectorHealth(
+                name=self.job.name,
+                ok=self.runs > 0 and self.last_error is None and not stale,
+                stale=stale,
+                cadence_seconds=cadence,
+                last_success_at=self.last_success_at,
+                last_duration_seconds=self.last_duration,
+                last_error=error,
+                runs_count=self.runs,
+                errors_count=self.errors,
+            )
+
+    def _loop(self) -> None:
+        cadence = self.job.cadence_seconds
+        while not self._stop.is_set():
+            self.run_once()
+            now = self._clock()
+            next_at = math.floor(now / cadence + 1) * cadence  # aligned to the wall clock
+            self._stop.wait(max(0.0, next_at - now))
+
+
+class Engine:
+    """One engine per process. Thread-safe readers: `latest()`, `recent_events()`."""
+
+    def __init__(
+        self,
+        gpus: GpuSource,
+        triton: TritonSource | None = None,
+        *,
+        tick_seconds: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        store_health: Callable[[], model.StoreHealth | None] | None = None,
+        events_kept: int = 1000,
+    ) -> None:
+        self.gpus = gpus
+        self.triton = triton
+        self.tick_seconds = tick_seconds
+        self._clock = clock
+        self._store_health = store_health
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._latest: model.Snapshot | None = None
+        self._subscribers: list[Callable[[model.Snapshot], None]] = []
+        self._own_events: list[model.Event] = []
+        self._recent: deque[model.Event] = deque(maxlen=events_kept)
+        jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else [])
+        self._runners = [_JobRunner(j, clock, self._stop, self._job_changed) for j in jobs]
+        self._tick_thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for runner in self._runners:
+            runner.start()
+        self._tick_thread = threading.Thread(target=self._tick_loop, name="engine-tick", daemon=True)
+        self._tick_thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._tick_thread is not None:
+            self._tick_thread.join(timeout=5)
+        self.gpus.close()
+        if self.triton is not None:
+            self.triton.close()
+
+    def subscribe(self, callback: Callable[[model.Snapshot], None]) -> None:
+        """`callback(snapshot)` runs on the tick thread after each publish; keep it quick."""
+        self._subscribers.append(callback)
+
+    def set_store_health(self, provider: Callable[[], model.StoreHealth | None]) -> None:
+        self._store_health = provider
+
+    def record_event(self, event: model.Event) -> None:
+        """For events the engine's owner knows of (daemon start/stop, store errors)."""
+        with self._lock:
+            self._own_events.append(event)
+
+    # -- readers ---------------------------------------------------------------------------
+
+    def latest(self) -> model.Snapshot | None:
+        return self._latest
+
+    def recent_events(self) -> list[model.Event]:
+        """Newest last; the store keeps the full history."""
+        with self._lock:
+            return list(self._recent)
+
+    def health(self) -> tuple[model.CollectorHealth, ...]:
+        now = time.monotonic()
+        return tuple(r.health(now) for r in self._runners)
+
+    # -- one-shot ------------------------------------------------------------------------------
+
+    def collect_once(self, window_seconds: float = 0.5) -> model.Snapshot:
+        """Run every job twice, `window_seconds` apart, in parallel; build one snapshot."""
+        for attempt in range(2):
+            threads = [threading.Thread(target=r.run_once, daemon=True) for r in self._runners]
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + max(2.0, 4 * window_seconds)
+            for t in threads:
+                t.join(max(0.0, deadline - time.monotonic()))
+            if attempt == 0:
+                time.sleep(window_seconds)
+        return self.build_snapshot(self._clock())
+
+    # -- assembly ------------------------------------------------------------------------------
+
+    def build_snapshot(self, timestamp: float) -> model.Snapshot:
+        view = self.gpus.view()
+        events = self.gpus.drain_events()
+        servers: tuple[model.TritonServerStatus, ...] = ()
+        processes = view.processes
+        if self.triton is not None:
+            servers = self.triton.view()
+            events += self.triton.drain_events()
+            processes = self.triton.link_processes(processes)
+        with self._lock:
+            events += self._own_events
+            self._own_events = []
+        events.sort(key=lambda e: e.timestamp)
+        snapshot = model.Snapshot(
+            timestamp=timestamp,
+            node=view.node,
+            devices=view.devices,
+            gpus=view.gpus,
+            processes=processes,
+            triton=servers,
+            events=tuple(events),
+            collectors=self.health(),
+            store=self._store_health() if self._store_health else None,
+            nvml_status=view.status,
+        )
+        with self._lock:
+            self._recent.extend(events)
+        return snapshot
+
+    def _tick_loop(self) -> None:
+        # Build each snapshot a little after the aligned boundary, when this tick's fast
+        # reads have landed; stamp it with the boundary so every tier's buckets line up.
+        offset = min(0.3, 0.3 * self.tick_seconds)
+        while not self._stop.is_set():
+            now = self._clock()
+            boundary = math.floor(now / self.tick_seconds + 1) * self.tick_seconds
+            if self._stop.wait(max(0.0, boundary + offset - now)):
+                return
+            try:
+                snapshot = self.build_snapshot(boundary)
+            except Exception:
+                log.exception("building a snapshot failed")
+                continue
+            self._latest = snapshot
+            for callback in list(self._subscribers):
+                try:
+                    callback(snapshot)
+                except Exception:
+                    log.exception("snapshot subscriber %r failed", callback)
+
+    def _job_changed(self, name: str, previous: str | None, error: str | None) -> None:
+        now = self._clock()
+        if error is not None:
+            event = model.Event(
+                now, model.EventKind.COLLECTOR_FAILED, model.Severity.WARNING, f"collector {name}: {error}"
+            )
+        else:
+            event = model.Event(
+                now,
+                model.EventKind.COLLECTOR_RECOVERED,
+                model.Severity.INFO,
+                f"collector {name} is working again",
+            )
+        with self._lock:
+            self._own_events.append(event)

@@ -1,0 +1,77 @@
+"""Shared fixtures: a manual clock, the recorded NVML source, and running the CLI for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gpuwatch.collect.host import RecordedProcesses
+from gpuwatch.collect.nvml import NvmlCollector
+from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.config import NvmlSettings
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+class ManualClock:
+    """A wall clock that moves only when a test says so."""
+
+    def __init__(self, start: float = 1_795_558_200.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def fast_nvml_settings() -> NvmlSettings:
+    """Short deadlines so hang tests take a fraction of a second."""
+    return NvmlSettings(
+        interval_seconds=0.2, slow_interval_seconds=0.5, call_timeout_seconds=0.15, retry_max_seconds=1.0
+    )
+
+
+def make_collector(recorded: RecordedNvml, settings: NvmlSettings, clock: ManualClock) -> NvmlCollector:
+    return NvmlCollector(
+        recorded, settings, RecordedProcesses(recorded.host_processes()), source_name="recorded", clock=clock
+    )
+
+
+@pytest.fixture
+def recorded4(clock: ManualClock) -> Iterator[RecordedNvml]:
+    source = RecordedNvml(4, clock=clock)
+    yield source
+    source.close()
+
+
+def run_gpuwatch(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m gpuwatch ARGS` from this checkout, as a user would run the command."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.pop("GPUWATCH_CONFIG", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "gpuwatch", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        input=input_text,
+        cwd=REPO,
+    )
