@@ -210,7 +210,7 @@ class NvmlCollector:
         self._ever_ready = False
         self._status: str | None = "NVML not initialised yet"
         self._init_at = 0.0
-        self._init_delay = 1.0
+        self._init_delay = settings.interval_seconds  # first retry next tick, then doubling
         self._library_failure: str | None = None
         self._event_set: Any = None
         self._node = model.NodeInfo(
@@ -255,6 +255,8 @@ class NvmlCollector:
             worker = gpu.fast_worker
             if worker is None:
                 continue
+            if gpu.lost and gpu.lost_reason is None:
+                continue  # its open job is still running
             job = self._retry_lost if gpu.lost else self._read_fast
             if worker.submit(lambda g=gpu, j=job: j(g)):  # type: ignore[misc]
                 started.append(worker)
@@ -348,18 +350,19 @@ class NvmlCollector:
         except pynvml.NVMLError as exc:
             log.info("NVML events are not available (%s): XIDs will not be reported", exc)
             self._event_set = None
-        gpus = [self._open(index) for index in range(count)]
+        gpus = [self._new_gpu(index) for index in range(count)]
         with self._lock:
             self._gpus = gpus
             self._ready = True
             self._status = None
-            self._init_delay = 1.0
+            self._init_delay = self._settings.interval_seconds
             if self._ever_ready:
                 self._event(
                     model.EventKind.NVML_BACK, model.Severity.INFO, f"NVML is answering again ({count} GPUs)"
                 )
             self._ever_ready = True
         log.info("NVML ready: driver %s, %d GPUs", driver, count)
+        self._open_all(gpus)
         self._publish()
 
     def _fail_library(self, reason: str) -> None:
@@ -379,21 +382,44 @@ class NvmlCollector:
         self._event_set = None
         self._publish()
 
-    def _open(self, index: int) -> _Gpu:
-        """Open GPU `index`: its handle, static facts, GPM samples, events and workers."""
+    def _new_gpu(self, index: int) -> _Gpu:
+        gpu = _Gpu(index, f"index-{index}", None)
+        gpu.fast_worker = _Worker(f"nvml-gpu{index}-fast")
+        gpu.slow_worker = _Worker(f"nvml-gpu{index}-slow")
+        return gpu
+
+    def _open_all(self, gpus: list[_Gpu]) -> None:
+        """Open each GPU on its own worker: a GPU wedged at start stalls only itself."""
+        started = []
+        for gpu in gpus:
+            worker = gpu.fast_worker
+            if worker is not None and worker.submit(lambda g=gpu: self._open(g)):  # type: ignore[misc]
+                started.append(worker)
+        deadline = time.monotonic() + self._settings.call_timeout_seconds
+        for worker in started:
+            worker.wait(deadline - time.monotonic())
+
+    def _open(self, gpu: _Gpu) -> None:
+        """Runs on the GPU's worker: handle, UUID, static facts, first fast read."""
         g = self._gateway
         try:
-            handle = g.call_library("nvmlDeviceGetHandleByIndex", index)
-            uuid = _text(g.call_library("nvmlDeviceGetUUID", handle)) or f"index-{index}"
+            handle = g.call_library("nvmlDeviceGetHandleByIndex", gpu.index)
+            gpu.uuid = _text(g.call_library("nvmlDeviceGetUUID", handle)) or gpu.uuid
+            self._attach(gpu, handle)
+        except NvmlUnavailableError as exc:
+            self._library_failure = str(exc)
+            return
         except (GpuLostError, pynvml.NVMLError) as exc:
-            gpu = _Gpu(index, f"index-{index}", None)
-            gpu.lost_reason = f"GPU {index} did not answer at start: {exc}"
-            gpu.fast_worker = _Worker(f"nvml-gpu{index}-fast")
-            self._event(model.EventKind.GPU_LOST, model.Severity.CRITICAL, gpu.lost_reason, gpu_index=index)
-            return gpu
-        gpu = _Gpu(index, uuid, handle)
-        self._attach(gpu, handle)
-        return gpu
+            with self._lock:
+                gpu.handle = None
+                gpu.lost_reason = f"GPU {gpu.index} did not answer at start: {exc}"
+                gpu.retry_delay = self._settings.interval_seconds
+                gpu.retry_at = time.monotonic() + gpu.retry_delay
+            self._event(
+                model.EventKind.GPU_LOST, model.Severity.CRITICAL, gpu.lost_reason, gpu_index=gpu.index
+            )
+            return
+        self._read_fast(gpu)
 
     def _attach(self, gpu: _Gpu, handle: Any) -> None:
         """Read static facts with a fresh handle and start the GPU's workers."""
@@ -432,7 +458,7 @@ class NvmlCollector:
             samples, gpu.gpm_samples = gpu.gpm_samples, []
             gpu.gpm_previous = None
             gpu.lost_reason = reason
-            gpu.retry_delay = 1.0
+            gpu.retry_delay = self._settings.interval_seconds
             gpu.retry_at = time.monotonic() + gpu.retry_delay
         for sample in samples:  # host memory; freeing needs no handle
             with contextlib.suppress(Exception):
@@ -472,6 +498,7 @@ class NvmlCollector:
             return
         with self._lock:
             gpu.lost_reason = None
+        self._read_fast(gpu)  # come back with this tick's values, not an empty row
         log.warning("GPU %d (%s) is back", gpu.index, gpu.uuid)
         self._event(
             model.EventKind.GPU_BACK,
@@ -493,10 +520,11 @@ class NvmlCollector:
         for index in range(count):
             if index in known:
                 continue
-            gpu = self._open(index)
+            gpu = self._new_gpu(index)
             with self._lock:
                 self._gpus.append(gpu)
                 self._gpus.sort(key=lambda g: g.index)
+            self._open_all([gpu])
             self._event(
                 model.EventKind.GPU_ADDED,
                 model.Severity.INFO,
@@ -913,15 +941,18 @@ class NvmlCollector:
                         model.GpuSample(gpu.index, gpu.uuid, model.GpuState.UNAVAILABLE, self._status)
                     )
                     continue
-                if gpu.lost:
-                    gpus.append(model.GpuSample(gpu.index, gpu.uuid, model.GpuState.LOST, gpu.lost_reason))
-                    continue
                 hung = self._hung_reason(gpu, now_m)
                 if hung is not None:
                     gpus.append(model.GpuSample(gpu.index, gpu.uuid, model.GpuState.HUNG, hung))
                     if not gpu.hung_reported:
                         gpu.hung_reported = True
                         hung_events.append((gpu, hung))
+                    continue
+                if gpu.lost and gpu.lost_reason is None:  # still being opened: not shown yet
+                    devices.pop()
+                    continue
+                if gpu.lost:
+                    gpus.append(model.GpuSample(gpu.index, gpu.uuid, model.GpuState.LOST, gpu.lost_reason))
                     continue
                 gpus.append(model.GpuSample(gpu.index, gpu.uuid, gpm=gpu.gpm, **gpu.fast, **gpu.slow))
                 processes.extend(self._processes(gpu))

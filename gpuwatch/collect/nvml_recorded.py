@@ -254,6 +254,14 @@ class RecordedNvml:
         kind = pynvml.nvmlEventTypeDoubleBitEccError if uncorrected else pynvml.nvmlEventTypeSingleBitEccError
         self._schedule(gpu, kind, 0, at_tick)
 
+    def current_line(self, gpu: int) -> dict[str, Any]:
+        """The trace values GPU `gpu` reports now (with overrides): what tests expect to see."""
+        return self._line(gpu)
+
+    def recorded_pid(self, gpu: int, trace_pid: int) -> int:
+        """The PID this source reports on `gpu` for a PID of the trace."""
+        return self._pid(gpu, trace_pid)
+
     def host_processes(self) -> dict[int, HostProcess]:
         """Host facts for every PID this source reports, for `RecordedProcesses`."""
         table = {}
@@ -545,7 +553,10 @@ class RecordedNvml:
     # -- slow fields -----------------------------------------------------------------------
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: Any) -> int:
-        gpu = self._device("nvmlDeviceGetTotalEnergyConsumption", handle)
+        return self._energy_mj(self._device("nvmlDeviceGetTotalEnergyConsumption", handle))
+
+    def _energy_mj(self, gpu: int) -> int:
+        """Energy keeps rising when the trace loops, as a real counter does."""
         position = self._position(gpu)
         loops = position // len(self._trace)
         return int(self._line(gpu, position)["energy_mj"] + loops * self._energy_loop_mj)
@@ -557,10 +568,7 @@ class RecordedNvml:
     def nvmlDeviceGetFieldValues(self, handle: Any, field_ids: list[Any]) -> Any:
         gpu = self._device("nvmlDeviceGetFieldValues", handle)
         recorded = {f[0]: (f[1], f[2]) for f in self._line(gpu)["fields"]}
-        recorded[pynvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION] = (
-            0,
-            self.nvmlDeviceGetTotalEnergyConsumption(handle),
-        )
+        recorded[pynvml.NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION] = (0, self._energy_mj(gpu))
         values = (pynvml.c_nvmlFieldValue_t * len(field_ids))()
         for i, requested in enumerate(field_ids):
             field_id, scope = requested if isinstance(requested, tuple) else (requested, 0)

@@ -1,0 +1,89 @@
+"""config.toml → typed settings, and the errors a person sees."""
+
+from pathlib import Path
+
+import pytest
+
+from gpuwatch import config
+from tests.conftest import REPO, run_gpuwatch
+
+
+def test_shipped_config_lists_every_setting_at_its_default() -> None:
+    assert (REPO / "config.toml").read_text() == config.render_defaults()
+    assert config.load(REPO / "config.toml") == config.Settings()
+
+
+def test_every_setting_has_a_comment() -> None:
+    lines = (REPO / "config.toml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.startswith("#"):
+            assert lines[i - 1].startswith("# "), f"no comment above: {line}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[nvml]\ninterval_seconds = -1\n",
+            "[nvml] interval_seconds = -1: expected a number from 0.1 to 3600",
+        ),
+        ('[nvml]\ninterval_seconds = "fast"\n', "[nvml] interval_seconds = 'fast': expected a number"),
+        ("[nvml]\nintreval_seconds = 1\n", "unknown key [nvml] intreval_seconds = 1: expected one of"),
+        ("[nvlm]\n", "unknown key [nvlm]"),
+        ('[daemon]\nlog_level = "loud"\n', "[daemon] log_level = 'loud': expected one of debug, info"),
+        ("[triton]\n[[triton.servers]]\nurl = 8000\n", "[triton] servers[0].url = 8000: expected a string"),
+        ('[top]\nconnect = "http://a"\n', "[top] connect = 'http://a': expected a list"),
+        ("[demo]\ngpus = 2.5\n", "[demo] gpus = 2.5: expected an integer"),
+        ("[nvml]\ngpm = 1\n", "[nvml] gpm = 1: expected true or false"),
+        ("[nvml\n", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_key_value_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "gpuwatch.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ")
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_valid_overrides_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[nvml]\ninterval_seconds = 2\n[[triton.servers]]\nname = "a"\nurl = "http://10.0.0.1:8000"\n'
+        'headers = { "X-Api-Key" = "k" }\n'
+    )
+    settings = config.load(path)
+    assert settings.nvml.interval_seconds == 2.0 and isinstance(settings.nvml.interval_seconds, float)
+    servers, implicit = settings.triton_servers()
+    assert (
+        not implicit and servers[0].url == "http://10.0.0.1:8000" and servers[0].headers == {"X-Api-Key": "k"}
+    )
+    assert config.Settings().triton_servers()[1] is True
+
+
+def test_config_check_cli_exit_codes(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("[nvml]\ninterval_seconds = 2\n")
+    ok = run_gpuwatch("config", "check", str(good))
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nvml]\ninterval_seconds = 0\n")
+    result = run_gpuwatch("config", "check", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "interval_seconds = 0" in result.stderr
+    missing = run_gpuwatch("config", "check", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_a_broken_config_stops_snapshot_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[store]\nretention = 5\n")
+    result = run_gpuwatch("snapshot", "--demo", "--config", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "[store] retention = 5: expected a string" in result.stderr
+    via_env = run_gpuwatch("snapshot", "--demo", env={"GPUWATCH_CONFIG": str(bad)})
+    assert via_env.returncode == 2

@@ -1,0 +1,96 @@
+"""`gpuwatch snapshot`, run as a user runs it: text, JSON against the documented schema, exit codes."""
+
+import json
+
+import jsonschema
+import pytest
+
+from gpuwatch import codec, model, schema
+from tests.conftest import REPO, run_gpuwatch
+
+SCHEMA_PATH = REPO / "docs" / "snapshot.schema.json"
+
+
+def test_documented_schema_is_current() -> None:
+    assert json.loads(SCHEMA_PATH.read_text()) == schema.snapshot_schema(), (
+        "docs/snapshot.schema.json is stale: python -m gpuwatch.schema > docs/snapshot.schema.json"
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_json() -> dict[str, object]:
+    result = run_gpuwatch("snapshot", "--demo", "--json")
+    assert result.returncode == 0, result.stderr
+    doc: dict[str, object] = json.loads(result.stdout)
+    return doc
+
+
+def test_json_validates_against_the_documented_schema(demo_json: dict[str, object]) -> None:
+    documented = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(documented)
+    jsonschema.validate(demo_json, documented, cls=jsonschema.Draft202012Validator)
+
+
+def test_schema_rejects_what_the_contract_forbids(demo_json: dict[str, object]) -> None:
+    documented = json.loads(SCHEMA_PATH.read_text())
+    broken = json.loads(json.dumps(demo_json))
+    broken["gpus"][0]["power_watts"] = "high"  # type: ignore[index]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, documented, cls=jsonschema.Draft202012Validator)
+    extra = json.loads(json.dumps(demo_json))
+    extra["gpus"][0]["surprise"] = 1  # type: ignore[index]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(extra, documented, cls=jsonschema.Draft202012Validator)
+
+
+def test_json_decodes_back_to_the_same_snapshot(demo_json: dict[str, object]) -> None:
+    snapshot = codec.decode_snapshot(demo_json)
+    assert len(snapshot.gpus) == 4
+    assert codec.encode_snapshot(snapshot) == demo_json
+    assert all(g.state == model.GpuState.OK for g in snapshot.gpus)
+    assert snapshot.node.source == "recorded"
+    assert any(p.user == "svc-infer" for p in snapshot.processes)
+
+
+def test_decode_rejects_a_wrong_shape_with_a_path() -> None:
+    with pytest.raises(codec.DecodeError, match=r"\$\.gpus\[0\]\.index: expected an integer"):
+        codec.decode_snapshot(
+            {
+                "schema_version": model.SCHEMA_VERSION,
+                "timestamp": 1.0,
+                "node": {"hostname": "h", "gpuwatch_version": "0", "source": "nvml"},
+                "gpus": [{"index": "zero", "uuid": "u"}],
+            }
+        )
+    with pytest.raises(codec.DecodeError, match="schema_version"):
+        codec.decode_snapshot({"schema_version": 999})
+
+
+def test_text_fits_80_columns_and_shows_what_nvidia_smi_does_and_more() -> None:
+    result = run_gpuwatch("snapshot", "--demo")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    too_wide = [line for line in lines if len(line) > 80]
+    assert not too_wide, too_wide
+    text = result.stdout
+    for column in ("Util", "Tensor", "DRAM", "Memory GiB", "Temp", "Power W", "SM MHz", "Command"):
+        assert column in text
+    assert text.count("H100 80GB HBM3") == 4
+    assert "svc-infer" in text and "serve.py" in text
+
+
+def test_no_gpu_data_exits_1_with_the_reason() -> None:
+    # This machine has no NVIDIA driver: the real NVML cannot start.
+    result = run_gpuwatch("snapshot")
+    assert result.returncode == 1
+    assert "NVML unavailable" in result.stderr and "--demo" in result.stderr
+    assert "Traceback" not in result.stderr
+    as_json = run_gpuwatch("snapshot", "--json")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["nvml_status"].startswith("NVML unavailable")
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run_gpuwatch("snapshot", "--window", "-1", "--demo").returncode == 2
+    assert run_gpuwatch("snapshot", "--bogus").returncode == 2
+    assert run_gpuwatch().returncode == 2
