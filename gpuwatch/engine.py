@@ -35,6 +35,8 @@ class Job:
     name: str
     cadence_seconds: float
     run: Callable[[], RunResult]
+    offset_seconds: float = 0.0
+    """Runs at k × cadence + offset on the wall clock; lets slow jobs stay off the tick."""
 
 
 class GpuSource(Protocol):
@@ -153,7 +155,8 @@ class _JobRunner:
         while not self._stop.is_set():
             self.run_once()
             now = self._clock()
-            next_at = math.floor(now / cadence + 1) * cadence  # aligned to the wall clock
+            offset = self.job.offset_seconds
+            next_at = math.floor((now - offset) / cadence + 1) * cadence + offset  # wall-aligned
             self._stop.wait(max(0.0, next_at - now))
 
 

@@ -130,12 +130,25 @@ def test_pcie_throughput_call_is_skipped_when_gpm_has_it(
     assert recorded4.calls[(0, "nvmlDeviceGetPcieThroughput")] == 2
 
 
-def test_energy_keeps_rising_across_the_trace_loop(collector: NvmlCollector, clock: ManualClock) -> None:
+def test_energy_is_read_on_its_own_slower_cadence(recorded4: RecordedNvml, clock: ManualClock) -> None:
+    settings = NvmlSettings(slow_interval_seconds=5, energy_interval_seconds=30)
+    collector = make_collector(recorded4, settings, clock)
+    for _ in range(13):  # 60 s of slow reads every 5 s
+        collector.poll_slow()
+        assert sample(collector, 0).energy_joules is not None  # carried between reads
+        clock.advance(5)
+    assert recorded4.calls[(0, "nvmlDeviceGetTotalEnergyConsumption")] == 3  # at 0, 30 and 60 s
+    collector.close()
+
+
+def test_energy_keeps_rising_across_the_trace_loop(recorded4: RecordedNvml, clock: ManualClock) -> None:
+    collector = make_collector(recorded4, NvmlSettings(energy_interval_seconds=1), clock)
     readings = []
     for _ in range(20):
         collector.poll_slow()
         readings.append(sample(collector, 0).energy_joules)
         clock.advance(9)  # 180 s: more than two passes over the 72 s trace
+    collector.close()
     assert all(b is not None and a is not None and b > a for a, b in itertools.pairwise(readings))
 
 

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pynvml
 
 log = logging.getLogger("gpuwatch.nvml")
+_get_ident = threading.get_ident
 
 _UNSUPPORTED_CODES = frozenset(
     {
@@ -91,13 +90,6 @@ def describe_unavailable(exc: BaseException) -> str:
     return f"NVML unavailable: {exc}"
 
 
-@dataclass(slots=True)
-class CallInFlight:
-    fn_name: str
-    gpu_key: str
-    started_monotonic: float
-
-
 @dataclass(frozen=True, slots=True)
 class GatewayStats:
     calls_count: int
@@ -107,15 +99,17 @@ class GatewayStats:
 
 
 class NvmlGateway:
-    """Wraps an NVML API object (pynvml or a stand-in). Thread-safe."""
+    """Wraps an NVML API object (pynvml or a stand-in). Thread-safe.
 
-    def __init__(self, api: Any, monotonic: Callable[[], float] = time.monotonic) -> None:
+    This sits on the hot path (~20 calls per GPU per tick), so it does the least it can: a set
+    lookup before the call and, for hang reports, the name of the call each thread is in."""
+
+    def __init__(self, api: Any) -> None:
         self.api = api
-        self._monotonic = monotonic
         self._unsupported: set[tuple[str, str]] = set()
         self._logged: set[tuple[str, str, int | None]] = set()
         self._lock = threading.Lock()
-        self._in_flight: dict[int, CallInFlight] = {}
+        self._in_flight: dict[int, str] = {}
         self._calls = 0
         self._transient = 0
         self._last_transient: str | None = None
@@ -136,8 +130,8 @@ class NvmlGateway:
         the error code is in `none_on` (e.g. NotFound meaning "no new samples")."""
         if (gpu_key, field) in self._unsupported:
             return None
-        thread_id = threading.get_ident()
-        self._in_flight[thread_id] = CallInFlight(fn_name, gpu_key, self._monotonic())
+        # The last call a thread started: when the thread is stuck, it is the one stuck.
+        self._in_flight[_get_ident()] = fn_name
         self._calls += 1
         try:
             return getattr(self.api, fn_name)(*args)
@@ -158,17 +152,14 @@ class NvmlGateway:
             # An older nvidia-ml-py without this binding, or a struct it cannot fill.
             self._mark_unsupported(gpu_key, field, fn_name, f"{type(exc).__name__}: {exc}")
             return None
-        finally:
-            self._in_flight.pop(thread_id, None)
 
     def call_library(self, fn_name: str, *args: Any) -> Any:
         """A call that must succeed for NVML to be usable at all (init, count, handles).
 
         Raises NvmlUnavailableError for library-level failures, GpuLostError for a lost GPU,
         and lets other NVMLErrors through to the caller."""
+        self._in_flight[_get_ident()] = fn_name
         self._calls += 1
-        thread_id = threading.get_ident()
-        self._in_flight[thread_id] = CallInFlight(fn_name, "", self._monotonic())
         try:
             return getattr(self.api, fn_name)(*args)
         except pynvml.NVMLError as exc:
@@ -180,8 +171,6 @@ class NvmlGateway:
             raise
         except OSError as exc:  # dlopen failures surface as OSError on some systems
             raise NvmlUnavailableError(f"NVML unavailable: {exc}") from exc
-        finally:
-            self._in_flight.pop(thread_id, None)
 
     # -- what the collector asks about ---------------------------------------------------
 
@@ -192,7 +181,8 @@ class NvmlGateway:
         """For fields whose support is learned from a value rather than an error (GPM)."""
         self._mark_unsupported(gpu_key, field, field, why)
 
-    def in_flight(self, thread_id: int) -> CallInFlight | None:
+    def last_call(self, thread_id: int) -> str | None:
+        """The NVML function `thread_id` called last (the one it is in, if it is stuck)."""
         return self._in_flight.get(thread_id)
 
     def stats(self) -> GatewayStats:
