@@ -349,12 +349,14 @@ class CollectorHealth:
 
     name: str
     ok: bool
+    """The last run succeeded and the job is not stale."""
     stale: bool
     """No completed run within two cadences: the data it feeds is old."""
     cadence_seconds: float
     last_success_at: float | None = None
     last_duration_seconds: float | None = None
     last_error: str | None = None
+    """One line: why the last run failed, or how long a stuck run has been running."""
     runs_count: int = 0
     errors_count: int = 0
 
@@ -374,14 +376,21 @@ class Snapshot:
     """Everything gpuwatch knows about the node at one tick. Built by the engine only."""
 
     timestamp: float
+    """The tick this snapshot belongs to (Unix seconds, aligned to the tick interval)."""
     node: NodeInfo
     devices: tuple[GpuInfo, ...] = ()
+    """Static facts of every GPU known, by index."""
     gpus: tuple[GpuSample, ...] = ()
+    """This tick's sample of every GPU known, including lost and hung ones (with their state)."""
     processes: tuple[ProcessSample, ...] = ()
+    """Processes holding a context on any GPU."""
     triton: tuple[TritonServerStatus, ...] = ()
+    """Every Triton server polled, with its models."""
     events: tuple[Event, ...] = ()
     """Events that happened since the previous snapshot."""
     collectors: tuple[CollectorHealth, ...] = ()
+    """Health of each collector job (nvml, nvml_slow, nvml_events, one per Triton server)."""
     store: StoreHealth | None = None
+    """The history database's health; None where there is no store (snapshot, in-process top)."""
     nvml_status: str | None = None
     """One line saying why there is no GPU data (no driver, version mismatch), else None."""

@@ -5,7 +5,8 @@
 current) and validates real output against the committed file (the encoder must keep to it).
 Field descriptions are the docstrings written under each field in gpuwatch/model.py.
 
-Regenerate with: `python -m gpuwatch.schema > docs/snapshot.schema.json`
+Regenerate with: `python -m gpuwatch.schema > docs/snapshot.schema.json`; the field tables of
+docs/snapshot.md come from `python -m gpuwatch.schema --markdown`.
 """
 
 from __future__ import annotations
@@ -120,7 +121,43 @@ def snapshot_schema() -> dict[str, Any]:
     }
 
 
+def _type_words(prop: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return prop["$ref"].rsplit("/", 1)[-1]
+    if "anyOf" in prop:
+        return " or ".join(_type_words(p) for p in prop["anyOf"])
+    if "enum" in prop:
+        return " | ".join(f"`{v}`" for v in prop["enum"])
+    if prop.get("type") == "array":
+        return f"list of {_type_words(prop['items'])}"
+    if prop.get("type") == "object":
+        return f"object of {_type_words(prop['additionalProperties'])}"
+    if "const" in prop:
+        return f"`{prop['const']}`"
+    return str(prop.get("type"))
+
+
+def markdown_tables() -> str:
+    """One table per object of the snapshot document, for docs/snapshot.md."""
+    schema = snapshot_schema()
+    objects = {"Snapshot": schema, **schema["$defs"]}
+    out = []
+    for name, obj in objects.items():
+        out.append(f"### {name}\n")
+        if obj.get("description"):
+            out.append(obj["description"] + "\n")
+        out.append("| field | type | meaning |\n| --- | --- | --- |")
+        for field_name, prop in obj["properties"].items():
+            meaning = prop.get("description", "").replace("|", "\\|")
+            out.append(f"| `{field_name}` | {_type_words(prop)} | {meaning} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--markdown"]:
+        sys.stdout.write(markdown_tables())
+        return 0
     json.dump(snapshot_schema(), sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0

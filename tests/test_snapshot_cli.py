@@ -94,3 +94,8 @@ def test_usage_errors_exit_2() -> None:
     assert run_gpuwatch("snapshot", "--window", "-1", "--demo").returncode == 2
     assert run_gpuwatch("snapshot", "--bogus").returncode == 2
     assert run_gpuwatch().returncode == 2
+
+
+def test_documented_field_tables_are_current() -> None:
+    doc = (REPO / "docs" / "snapshot.md").read_text()
+    assert schema.markdown_tables() in doc, "docs/snapshot.md is stale: see its Fields section"
