@@ -123,7 +123,7 @@ def snapshot_schema() -> dict[str, Any]:
 
 def _type_words(prop: dict[str, Any]) -> str:
     if "$ref" in prop:
-        return prop["$ref"].rsplit("/", 1)[-1]
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in prop:
         return " or ".join(_type_words(p) for p in prop["anyOf"])
     if "enum" in prop:
