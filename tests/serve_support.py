@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 from gpuwatch import model
 from gpuwatch.collect.nvml_recorded import RecordedNvml
@@ -161,3 +162,35 @@ def golden_snapshots(clock: ManualClock) -> Iterator[model.Snapshot]:
             )
     finally:
         node.close()
+
+
+# --------------------------------------------------------------------------- a real server
+
+
+class Served:
+    """A real HttpServer on 127.0.0.1 (a free port picked by the kernel) over golden snapshots."""
+
+    def __init__(self, clock: ManualClock, *, snapshots: bool = True, **server_kw: Any) -> None:
+        from gpuwatch.series import MemoryHistory
+        from gpuwatch.serve.api import Api
+        from gpuwatch.serve.http import HttpServer, ListenAddress
+        from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+
+        self.state = MetricsState()
+        self.history = MemoryHistory(keep_seconds=1e9)
+        self.latest: model.Snapshot | None = None
+        if snapshots:
+            for snapshot in golden_snapshots(clock):
+                self.state.observe(snapshot)
+                self.history.add(snapshot)
+                self.latest = snapshot
+        self.api = Api(lambda: self.latest, self.history, lambda: FIXED_COLLECTORS, clock=clock)
+        self.server = HttpServer(
+            ListenAddress("127.0.0.1", 0), MetricsExporter(self.state), self.api, **server_kw
+        )
+        self.server.start()
+        self.port = self.server.address.port
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.stop()

@@ -487,6 +487,8 @@ ALL: tuple[Family, ...] = (
     + TRITON
 )
 BY_NAME: dict[str, Family] = {f.name: f for f in ALL}
+METRIC_FOR_SERIES: dict[str, str] = {f.series: f.name for f in ALL if f.series}
+"""History series name → the Prometheus family with the same figure."""
 
 
 def render_doc() -> str:
