@@ -226,6 +226,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "snapshot",
                 "responses": {
                     "200": _json("Snapshot", "The latest snapshot."),
+                    "400": _ERRORS["400"],
                     "401": _ERRORS["401"],
                     "503": _json("Error", "No snapshot yet (the first tick has not completed)."),
                 },
@@ -280,6 +281,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "health",
                 "responses": {
                     "200": _json("Health", "How the daemon is doing."),
+                    "400": _ERRORS["400"],
                     "401": _ERRORS["401"],
                     "503": _ERRORS["503"],
                 },
@@ -291,6 +293,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "series",
                 "responses": {
                     "200": _json("SeriesCatalog", "Every series name."),
+                    "400": _ERRORS["400"],
                     "401": _ERRORS["401"],
                     "503": _ERRORS["503"],
                 },
@@ -301,6 +304,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "This document",
                 "operationId": "openapi",
                 "responses": {
+                    "400": _ERRORS["400"],
                     "200": {
                         "description": "OpenAPI 3.1",
                         "content": {"application/json": {"schema": {"type": "object"}}},
