@@ -292,3 +292,20 @@ def full_snapshot() -> model.Snapshot:
         collectors=(_filled(model.CollectorHealth, ok=True, stale=False),),
         store=FIXED_STORE,
     )
+
+
+def test_a_render_after_other_ticks_equals_a_fresh_render() -> None:
+    """The exporter reuses sample-line prefixes from its last render; they must never go stale."""
+    snapshots = list(golden_snapshots(ManualClock()))
+    reused = MetricsState()
+    reusing = MetricsExporter(reused)
+    for snapshot in snapshots:
+        reused.observe(snapshot)
+        reusing.render()
+    renamed = dataclasses.replace(snapshots[-1], triton=triton_servers(snapshots[-1].timestamp, models=3))
+    reused.observe(renamed)
+    fresh = MetricsState()
+    for snapshot in [*snapshots, renamed]:
+        fresh.observe(snapshot)
+    assert reusing.render() == MetricsExporter(fresh).render()
+    assert b'model="model-02"' in reusing.render()

@@ -173,7 +173,14 @@ class _Families:
                 metric.add_metric(list(labels), value)
             yield metric
 
-    def text(self) -> bytes:
+    def text(
+        self, previous: dict[tuple[str, Labels], str] | None = None
+    ) -> tuple[bytes, dict[tuple[str, Labels], str]]:
+        """The exposition, and the sample-line prefixes it used (`name{labels} `): most series
+        are the same from one tick to the next, so passing the last render's prefixes back in
+        leaves only the numbers to format."""
+        known = previous or {}
+        prefixes: dict[tuple[str, Labels], str] = {}
         parts: list[str] = []
         for spec in fam.ALL:
             if spec.kind == "histogram":
@@ -187,9 +194,16 @@ class _Families:
                 continue
             parts.append(_header(spec))
             line = _line_format(spec)
+            name = spec.name
             for labels, value in rows:
-                parts.append(line % (*map(_escape, labels), _number(value)))
-        return "".join(parts).encode()
+                key = (name, labels)
+                prefix = known.get(key)
+                if prefix is None:
+                    prefix = line % tuple(map(_escape, labels))
+                prefixes[key] = prefix
+                parts.append(prefix)
+                parts.append(_number(value))
+        return "".join(parts).encode(), prefixes
 
 
 @functools.cache
@@ -200,10 +214,10 @@ def _header(spec: fam.Family) -> str:
 
 @functools.cache
 def _line_format(spec: fam.Family) -> str:
-    """`name{a="%s",b="%s"} %s\\n`: one %-format per family, label values escaped first."""
+    """`name{a="%s",b="%s"} `: one %-format per family for a sample line's prefix."""
     if not spec.labels:
-        return spec.name + " %s\n"
-    return spec.name + "{" + ",".join(f'{label}="%s"' for label in spec.labels) + "} %s\n"
+        return spec.name + " "
+    return spec.name + "{" + ",".join(f'{label}="%s"' for label in spec.labels) + "} "
 
 
 def _histogram_text(spec: fam.Family, labels: Labels, buckets: tuple[int, ...], total: int) -> str:
@@ -222,13 +236,14 @@ def _escape(value: str) -> str:
 
 
 def _number(value: float) -> str:
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
+    """The value and the line's end: "3\\n", "0.25\\n", "+Inf\\n"."""
+    if value.is_integer() and -1e15 < value < 1e15:
+        return f"{int(value)}\n"
     if value == math.inf:
-        return "+Inf"
+        return "+Inf\n"
     if value == -math.inf:
-        return "-Inf"
-    return repr(value)
+        return "-Inf\n"
+    return f"{value!r}\n"
 
 
 class SnapshotCollector(Collector):
@@ -447,6 +462,7 @@ class MetricsExporter:
         self.registry.register(SnapshotCollector(state))
         self._lock = threading.Lock()
         self._cached: tuple[int, bytes] | None = None
+        self._prefixes: dict[tuple[str, Labels], str] = {}
 
     def render(self) -> bytes:
         generation = self.state.generation
@@ -457,6 +473,6 @@ class MetricsExporter:
             cached = self._cached
             if cached is not None and cached[0] == generation:
                 return cached[1]
-            body = build(self.state.view()).text()
+            body, self._prefixes = build(self.state.view()).text(self._prefixes)
             self._cached = (generation, body)
             return body
