@@ -356,7 +356,8 @@ class HttpServer:
 
     def stop(self) -> None:
         self._stop.set()
-        self._server.shutdown()
+        if self._threads:  # shutdown() waits for serve_forever(), which only start() runs
+            self._server.shutdown()
         self._server.server_close()
         with self._lock:
             connections = list(self._connections)
