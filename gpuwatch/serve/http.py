@@ -260,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             parts = urlsplit(self.path)
-            response = owner.route(parts.path, parts.query)
+            response = owner.route(parts.path, parts.query, self.client_address[0])
         except Exception:
             log.exception("answering %s failed", self.path)
             response = api_module.error(500, "internal error: see the daemon's log")
@@ -366,8 +366,9 @@ class HttpServer:
 
     # -- routing ----------------------------------------------------------------------------
 
-    def route(self, path: str, query: str) -> api_module.Response:
+    def route(self, path: str, query: str, client: str = "") -> api_module.Response:
         if path == "/metrics":  # parameters (Prometheus's `params`) are ignored
+            self.exporter.note_scrape(client)
             return api_module.Response(200, self.exporter.render(), CONTENT_TYPE)
         if path.startswith(api_module.PREFIX):
             return self.api.handle(path, query)

@@ -9,16 +9,20 @@ Triton. Every family is declared in `gpuwatch.serve.families` (which docs/metric
 from); a value that is None is simply not exported.
 
 The rendered text depends only on that state, so `MetricsExporter` renders once per new
-snapshot and serves the same bytes to every scrape until the next tick.
+snapshot and serves the same bytes to every scrape until the next tick; when a scraper's steady
+rhythm says it will come before the next tick, that render happens ahead of it, off the
+request path.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -30,6 +34,10 @@ from gpuwatch.serve import families as fam
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 CONTAINER_ID_CHARS = 12
+MAX_SCRAPERS = 16
+"""Clients whose scrape rhythm is remembered for rendering ahead."""
+
+log = logging.getLogger("gpuwatch.metrics")
 
 Labels = tuple[str, ...]
 
@@ -453,26 +461,94 @@ def _model(out: _Families, m: model.ModelStats, batches: tuple[tuple[int, ...], 
 
 
 class MetricsExporter:
-    """Renders the registry's text once per state change and serves those bytes until the next."""
+    """Renders the text once per state change and serves those bytes until the next change.
 
-    def __init__(self, state: MetricsState) -> None:
+    Rendering ahead: a scraper (Prometheus) comes back at a steady interval, so the exporter
+    remembers each client's last scrape and interval; when a tick lands shortly before a
+    client's next scrape is due (`after_tick`), a background thread renders that tick at once
+    and the scrape is answered from the cache. Ticks nobody will scrape are never rendered;
+    a scrape that arrives unannounced renders on the spot, and one that arrives while a newer
+    tick is being rendered gets the previous tick's text (one tick old) instead of waiting."""
+
+    def __init__(
+        self,
+        state: MetricsState,
+        *,
+        tick_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.state = state
         self.registry = CollectorRegistry(auto_describe=False)
         """The same families through prometheus_client, for anything that wants a registry."""
         self.registry.register(SnapshotCollector(state))
+        self.renders = 0
+        self._tick = tick_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[int, bytes] | None = None
         self._prefixes: dict[tuple[str, Labels], str] = {}
+        self._scrapers: dict[str, tuple[float, float | None]] = {}
+        self._scrapers_lock = threading.Lock()
+        self._ahead = threading.Event()
+        self._worker: threading.Thread | None = None
 
     def render(self) -> bytes:
         generation = self.state.generation
         cached = self._cached
         if cached is not None and cached[0] == generation:
             return cached[1]
-        with self._lock:  # concurrent scrapes of a new tick render it once
+        if not self._lock.acquire(blocking=cached is None):
+            # A newer tick is being rendered right now (ahead of this scrape, or for another
+            # one): answer with the previous tick's text rather than wait for it.
+            return cached[1] if cached is not None else self.render()
+        try:
             cached = self._cached
             if cached is not None and cached[0] == generation:
                 return cached[1]
             body, self._prefixes = build(self.state.view()).text(self._prefixes)
             self._cached = (generation, body)
+            self.renders += 1
             return body
+        finally:
+            self._lock.release()
+
+    # -- rendering ahead of a scrape -------------------------------------------------------------
+
+    def note_scrape(self, client: str) -> None:
+        """A scrape from `client` (its address) arrived now."""
+        now = self._clock()
+        with self._scrapers_lock:
+            last = self._scrapers.pop(client, None)
+            if len(self._scrapers) >= MAX_SCRAPERS:
+                del self._scrapers[next(iter(self._scrapers))]  # the least recently seen
+            self._scrapers[client] = (now, now - last[0] if last else None)
+
+    def scrape_due(self) -> bool:
+        """Some client's next scrape should come before the next tick (or has just been due)."""
+        if not self._tick:
+            return False
+        now = self._clock()
+        with self._scrapers_lock:
+            scrapers = list(self._scrapers.values())
+        for last, interval in scrapers:
+            if interval and interval > 0 and now - self._tick <= last + interval < now + self._tick:
+                return True
+        return False
+
+    def after_tick(self, snapshot: model.Snapshot) -> None:
+        """Subscribe after `MetricsState.observe`: renders this tick in the background if due."""
+        if not self.scrape_due():
+            return
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._render_ahead, name="metrics-render", daemon=True)
+            self._worker.start()
+        self._ahead.set()
+
+    def _render_ahead(self) -> None:
+        while True:
+            self._ahead.wait()
+            self._ahead.clear()
+            try:
+                self.render()
+            except Exception:
+                log.exception("rendering /metrics ahead of a scrape failed")
