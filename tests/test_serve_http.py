@@ -323,3 +323,33 @@ def test_the_daemon_says_when_its_port_is_taken() -> None:
         result = run_gpuwatch("daemon", "--demo", "--listen", f"127.0.0.1:{port}", timeout=60)
     assert result.returncode == 1
     assert f"gpuwatch: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+def test_the_daemon_rejects_a_malformed_listen_in_one_line() -> None:
+    result = run_gpuwatch("daemon", "--demo", "--listen", "localhost", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "gpuwatch: listen 'localhost': expected HOST:PORT, e.g. 127.0.0.1:9477"
+
+
+def test_ipv6_loopback(clock: ManualClock) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    from gpuwatch.series import MemoryHistory
+    from gpuwatch.serve.api import Api
+    from gpuwatch.serve.http import HttpServer
+    from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+
+    try:
+        server = HttpServer(
+            ListenAddress("::1", 0),
+            MetricsExporter(MetricsState()),
+            Api(lambda: None, MemoryHistory(), lambda: ()),
+        )
+    except OSError as exc:
+        pytest.skip(f"cannot bind [::1]: {exc}")
+    server.start()
+    try:
+        assert server.url.startswith("http://[::1]:")
+        assert httpx.get(server.url + "/metrics", timeout=5).status_code == 200
+    finally:
+        server.stop()
