@@ -195,6 +195,7 @@ class _Server(HTTPServer):
             if mode == "reject":
                 owner.count("rejected_503")
                 sock.sendall(_busy_response(owner.max_connections))
+                _linger(sock)
             else:
                 self.finish_request(sock, client_address)
         except (OSError, ssl.SSLError) as exc:
@@ -208,6 +209,16 @@ class _Server(HTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("request from %s failed", client_address)
+
+
+def _linger(sock: socket.socket) -> None:
+    """Read what the client sent before closing: closing with its request unread would reset
+    the connection, and the client could lose the 503 before reading it."""
+    with contextlib.suppress(OSError):
+        sock.settimeout(0.25)
+        for _ in range(16):
+            if not sock.recv(65536):
+                return
 
 
 def _busy_response(limit: int) -> bytes:
