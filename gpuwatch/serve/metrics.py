@@ -40,6 +40,8 @@ MAX_SCRAPERS = 16
 log = logging.getLogger("gpuwatch.metrics")
 
 Labels = tuple[str, ...]
+LineCache = dict[str, dict[Labels, tuple[float, str, str]]]
+"""family → labels → (value, `name{labels} ` prefix, whole sample line)."""
 
 _GPU_STATES = tuple(s.value for s in model.GpuState)
 _SERVER_STATES = tuple(s.value for s in model.ServerState)
@@ -181,14 +183,12 @@ class _Families:
                 metric.add_metric(list(labels), value)
             yield metric
 
-    def text(
-        self, previous: dict[tuple[str, Labels], str] | None = None
-    ) -> tuple[bytes, dict[tuple[str, Labels], str]]:
-        """The exposition, and the sample-line prefixes it used (`name{labels} `): most series
-        are the same from one tick to the next, so passing the last render's prefixes back in
-        leaves only the numbers to format."""
+    def text(self, previous: LineCache | None = None) -> tuple[bytes, LineCache]:
+        """The exposition, and the sample lines it wrote by family and labels. Most series keep
+        their labels from one tick to the next and many keep their value, so passing the last
+        render's lines back in leaves only the changed numbers to format."""
         known = previous or {}
-        prefixes: dict[tuple[str, Labels], str] = {}
+        written: LineCache = {}
         parts: list[str] = []
         for spec in fam.ALL:
             if spec.kind == "histogram":
@@ -202,16 +202,18 @@ class _Families:
                 continue
             parts.append(_header(spec))
             line = _line_format(spec)
-            name = spec.name
+            before = known.get(spec.name, {})
+            lines = written[spec.name] = {}
             for labels, value in rows:
-                key = (name, labels)
-                prefix = known.get(key)
-                if prefix is None:
+                hit = before.get(labels)
+                if hit is None:
                     prefix = line % tuple(map(_escape, labels))
-                prefixes[key] = prefix
-                parts.append(prefix)
-                parts.append(_number(value))
-        return "".join(parts).encode(), prefixes
+                    hit = (value, prefix, prefix + _number(value))
+                elif hit[0] != value:
+                    hit = (value, hit[1], hit[1] + _number(value))
+                lines[labels] = hit
+                parts.append(hit[2])
+        return "".join(parts).encode(), written
 
 
 @functools.cache
@@ -486,7 +488,7 @@ class MetricsExporter:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[int, bytes] | None = None
-        self._prefixes: dict[tuple[str, Labels], str] = {}
+        self._lines: LineCache = {}
         self._scrapers: dict[str, tuple[float, float | None]] = {}
         self._scrapers_lock = threading.Lock()
         self._ahead = threading.Event()
@@ -505,7 +507,7 @@ class MetricsExporter:
             cached = self._cached
             if cached is not None and cached[0] == generation:
                 return cached[1]
-            body, self._prefixes = build(self.state.view()).text(self._prefixes)
+            body, self._lines = build(self.state.view()).text(self._lines)
             self._cached = (generation, body)
             self.renders += 1
             return body
