@@ -522,3 +522,9 @@ def render_doc() -> str:
         lines.append(f"| `{f.name}` | {f.kind} | {labels} | {f.unit or '—'} | {series} | {text} |")
     lines.append("")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m gpuwatch.serve.families > docs/metrics.md
+    import sys
+
+    sys.stdout.write(render_doc())
