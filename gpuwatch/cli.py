@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpuwatch {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
     _add_snapshot(sub)
+    _add_daemon(sub)
     _add_config(sub)
     return parser
 
@@ -134,6 +135,51 @@ def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
     if not snapshot.gpus and snapshot.nvml_status:
         print(f"gpuwatch: no GPU data: {snapshot.nvml_status} (try --demo)", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- daemon
+
+
+def _add_daemon(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "daemon",
+        help="collect continuously; serve /metrics and the JSON API",
+        description="Run the engine, keep history, and serve Prometheus /metrics and the JSON API "
+        f"(/api/v1/) on 127.0.0.1:{config.DEFAULT_PORT} unless told otherwise. Stops cleanly on "
+        "SIGTERM or SIGINT; speaks systemd's notify protocol when NOTIFY_SOCKET is set.",
+    )
+    _common(p)
+    p.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"address to serve on (default: [daemon] listen, 127.0.0.1:{config.DEFAULT_PORT}); "
+        "port 0 picks a free port, printed at start",
+    )
+    p.add_argument("--db", metavar="PATH", help="history database file (default: [daemon] database)")
+    p.set_defaults(handler=run_daemon)
+
+
+def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
+    from gpuwatch import daemon
+    from gpuwatch.assemble import build_engine
+    from gpuwatch.serve.notify import Notifier
+
+    settings = daemon.with_overrides(settings, listen=args.listen, database=args.db)
+    logging.getLogger().setLevel(settings.daemon.log_level.upper())
+    try:
+        runner = daemon.Daemon(
+            settings,
+            lambda s: build_engine(s, demo=args.demo),
+            notifier=Notifier.from_environment(),
+            announce=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (daemon.ExposureError, daemon.AuthConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    except daemon.StartError as exc:
+        print(f"gpuwatch: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    runner.run()
     return EXIT_OK
 
 

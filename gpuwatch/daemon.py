@@ -1,0 +1,254 @@
+"""`gpuwatch daemon`: one engine, its history, /metrics and the JSON API, under systemd.
+
+Place in the flow: the CLI hands the settings here; this module wires the engine
+(`assemble.build_engine`), the history (`open_history`, the seam where the SQLite store plugs
+in), the metrics state and the HTTP server, then runs until SIGTERM or SIGINT. It speaks the
+systemd notify protocol (READY=1 once serving, STATUS= when the one-line status changes,
+WATCHDOG=1 only while the engine is producing snapshots, STOPPING=1) and records
+DAEMON_START and DAEMON_STOP events, waiting for the stop event to reach the history before
+it exits.
+
+What it cannot do it says and goes on: without NVML it serves `gpuwatch_nvml_up 0` and the
+reason in /api/v1/health; only what makes serving impossible or unsafe stops it at start
+(`StartError`: the address is taken, or exposure rules refuse it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Protocol
+
+from gpuwatch import model, series
+from gpuwatch.config import Settings
+from gpuwatch.engine import Engine
+from gpuwatch.serve.api import Api
+from gpuwatch.serve.auth import AuthConfigError, Authenticator
+from gpuwatch.serve.http import ExposureError, HttpServer, ListenAddress, check_exposure, tls_context
+from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+from gpuwatch.serve.notify import Notifier
+
+log = logging.getLogger("gpuwatch.daemon")
+
+MEMORY_HISTORY_SECONDS = 3600.0
+SWITCH_INTERVAL_SECONDS = 0.0005
+"""How long a thread waits for the GIL before asking for it (CPython's default is 5 ms): a
+request must not wait 5 ms behind a render or a collector's Python work on another thread."""
+
+
+class StartError(RuntimeError):
+    """The daemon cannot serve at all (e.g. the port is taken); str() is one line."""
+
+
+# --------------------------------------------------------------------------- the history seam
+
+
+class HistoryBackend(Protocol):
+    """What the daemon needs of its history: the store's shape (`open_store`)."""
+
+    @property
+    def history(self) -> series.History: ...
+    def submit(self, snapshot: model.Snapshot) -> None: ...
+    def health(self) -> model.StoreHealth | None: ...
+    def close(self) -> None: ...
+
+
+class MemoryBackend:
+    """The last hour in memory: what the daemon keeps until the SQLite store is wired in."""
+
+    def __init__(self, keep_seconds: float = MEMORY_HISTORY_SECONDS) -> None:
+        self._history = series.MemoryHistory(keep_seconds)
+
+    @property
+    def history(self) -> series.History:
+        return self._history
+
+    def submit(self, snapshot: model.Snapshot) -> None:
+        self._history.add(snapshot)
+
+    def health(self) -> model.StoreHealth | None:
+        return None  # no store: the store families are absent from /metrics
+
+    def close(self) -> None:
+        return None
+
+
+def open_history(settings: Settings, clock: Callable[[], float]) -> HistoryBackend:
+    """The seam: the store replaces this body with `return open_store(settings, clock)`."""
+    return MemoryBackend()
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+EngineFactory = Callable[[Settings], Engine]
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        engine_factory: EngineFactory,
+        *,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+        announce: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        """Checks exposure, authentication and TLS, and binds the address; raises
+        ExposureError / AuthConfigError (a setting to fix) or StartError (cannot serve)."""
+        self.settings = settings
+        self._clock = clock
+        self._announce = announce
+        self.notifier = notifier or Notifier(None)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        daemon = settings.daemon
+        address = ListenAddress.parse(daemon.listen)
+        auth = Authenticator.from_settings(daemon)
+        check_exposure(address, daemon, auth)
+        tls = tls_context(daemon)
+        self.engine = engine_factory(settings)
+        self.backend = open_history(settings, clock)
+        self.state = MetricsState()
+        self.engine.subscribe(self.backend.submit)
+        self.engine.subscribe(self.state.observe)
+        exporter = MetricsExporter(self.state, tick_seconds=self.engine.tick_seconds)
+        self.engine.subscribe(exporter.after_tick)
+        self.engine.subscribe(self._saw)
+        self.engine.set_store_health(self.backend.health)
+        api = Api(self.engine.latest, self.backend.history, self.engine.health, clock=clock)
+        try:
+            self.server = HttpServer(
+                address,
+                exporter,
+                api,
+                auth=auth,
+                tls=tls,
+                max_connections=daemon.max_connections,
+                timeout_seconds=daemon.request_timeout_seconds,
+            )
+        except OSError as exc:
+            self.engine.stop()
+            self.backend.close()
+            raise StartError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+        self._stop_recorded = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        self._stop.set()
+
+    def run(self, install_signals: bool = True) -> None:
+        """Serve until `request_stop()` (SIGTERM, SIGINT); then stop cleanly."""
+        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        self.engine.record_event(
+            model.Event(
+                self._clock(), model.EventKind.DAEMON_START, model.Severity.INFO, "gpuwatch daemon started"
+            )
+        )
+        self.engine.start()
+        self.server.start()
+        self._announce(f"gpuwatch daemon: serving {self.url}/metrics and {self.url}/api/v1/")
+        self.notifier.ready(f"serving {self.url}")
+        try:
+            self._supervise()
+        finally:
+            self._shutdown()
+
+    def _supervise(self) -> None:
+        watchdog = self.notifier.watchdog_seconds
+        period = min(1.0, watchdog / 2) if watchdog else 1.0
+        next_ping = 0.0
+        last_status = ""
+        while not self._stop.wait(
+            period if not watchdog else min(period, max(0.0, next_ping - time.monotonic()))
+        ):
+            now = time.monotonic()
+            if watchdog and now >= next_ping:
+                if self.ticking():
+                    self.notifier.watchdog()
+                else:
+                    log.warning("engine has produced no snapshot lately: withholding the watchdog keep-alive")
+                next_ping = now + watchdog / 2
+            status = self.status_line()
+            if status != last_status:
+                self.notifier.status(status)
+                last_status = status
+
+    def ticking(self) -> bool:
+        """The latest snapshot is at most two ticks (plus slack) old."""
+        latest = self.engine.latest()
+        if latest is None:
+            return False
+        return self._clock() - latest.timestamp <= 2 * self.engine.tick_seconds + 2.0
+
+    def status_line(self) -> str:
+        latest = self.engine.latest()
+        if latest is None:
+            return f"starting; serving {self.url}"
+        if latest.nvml_status:
+            gpus = f"no GPU data: {latest.nvml_status}"
+        else:
+            up = sum(1 for g in latest.gpus if g.state == model.GpuState.OK)
+            gpus = f"{up}/{len(latest.gpus)} GPUs ok"
+        parts = [gpus]
+        if latest.triton:
+            up = sum(1 for s in latest.triton if s.state == model.ServerState.UP)
+            parts.append(f"Triton {up}/{len(latest.triton)} up")
+        failing = [c.name for c in latest.collectors if c.stale or (c.runs_count and not c.ok)]
+        if failing:
+            parts.append("failing: " + ", ".join(failing))
+        parts.append(f"serving {self.url}")
+        return "; ".join(parts)
+
+    def _saw(self, snapshot: model.Snapshot) -> None:
+        if any(e.kind == model.EventKind.DAEMON_STOP for e in snapshot.events):
+            self._stop_recorded.set()
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping("stopping")
+        self.engine.record_event(
+            model.Event(
+                self._clock(), model.EventKind.DAEMON_STOP, model.Severity.INFO, "gpuwatch daemon stopping"
+            )
+        )
+        # Keep serving until the stop event is in a snapshot the history has taken.
+        if not self._stop_recorded.wait(2 * self.engine.tick_seconds + 1.0):
+            log.warning("the daemon_stop event did not reach the history before exit")
+        self.server.stop()
+        self.engine.stop()
+        self.backend.close()
+        self.notifier.close()
+        self._stopped.set()
+
+
+def with_overrides(settings: Settings, *, listen: str | None, database: str | None) -> Settings:
+    daemon = settings.daemon
+    if listen is not None:
+        daemon = dataclasses.replace(daemon, listen=listen)
+    if database is not None:
+        daemon = dataclasses.replace(daemon, database=database)
+    return dataclasses.replace(settings, daemon=daemon)
+
+
+__all__ = [
+    "AuthConfigError",
+    "Daemon",
+    "ExposureError",
+    "HistoryBackend",
+    "MemoryBackend",
+    "StartError",
+    "open_history",
+    "with_overrides",
+]

@@ -1,0 +1,297 @@
+"""The JSON API under /api/v1/: request → validated parameters → JSON response, no HTTP here.
+
+Place in the flow: the HTTP server (`gpuwatch.serve.http`) hands each GET under /api/v1/ to
+`Api.handle`; answers come from the engine's latest snapshot (through `gpuwatch.codec`, the one
+JSON form of the data model), the engine's live collector health and the history
+(`gpuwatch.series.History`: in memory now, the SQLite store when it is wired). Nothing here
+calls NVML or Triton.
+
+Every parameter is checked before anything is read: a malformed one, an unknown one or a
+repeated one is a 400 whose JSON body says which and what is expected. A history that fails
+(a database error) is a 503 that says so; a 500 means a bug in gpuwatch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from gpuwatch import codec, model, series
+from gpuwatch.serve import families, openapi
+
+log = logging.getLogger("gpuwatch.api")
+
+PREFIX = "/api/v1/"
+DEFAULT_RANGE_SECONDS = 3600.0
+DEFAULT_POINTS = 200
+MAX_POINTS = 10_000
+DEFAULT_EVENTS = 1000
+MAX_EVENTS = 10_000
+MAX_VALUE_CHARS = 256
+EARLIEST = 0.0
+LATEST = 1e11  # year 5138: past this a "timestamp" is a typo (or milliseconds)
+
+_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d|w)$")
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+LABEL_FILTERS = ("gpu", "uuid", "server", "model", "version")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class BadRequest(ValueError):
+    """A parameter the API cannot use; str() is the message the client gets with its 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Query:
+    values: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, raw: str, allowed: tuple[str, ...]) -> _Query:
+        try:
+            parsed = parse_qs(raw, keep_blank_values=True, strict_parsing=False, errors="strict")
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest(f"query string is not valid UTF-8 URL encoding: {exc}") from None
+        values = {}
+        for key, got in parsed.items():
+            if key not in allowed:
+                expected = ", ".join(allowed) if allowed else "none"
+                raise BadRequest(f"unknown parameter {key!r}: expected {expected}")
+            if len(got) > 1:
+                raise BadRequest(f"parameter {key!r} given {len(got)} times: give it once")
+            if len(got[0]) > MAX_VALUE_CHARS:
+                raise BadRequest(f"parameter {key!r} is longer than {MAX_VALUE_CHARS} characters")
+            values[key] = got[0]
+        return cls(values)
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+
+def parse_time(text: str, name: str, now: float) -> float:
+    """Unix seconds ("1767225600", "1767225600.5"), "now", or relative to now ("-90s", "-1h")."""
+    text = text.strip()
+    if text == "now":
+        return now
+    relative = _RELATIVE.match(text)
+    if relative:
+        return now - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadRequest(
+            f"{name}={text!r}: expected Unix seconds, 'now', or a relative time like -90s, -30m, -1h, -7d"
+        ) from None
+    if not math.isfinite(value) or not EARLIEST <= value <= LATEST:
+        raise BadRequest(f"{name}={text!r}: expected Unix seconds between 0 and {LATEST:.0f}")
+    return value
+
+
+def parse_int(text: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    if text is None:
+        return default
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise BadRequest(f"{name}={text!r}: expected an integer from {lo} to {hi}") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name}={text!r}: expected an integer from {lo} to {hi}")
+    return value
+
+
+def _range(q: _Query, now: float) -> tuple[float, float]:
+    end = parse_time(q.get("to") or "now", "to", now)
+    raw_from = q.get("from")
+    start = parse_time(raw_from, "from", now) if raw_from else end - DEFAULT_RANGE_SECONDS
+    if start > end:
+        raise BadRequest(f"from ({start:.3f}) is after to ({end:.3f})")
+    return start, end
+
+
+class Api:
+    """The endpoints. Callables are passed in, so the API never holds the engine itself."""
+
+    def __init__(
+        self,
+        latest: Callable[[], model.Snapshot | None],
+        history: series.History,
+        collectors: Callable[[], tuple[model.CollectorHealth, ...]],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._latest = latest
+        self._history = history
+        self._collectors = collectors
+        self._clock = clock
+        self._routes: dict[str, tuple[tuple[str, ...], Callable[[_Query], Response]]] = {
+            "snapshot": ((), self._snapshot),
+            "history": (("series", "from", "to", "points", *LABEL_FILTERS), self._history_range),
+            "events": (("from", "to", "kinds", "limit"), self._events),
+            "health": ((), self._health),
+            "series": ((), self._series),
+            "openapi.json": ((), self._openapi),
+        }
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return tuple(PREFIX + name for name in self._routes)
+
+    def handle(self, path: str, query: str) -> Response:
+        """Answer GET `path` (under /api/v1/) with `query` (the raw query string)."""
+        route = self._routes.get(path.removeprefix(PREFIX)) if path.startswith(PREFIX) else None
+        if route is None:
+            return error(404, f"no such endpoint {path!r}: see {PREFIX}openapi.json")
+        allowed, handler = route
+        try:
+            return handler(_Query.parse(query, allowed))
+        except BadRequest as exc:
+            return error(400, str(exc))
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def _snapshot(self, q: _Query) -> Response:
+        snapshot = self._latest()
+        if snapshot is None:
+            return error(503, "no snapshot yet: the daemon is starting, its first tick has not completed")
+        return ok(codec.encode_snapshot(snapshot))
+
+    def _history_range(self, q: _Query) -> Response:
+        name = q.get("series")
+        if not name:
+            raise BadRequest(f"series is required: one of the names at {PREFIX}series")
+        try:
+            series.info(name)
+        except series.UnknownSeriesError:
+            raise BadRequest(f"series={name!r} is not a series: see {PREFIX}series for the names") from None
+        start, end = _range(q, self._clock())
+        points = parse_int(q.get("points"), "points", DEFAULT_POINTS, 1, MAX_POINTS)
+        match = {k: v for k in LABEL_FILTERS if (v := q.get(k)) is not None}
+        if "gpu" in match:
+            match["gpu"] = str(parse_int(match["gpu"], "gpu", 0, 0, 1_000_000))
+        try:
+            result = self._history.query(name, match, start, end, points)
+        except series.UnknownSeriesError:
+            raise BadRequest(f"series={name!r} is not a series: see {PREFIX}series") from None
+        except Exception as exc:
+            log.exception("history query failed")
+            return error(503, f"history is unavailable: {type(exc).__name__}: {exc}")
+        return ok(
+            {
+                "series": name,
+                "from": start,
+                "to": end,
+                "points": points,
+                "result": [
+                    {
+                        "labels": dict(data.key.labels),
+                        "resolution_seconds": data.resolution_seconds,
+                        "points": [
+                            [_finite(v) for v in (p.timestamp, p.mean, p.minimum, p.maximum)]
+                            for p in data.points
+                        ],
+                    }
+                    for data in result
+                ],
+            }
+        )
+
+    def _events(self, q: _Query) -> Response:
+        start, end = _range(q, self._clock())
+        limit = parse_int(q.get("limit"), "limit", DEFAULT_EVENTS, 1, MAX_EVENTS)
+        kinds: list[model.EventKind] | None = None
+        raw = q.get("kinds")
+        if raw is not None:
+            kinds = []
+            for word in raw.split(","):
+                try:
+                    kinds.append(model.EventKind(word.strip()))
+                except ValueError:
+                    valid = ", ".join(k.value for k in model.EventKind)
+                    raise BadRequest(
+                        f"kinds: {word.strip()!r} is not an event kind: expected {valid}"
+                    ) from None
+        try:
+            events = self._history.events(start, end, kinds, limit)
+        except Exception as exc:
+            log.exception("events query failed")
+            return error(503, f"history is unavailable: {type(exc).__name__}: {exc}")
+        return ok({"from": start, "to": end, "events": [codec.encode(e) for e in events[:limit]]})
+
+    def _health(self, q: _Query) -> Response:
+        snapshot = self._latest()
+        collectors = self._collectors()
+        now = self._clock()
+        store = snapshot.store if snapshot else None
+        nvml_status = snapshot.nvml_status if snapshot else None
+        problems = [
+            f"collector {c.name}: {c.last_error or 'stale'}"
+            for c in collectors
+            if c.stale or (c.runs_count and not c.ok)
+        ]
+        if nvml_status:
+            problems.append(f"nvml: {nvml_status}")
+        if store is not None and not store.ok:
+            problems.append(f"store: {store.last_error or 'not writing'}")
+        status = "starting" if snapshot is None else "degraded" if problems else "ok"
+        return ok(
+            {
+                "status": status,
+                "problems": problems,
+                "snapshot_timestamp": snapshot.timestamp if snapshot else None,
+                "snapshot_age_seconds": max(0.0, now - snapshot.timestamp) if snapshot else None,
+                "nvml": {"up": snapshot is not None and nvml_status is None, "status": nvml_status},
+                "collectors": [codec.encode(c) for c in collectors],
+                "store": codec.encode(store) if store is not None else None,
+                "node": codec.encode(snapshot.node) if snapshot else None,
+            }
+        )
+
+    def _series(self, q: _Query) -> Response:
+        labels = {
+            series.Entity.GPU: ["gpu", "uuid"],
+            series.Entity.MODEL: ["server", "model", "version"],
+            series.Entity.SERVER: ["server"],
+        }
+        return ok(
+            {
+                "series": [
+                    {
+                        "name": s.name,
+                        "entity": s.entity,
+                        "labels": labels.get(s.entity, []),
+                        "description": s.description,
+                        "metric": families.METRIC_FOR_SERIES.get(s.name, "gpuwatch_" + s.name),
+                    }
+                    for s in series.CATALOG
+                ]
+            }
+        )
+
+    def _openapi(self, q: _Query) -> Response:
+        return ok(openapi.document())
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def ok(doc: Mapping[str, Any]) -> Response:
+    return Response(200, json.dumps(doc, allow_nan=False, separators=(",", ":")).encode())
+
+
+def error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
+    body = json.dumps({"error": message, "status": status}).encode()
+    return Response(status, body, headers=headers)

@@ -1,0 +1,443 @@
+"""The HTTP server: /metrics and /api/v1/ over the stdlib's http.server, with exposure rules.
+
+Place in the flow: the daemon builds one `HttpServer` around a `MetricsExporter` and an `Api`;
+every request reads what those hold (the latest snapshot, the history); nothing here reaches
+NVML or Triton.
+
+Why the stdlib: the daemon serves a handful of GET endpoints whose bodies are already rendered
+bytes; what matters is that a slow or hostile client cannot starve the others, and that is
+easier to guarantee and to test with the accept loop in hand than behind a framework's defaults.
+- Bounded concurrency: at most `max_connections` connections are served at once, each on its
+  own thread. A few more (`overflow`) are answered 503 at once, on short-lived threads with a
+  one-second deadline; past that, connections are closed unanswered.
+- Timeouts: every socket has `request_timeout_seconds` per operation, and a reaper also cuts a
+  connection whose current request (or keep-alive wait) has lasted longer than that in total,
+  so a client dribbling one byte at a time is disconnected too.
+- TLS handshakes happen on the connection's own thread under the same deadline, never on the
+  accept loop.
+
+Exposure rules (`check_exposure`): the default listen address is loopback; a non-loopback
+address without authentication refuses to start unless `allow_unauthenticated_remote` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import socketserver
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from gpuwatch import __version__
+from gpuwatch.config import DaemonSettings
+from gpuwatch.serve import api as api_module
+from gpuwatch.serve.auth import Authenticator
+from gpuwatch.serve.metrics import CONTENT_TYPE, MetricsExporter
+
+log = logging.getLogger("gpuwatch.http")
+
+OVERFLOW_DEADLINE_SECONDS = 1.0
+MAX_REQUEST_LINE_BYTES = 8192
+
+
+class ExposureError(ValueError):
+    """The daemon would listen in a way it must not, or cannot; str() is one line with the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        """ "HOST:PORT", "[IPV6]:PORT" or ":PORT" (all interfaces)."""
+        host, sep, port_text = text.strip().rpartition(":")
+        if not sep:
+            raise ExposureError(f"listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9477")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ExposureError(f"listen {text!r}: write an IPv6 address in brackets, e.g. [::1]:9477")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ExposureError(
+                f"listen {text!r}: port {port_text!r} is not a number from 0 to 65535"
+            ) from None
+        if not 0 <= port <= 65535:
+            raise ExposureError(f"listen {text!r}: port {port} is not from 0 to 65535")
+        return cls(host, port)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True when every address `host` names is a loopback address ("" and 0.0.0.0 are not)."""
+    if host in ("", "0.0.0.0", "::"):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(str(info[4][0])).is_loopback for info in infos)
+
+
+def check_exposure(address: ListenAddress, settings: DaemonSettings, auth: Authenticator | None) -> None:
+    if auth is None and not is_loopback(address.host) and not settings.allow_unauthenticated_remote:
+        raise ExposureError(
+            f"refusing to listen on {address} without authentication: set [daemon] bearer_token_file or "
+            "basic_auth_file, listen on 127.0.0.1, or set [daemon] allow_unauthenticated_remote = true"
+        )
+
+
+def tls_context(settings: DaemonSettings) -> ssl.SSLContext | None:
+    if not settings.tls_cert_file and not settings.tls_key_file:
+        return None
+    if not (settings.tls_cert_file and settings.tls_key_file):
+        raise ExposureError("[daemon] tls_cert_file and tls_key_file go together: set both, or neither")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    except FileNotFoundError as exc:
+        raise ExposureError(f"[daemon] TLS: {exc.filename}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ExposureError(
+            f"[daemon] TLS: cannot load {settings.tls_cert_file} with {settings.tls_key_file}: {exc}"
+        ) from None
+    return context
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class _Connection:
+    __slots__ = ("deadline", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+
+
+class _Server(HTTPServer):
+    """HTTPServer with bounded, deadline-reaped connection threads (see the module docstring)."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, owner: HttpServer, address: ListenAddress) -> None:
+        self.owner = owner
+        family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+        self.address_family = family
+        super().__init__((address.host, address.port), _Handler, bind_and_activate=False)
+        if family == socket.AF_INET6:
+            with contextlib.suppress(OSError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        try:
+            self.server_bind()
+            self.server_activate()
+        except OSError:
+            self.server_close()
+            raise
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind looks up the host's FQDN, which can hang on a broken resolver.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        owner = self.owner
+        if owner.slots.acquire(blocking=False):
+            mode = "serve"
+        elif owner.overflow.acquire(blocking=False):
+            mode = "reject"
+        else:
+            owner.count("closed_unanswered")
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(
+            target=self._run, args=(request, client_address, mode), name="http-conn", daemon=True
+        )
+        thread.start()
+
+    def _run(self, sock: socket.socket, client_address: Any, mode: str) -> None:
+        owner = self.owner
+        limit = (
+            owner.timeout_seconds
+            if mode == "serve"
+            else min(owner.timeout_seconds, OVERFLOW_DEADLINE_SECONDS)
+        )
+        conn = owner.register(sock, limit)
+        try:
+            sock.settimeout(limit)
+            # headers and body are two writes: without this, Nagle + delayed ACK add ~40 ms
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if owner.tls is not None:
+                sock = owner.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                conn.sock = sock
+                sock.do_handshake()
+            if mode == "reject":
+                owner.count("rejected_503")
+                sock.sendall(_busy_response(owner.max_connections))
+                _linger(sock)
+            else:
+                self.finish_request(sock, client_address)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("connection from %s ended: %s", client_address, exc)
+        except Exception:
+            log.exception("connection from %s failed", client_address)
+        finally:
+            owner.unregister(conn)
+            self.shutdown_request(sock)
+            (owner.slots if mode == "serve" else owner.overflow).release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("request from %s failed", client_address)
+
+
+def _linger(sock: socket.socket) -> None:
+    """Read what the client sent before closing: closing with its request unread would reset
+    the connection, and the client could lose the 503 before reading it."""
+    with contextlib.suppress(OSError):
+        sock.settimeout(0.25)
+        for _ in range(16):
+            if not sock.recv(65536):
+                return
+
+
+def _busy_response(limit: int) -> bytes:
+    body = api_module.error(503, f"too many connections (limit {limit}); retry shortly").body
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Retry-After: 1\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = f"gpuwatch/{__version__}"
+    sys_version = ""
+
+    def handle_one_request(self) -> None:
+        self.server.owner.rearm(self.connection)
+        super().handle_one_request()
+
+    def do_GET(self) -> None:
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:
+        self._respond(head=True)
+
+    def _not_allowed(self) -> None:
+        self._send(
+            api_module.error(405, f"method {self.command} is not allowed: use GET", (("Allow", "GET, HEAD"),))
+        )
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+
+    def _respond(self, head: bool) -> None:
+        owner = self.server.owner
+        if self.headers.get("Content-Length", "0").strip() not in ("", "0") or self.headers.get(
+            "Transfer-Encoding"
+        ):
+            self.close_connection = True
+            self._send(api_module.error(400, "a GET request carries no body"), head)
+            return
+        if owner.auth is not None and not owner.auth.allows(self.headers.get("Authorization")):
+            owner.count("unauthorized")
+            challenge = (("WWW-Authenticate", owner.auth.challenge()),)
+            self._send(api_module.error(401, "authentication required", challenge), head)
+            return
+        try:
+            parts = urlsplit(self.path)
+            response = owner.route(parts.path, parts.query, self.client_address[0])
+        except Exception:
+            log.exception("answering %s failed", self.path)
+            response = api_module.error(500, "internal error: see the daemon's log")
+        self._send(response, head)
+
+    def _send(self, response: api_module.Response, head: bool = False) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head:
+            self.wfile.write(response.body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own errors (bad request line, header too long, unsupported method) as JSON.
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # unparsable request line: still answer with headers
+            self.request_version = "HTTP/1.0"
+        status = HTTPStatus(code)
+        self._send(api_module.error(code, message or status.phrase), head=self.command == "HEAD")
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+class HttpServer:
+    """Serves /metrics (from `exporter`) and /api/v1/ (from `api`) until `stop()`."""
+
+    def __init__(
+        self,
+        address: ListenAddress,
+        exporter: MetricsExporter,
+        api: api_module.Api,
+        *,
+        auth: Authenticator | None = None,
+        tls: ssl.SSLContext | None = None,
+        max_connections: int = 64,
+        timeout_seconds: float = 10.0,
+        overflow: int | None = None,
+    ) -> None:
+        self.exporter = exporter
+        self.api = api
+        self.auth = auth
+        self.tls = tls
+        self.max_connections = max_connections
+        self.timeout_seconds = timeout_seconds
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.overflow = threading.BoundedSemaphore(
+            overflow if overflow is not None else max(4, max_connections // 4)
+        )
+        self.counts: dict[str, int] = {
+            "rejected_503": 0,
+            "closed_unanswered": 0,
+            "unauthorized": 0,
+            "reaped": 0,
+        }
+        self._lock = threading.Lock()
+        self._connections: set[_Connection] = set()
+        self._stop = threading.Event()
+        self._server = _Server(self, address)  # binds now: errors surface before start()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def address(self) -> ListenAddress:
+        host, port = self._server.server_address[:2]
+        return ListenAddress(str(host), int(port))
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.address}"
+
+    def start(self) -> None:
+        self._threads = [
+            threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name="http-accept",
+                daemon=True,
+            ),
+            threading.Thread(target=self._reap, name="http-reaper", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._threads:  # shutdown() waits for serve_forever(), which only start() runs
+            self._server.shutdown()
+        self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            _cut(conn.sock)
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def route(self, path: str, query: str, client: str = "") -> api_module.Response:
+        if path == "/metrics":  # parameters (Prometheus's `params`) are ignored
+            self.exporter.note_scrape(client)
+            return api_module.Response(200, self.exporter.render(), CONTENT_TYPE)
+        if path.startswith(api_module.PREFIX):
+            return self.api.handle(path, query)
+        if path == "/":
+            return api_module.Response(200, _INDEX, "text/plain; charset=utf-8")
+        return api_module.error(
+            404, f"no such path {path!r}: see /metrics and {api_module.PREFIX}openapi.json"
+        )
+
+    # -- connection bookkeeping -------------------------------------------------------------------
+
+    def count(self, what: str) -> None:
+        with self._lock:
+            self.counts[what] += 1
+
+    def register(self, sock: socket.socket, limit: float) -> _Connection:
+        conn = _Connection(sock, time.monotonic() + limit)
+        with self._lock:
+            self._connections.add(conn)
+        return conn
+
+    def unregister(self, conn: _Connection) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+
+    def rearm(self, sock: socket.socket) -> None:
+        """A new request (or keep-alive wait) starts on `sock`: its deadline starts again."""
+        with self._lock:
+            for conn in self._connections:
+                if conn.sock is sock:
+                    conn.deadline = time.monotonic() + self.timeout_seconds
+
+    def _reap(self) -> None:
+        period = min(0.25, self.timeout_seconds / 4)
+        while not self._stop.wait(period):
+            now = time.monotonic()
+            with self._lock:
+                expired = [c for c in self._connections if c.deadline < now]
+                for conn in expired:
+                    conn.deadline = float("inf")  # cut once
+                    self.counts["reaped"] += 1
+            for conn in expired:
+                _cut(conn.sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    """Unblock whatever thread is reading or writing `sock` (plain or TLS) by shutting it down."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_INDEX = (
+    f"gpuwatch {__version__}\n\n"
+    "/metrics              Prometheus metrics (docs/metrics.md)\n"
+    "/api/v1/snapshot      the latest snapshot\n"
+    "/api/v1/history       ?series=NAME&from=-1h&to=now&points=200[&gpu=&uuid=&server=&model=&version=]\n"
+    "/api/v1/events        ?from=-1h&to=now&kinds=xid,gpu_lost&limit=1000\n"
+    "/api/v1/health        collectors, store and NVML status\n"
+    "/api/v1/series        the series catalog\n"
+    "/api/v1/openapi.json  all of the above, described\n"
+).encode()

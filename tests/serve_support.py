@@ -1,0 +1,196 @@
+"""Deterministic snapshots for the serving tests: the recorded NVML source driven tick by tick
+on a manual clock, with Triton model statistics built directly as data-model values (the Triton
+collector is another module's business; its output is plain data)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from gpuwatch import model
+from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.config import NvmlSettings
+from gpuwatch.engine import Engine
+from tests.conftest import ManualClock, make_collector
+
+
+def model_stats(
+    server: str,
+    name: str,
+    version: str = "1",
+    *,
+    polled_at: float,
+    scale: int = 1,
+    state: str = "READY",
+    histogram: dict[int, int] | None = None,
+    reset: bool = False,
+) -> model.ModelStats:
+    """One model version with every field set, its figures scaled by `scale`."""
+    interval = model.ModelInterval(
+        interval_seconds=1.0,
+        reset=reset,
+        reset_reason="server restarted" if reset else None,
+        requests_per_second=None if reset else 40.0 * scale,
+        inferences_per_second=None if reset else 160.0 * scale,
+        executions_per_second=None if reset else 10.0 * scale,
+        failures_per_second=None if reset else 0.5,
+        failures_per_second_by_reason={} if reset else {"REJECTED": 0.5},
+        average_batch_size=16.0,
+        batch_fill_ratio=0.5,
+        preferred_batch_ratio=0.75,
+        batch_size_histogram={} if reset else (histogram if histogram is not None else {8: 2, 16: 6, 32: 2}),
+        average_request_seconds=0.012,
+        average_queue_seconds=0.003,
+        average_compute_input_seconds=0.0005,
+        average_compute_infer_seconds=0.008,
+        average_compute_output_seconds=0.0005,
+        queue_share_ratio=0.25,
+        queue_to_compute_ratio=0.333,
+        queue_delay_ratio=0.6,
+        mean_queue_depth=0.12,
+        cache_hit_ratio=0.1,
+    )
+    return model.ModelStats(
+        server=server,
+        name=name,
+        version=version,
+        state=state,
+        backend="tensorrt",
+        platform="tensorrt_plan",
+        max_batch_size=32,
+        preferred_batch_sizes=(16, 32),
+        max_queue_delay_seconds=0.005,
+        instance_count=2,
+        instance_kind="KIND_GPU",
+        gpu_indexes=(0, 1),
+        pending_requests=3,
+        last_inference_at=polled_at - 0.2,
+        totals=model.ModelTotals(
+            request_success_count=10_000 * scale,
+            request_failure_count=12,
+            failure_count_by_reason={"REJECTED": 10, "BACKEND": 2},
+            inference_count=40_000 * scale,
+            execution_count=2_500 * scale,
+            cache_hit_count=100,
+            cache_miss_count=900,
+        ),
+        interval=interval,
+        llm_metrics={"nv_trt_llm_kv_cache_block_metrics_used": 512.0} if name.startswith("llm") else {},
+    )
+
+
+def triton_servers(polled_at: float, models: int = 2) -> tuple[model.TritonServerStatus, ...]:
+    names = ["resnet50", "llm-7b", *[f"model-{i:02d}" for i in range(2, models)]][:models]
+    return (
+        model.TritonServerStatus(
+            name="local",
+            url="http://127.0.0.1:8000",
+            state=model.ServerState.UP,
+            version="2.51.0",
+            polled_at=polled_at,
+            poll_seconds=0.004,
+            models=tuple(
+                model_stats("local", n, polled_at=polled_at, scale=i + 1) for i, n in enumerate(names)
+            ),
+            pids=(4321,),
+        ),
+        model.TritonServerStatus(
+            name="edge",
+            url="http://user:secret@10.0.0.9:8000",
+            state=model.ServerState.DOWN,
+            reason="connection refused",
+            polled_at=polled_at,
+            poll_seconds=0.001,
+        ),
+    )
+
+
+FIXED_COLLECTORS = (
+    model.CollectorHealth("nvml", True, False, 1.0, 1_795_558_210.0, 0.0031, None, 10, 0),
+    model.CollectorHealth("nvml_slow", True, False, 5.0, 1_795_558_210.0, 0.021, None, 3, 0),
+    model.CollectorHealth(
+        "triton:edge", False, False, 1.0, None, 0.001, "connection refused (http://10.0.0.9:8000)", 10, 10
+    ),
+)
+FIXED_STORE = model.StoreHealth(
+    ok=True, path="/var/lib/gpuwatch/gpuwatch.db", queue_length=0, size_bytes=1 << 20
+)
+
+
+class RecordedNode:
+    """4 recorded H100s and an engine over them, advanced one tick at a time, by hand."""
+
+    def __init__(self, clock: ManualClock, gpus: int = 4) -> None:
+        self.clock = clock
+        self.recorded = RecordedNvml(gpus, clock=clock)
+        self.collector = make_collector(self.recorded, NvmlSettings(), clock)
+        self.engine = Engine(self.collector, None, clock=clock)
+        self.ticks = 0
+
+    def tick(self) -> model.Snapshot:
+        self.clock.advance(1.0)
+        self.collector.poll_fast()
+        self.collector.poll_events()
+        if self.ticks % 5 == 0:
+            self.collector.poll_slow()
+        self.ticks += 1
+        return self.engine.build_snapshot(self.clock())
+
+    def close(self) -> None:
+        self.recorded.close()
+        self.collector.close()
+
+
+def golden_snapshots(clock: ManualClock) -> Iterator[model.Snapshot]:
+    """Six ticks of 4 recorded GPUs: an XID 79 and a lost GPU 2 on the fifth, a GPU 3 held
+    down by HW thermal slowdown, two Triton servers (one down) with two models each."""
+    node = RecordedNode(clock)
+    try:
+        for i in range(6):
+            if i == 4:
+                node.recorded.inject_xid(1, 79)
+                node.recorded.inject_xid(1, 13)
+                node.recorded.inject("GPU_IS_LOST", gpu=2)
+                node.recorded.override(3, {"temp_c": 92, "throttle": 0x40})
+            snapshot = node.tick()
+            yield dataclasses.replace(
+                snapshot,
+                triton=triton_servers(snapshot.timestamp - 0.3),
+                collectors=FIXED_COLLECTORS,
+                store=FIXED_STORE,
+            )
+    finally:
+        node.close()
+
+
+# --------------------------------------------------------------------------- a real server
+
+
+class Served:
+    """A real HttpServer on 127.0.0.1 (a free port picked by the kernel) over golden snapshots."""
+
+    def __init__(self, clock: ManualClock, *, snapshots: bool = True, **server_kw: Any) -> None:
+        from gpuwatch.series import MemoryHistory
+        from gpuwatch.serve.api import Api
+        from gpuwatch.serve.http import HttpServer, ListenAddress
+        from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+
+        self.state = MetricsState()
+        self.history = MemoryHistory(keep_seconds=1e9)
+        self.latest: model.Snapshot | None = None
+        if snapshots:
+            for snapshot in golden_snapshots(clock):
+                self.state.observe(snapshot)
+                self.history.add(snapshot)
+                self.latest = snapshot
+        self.api = Api(lambda: self.latest, self.history, lambda: FIXED_COLLECTORS, clock=clock)
+        self.server = HttpServer(
+            ListenAddress("127.0.0.1", 0), MetricsExporter(self.state), self.api, **server_kw
+        )
+        self.server.start()
+        self.port = self.server.address.port
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.stop()

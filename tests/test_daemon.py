@@ -1,0 +1,213 @@
+"""`gpuwatch daemon` for real: a subprocess over the recorded GPUs, systemd's notify protocol on
+a real unix datagram socket, SIGTERM, and serving what it can when NVML is not there."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gpuwatch import config
+from gpuwatch.assemble import build_engine
+from gpuwatch.daemon import Daemon, MemoryBackend, open_history
+from gpuwatch.serve.notify import Notifier
+from tests.conftest import REPO
+
+URL = re.compile(rb"serving (https?://[0-9.:\[\]]+)/metrics")
+
+
+class NotifySocket:
+    """What systemd listens on: a unix datagram socket; collects every datagram it receives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self.messages: list[str] = []
+
+    def wait_for(self, line: str, timeout: float = 20.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(line in m.splitlines() for m in self.messages):
+                return self.messages
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+        raise AssertionError(f"{line!r} never arrived; got {self.messages}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    s = NotifySocket(tmp_path / "notify.sock")
+    yield s
+    s.close()
+
+
+def start_daemon(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    full_env.pop("GPUWATCH_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpuwatch", "daemon", "--listen", "127.0.0.1:0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=full_env,
+        cwd=REPO,
+    )
+    assert proc.stderr is not None
+    seen = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        seen += line
+        match = URL.search(line)
+        if match:
+            return proc, match.group(1).decode()
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"the daemon did not announce its address: {seen.decode()}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    return proc.returncode, err.decode()
+
+
+def test_daemon_under_systemd_notify_serves_and_stops_cleanly(notify: NotifySocket) -> None:
+    proc, url = start_daemon("--demo", env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"})
+    try:
+        messages = notify.wait_for("READY=1")
+        ready = next(m for m in messages if "READY=1" in m.splitlines())
+        assert f"MAINPID={proc.pid}" in ready.splitlines()
+        assert any(line.startswith("STATUS=serving http://127.0.0.1:") for line in ready.splitlines())
+        # keep-alives every half WATCHDOG_USEC once the engine ticks, and a status naming the GPUs
+        notify.wait_for("WATCHDOG=1")
+        notify.wait_for("STATUS=4/4 GPUs ok; serving " + url)
+        metrics = httpx.get(url + "/metrics", timeout=10).text
+        assert 'gpuwatch_build_info{version="0.1.0",source="recorded"} 1' in metrics
+        assert "gpuwatch_gpu_up{" in metrics
+        events = httpx.get(url + "/api/v1/events", params={"kinds": "daemon_start"}, timeout=10).json()
+        assert len(events["events"]) == 1
+        watchdogs = sum(m.splitlines().count("WATCHDOG=1") for m in notify.messages)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    notify.wait_for("STOPPING=1", timeout=2)
+    assert watchdogs >= 1
+    assert "did not reach the history" not in err  # daemon_stop was in a snapshot before exit
+    assert "Traceback" not in err
+
+
+def test_without_nvml_the_daemon_serves_and_says_why(tmp_path: Path) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import pynvml; pynvml.nvmlInit()"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if probe.returncode == 0:
+        pytest.skip("this machine has a working NVIDIA driver")
+    proc, url = start_daemon(env={})
+    try:
+        deadline = time.monotonic() + 20
+        health: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            health = httpx.get(url + "/api/v1/health", timeout=10).json()
+            if health["status"] != "starting":
+                break
+            time.sleep(0.2)
+        nvml = health["nvml"]
+        assert isinstance(nvml, dict) and nvml["up"] is False and nvml["status"], health
+        assert health["status"] == "degraded"
+        metrics = httpx.get(url + "/metrics", timeout=10).text
+        assert "gpuwatch_nvml_up 0\n" in metrics
+        assert "gpuwatch_gpu_up{" not in metrics
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+
+
+def test_watchdog_is_withheld_while_the_engine_is_not_ticking(notify: NotifySocket) -> None:
+    settings = config.parse({"daemon": {"listen": "127.0.0.1:0"}})
+    offset = [0.0]
+
+    def clock() -> float:
+        return time.time() + offset[0]
+
+    daemon = Daemon(
+        settings,
+        lambda s: build_engine(s, demo=True),
+        notifier=Notifier(str(notify.path), watchdog_seconds=0.4),
+        clock=clock,
+    )
+    runner = threading.Thread(target=daemon.run, kwargs={"install_signals": False}, daemon=True)
+    runner.start()
+    try:
+        notify.wait_for("WATCHDOG=1")
+        assert daemon.ticking()
+        offset[0] = 3600.0  # as if the engine's newest snapshot were an hour old
+        assert not daemon.ticking()
+        time.sleep(0.3)
+        notify.messages.clear()
+        time.sleep(1.2)  # three keep-alive periods
+        try:
+            notify.wait_for("WATCHDOG=1", timeout=0.5)
+            withheld = False
+        except AssertionError:
+            withheld = True
+        assert withheld, notify.messages
+        offset[0] = 0.0
+        notify.wait_for("WATCHDOG=1", timeout=5)
+    finally:
+        daemon.request_stop()
+        runner.join(timeout=10)
+    assert not runner.is_alive()
+
+
+def test_the_history_seam_is_memory_until_the_store_lands() -> None:
+    backend = open_history(config.Settings(), time.time)
+    assert isinstance(backend, MemoryBackend)
+    assert backend.health() is None
+
+
+def test_notifier_reads_systemds_environment(tmp_path: Path) -> None:
+    n = Notifier.from_environment({"NOTIFY_SOCKET": "@gpuwatch-test", "WATCHDOG_USEC": "30000000"})
+    assert n.enabled and n.watchdog_seconds == 30.0
+    n.close()
+    other_pid = Notifier.from_environment(
+        {"NOTIFY_SOCKET": str(tmp_path / "s"), "WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}
+    )
+    assert other_pid.watchdog_seconds is None  # the watchdog is for another process
+    other_pid.close()
+    assert not Notifier.from_environment({}).enabled
+    assert not Notifier.from_environment({}).ready("x")  # a no-op without systemd
+
+
+def test_abstract_notify_socket(tmp_path: Path) -> None:
+    name = f"gpuwatch-test-{os.getpid()}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind("\0" + name)
+    listener.settimeout(5)
+    try:
+        notifier = Notifier.from_environment({"NOTIFY_SOCKET": "@" + name})
+        assert notifier.ready("serving")
+        assert listener.recv(4096).decode().splitlines()[:2] == ["READY=1", "STATUS=serving"]
+        notifier.close()
+    finally:
+        listener.close()
