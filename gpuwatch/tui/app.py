@@ -75,9 +75,7 @@ class TopApp(App[None]):
             if isinstance(top, TooSmallScreen):
                 top.terminal_size = self.size
             else:
-                screen = TooSmallScreen()
-                self.push_screen(screen)
-                screen.terminal_size = self.size
+                self.push_screen(TooSmallScreen(self.size))
         elif isinstance(top, TooSmallScreen):
             self.pop_screen()
 

@@ -50,20 +50,25 @@ def means(slots: Iterable[Point | None]) -> list[float | None]:
     return [None if p is None else p.mean for p in slots]
 
 
-def column_seconds(span_seconds: float, slots: int) -> float:
-    """The width of one slot, rounded up to whole seconds, minutes or hours, so that it is a
-    whole multiple of every resolution a store may answer at (1 s, 1 min, 1 h): each stored
-    bucket then falls in exactly one slot and no slot is left empty between two that are not."""
-    raw = span_seconds / max(1, slots)
-    for unit in (3600.0, 60.0, 1.0):
-        if raw >= unit:
-            return math.ceil(raw / unit) * unit
-    return 1.0
+NICE_COLUMNS_SECONDS: tuple[float, ...] = (
+    1, 2, 5, 10, 15, 20, 30,
+    60, 120, 300, 600, 900, 1200, 1800,
+    3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800,
+)  # fmt: skip
+"""Slot widths a chart may use: each a whole multiple of every coarser store resolution below
+it (1 s, 1 min, 1 h), so each stored bucket lands in exactly one slot."""
 
 
-def aligned_range(now: float, span_seconds: float, slots: int) -> tuple[float, float]:
-    """(start, end) of about `span_seconds` ending at the first slot boundary at or after `now`,
-    with slots of `column_seconds` aligned to the epoch, as stores align their buckets."""
-    column = column_seconds(span_seconds, slots)
+def column_seconds(span_seconds: float, max_slots: int) -> float:
+    """The narrowest nice slot width that covers `span_seconds` in at most `max_slots` slots."""
+    raw = span_seconds / max(1, max_slots)
+    return next((c for c in NICE_COLUMNS_SECONDS if c >= raw), NICE_COLUMNS_SECONDS[-1])
+
+
+def aligned_range(now: float, span_seconds: float, max_slots: int) -> tuple[float, float, int]:
+    """(start, end, slots): `span_seconds` (rounded up to whole slots) ending at the first slot
+    boundary at or after `now`. Slots are aligned to the epoch, as stores align buckets."""
+    column = column_seconds(span_seconds, max_slots)
+    slots = max(1, math.ceil(span_seconds / column - 1e-9))
     end = math.ceil(now / column) * column
-    return end - column * max(1, slots), end
+    return end - column * slots, end, slots

@@ -49,6 +49,8 @@ class ChartData:
     series: str
     start: float
     end: float
+    slots: int
+    """Columns of data: each is (end - start) / slots wide in time."""
     points: tuple[Point, ...]
     events: tuple[model.Event, ...] = ()
     full_scale: float | None = None
@@ -66,9 +68,15 @@ def time_label(timestamp: float, span_seconds: float) -> str:
 
 def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Text:
     """The chart as `height` lines of `width` cells: bars, the event row, the time axis."""
-    plot_width = max(1, width - AXIS_WIDTH)
+    room = max(1, width - AXIS_WIDTH)
+    # Each slot is drawn `wide` cells wide; the plot keeps to the right, where "now" is.
+    wide = max(1, room // max(1, data.slots))
+    plot_width = min(room, wide * data.slots)
+    pad = " " * (room - plot_width)
     rows = max(1, height - 2)
-    slots = to_slots(data.points, data.start, data.end, plot_width)
+    slots = [p for p in to_slots(data.points, data.start, data.end, data.slots) for _ in range(wide)][
+        :plot_width
+    ]
     known = [p.mean for p in slots if p is not None]
     if data.note or not known:
         blank = ["" for _ in range(height)]
@@ -85,7 +93,7 @@ def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Te
             label = fmt.series_value(data.series, top)
         elif r == rows - 1:
             label = fmt.series_value(data.series, 0.0)
-        out.append(label.rjust(AXIS_WIDTH - 2)[: AXIS_WIDTH - 2] + " │", style="dim")
+        out.append(label.rjust(AXIS_WIDTH - 2)[: AXIS_WIDTH - 2] + " │" + pad, style="dim")
         cells = []
         for level in levels:
             if level is None:
@@ -101,7 +109,7 @@ def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Te
         i = slot_of(event.timestamp, data.start, data.end, plot_width)
         if i is not None:
             marks[i] = event_mark(event.kind) if marks[i] == " " else "*"
-    out.append(" " * (AXIS_WIDTH - 2) + " └", style="dim")
+    out.append(" " * (AXIS_WIDTH - 2) + " └" + pad, style="dim")
     out.append("".join(marks), style=data.marks_style)
     out.append("\n")
     span = data.end - data.start
@@ -112,7 +120,7 @@ def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Te
         for k, ch in enumerate(label):
             if 0 <= pos + k < plot_width:
                 axis[pos + k] = ch
-    out.append(" " * AXIS_WIDTH + "".join(axis), style="dim")
+    out.append(" " * AXIS_WIDTH + pad + "".join(axis), style="dim")
     return out
 
 
@@ -132,6 +140,7 @@ class Chart(Widget):
 
     @property
     def plot_width(self) -> int:
+        """The most columns of data the chart can show at its size."""
         return max(1, self.size.width - AXIS_WIDTH)
 
     def render(self) -> Text:

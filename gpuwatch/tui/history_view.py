@@ -280,8 +280,9 @@ class HistoryView(Vertical):
         self._draw_labels()
         if self.snapshot is None or self.subject is None:
             return
-        points = self.query_one(Chart).plot_width
-        start, end = aligned_range(self.snapshot.timestamp, self.range_seconds, points)
+        start, end, points = aligned_range(
+            self.snapshot.timestamp, self.range_seconds, self.query_one(Chart).plot_width
+        )
         old = self.request
         if not force and old is not None and old.end == end and old.points == points:
             return
@@ -306,6 +307,7 @@ class HistoryView(Vertical):
             series=request.series,
             start=request.start,
             end=request.end,
+            slots=request.points,
             points=tuple(p for s in points for p in s.points),
             events=tuple(mine),
             full_scale=full_scale(request.series, request.subject, self.snapshot),

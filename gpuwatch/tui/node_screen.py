@@ -282,7 +282,7 @@ class NodeScreen(Screen[None]):
     @work(thread=True, group="sparks", exit_on_error=False)
     def _sparks_worker(self, figure: Figure, end: float, points: int) -> None:
         try:
-            start, end = aligned_range(end, SPARK_SECONDS, points)
+            start, end, points = aligned_range(end, SPARK_SECONDS, points)
             data = self.client.history(figure.series, {}, start, end, points)
             values = {}
             for s in data:
@@ -367,12 +367,12 @@ class NodeScreen(Screen[None]):
 
     @work(thread=True, group="model", exit_on_error=False)
     def _model_history_worker(self, key: tuple[tuple[str, str], ...], end: float) -> None:
-        start, end = aligned_range(end, MODEL_HISTORY_SECONDS, MODEL_HISTORY_POINTS)
+        start, end, points = aligned_range(end, MODEL_HISTORY_SECONDS, MODEL_HISTORY_POINTS)
         values: dict[str, list[float | None]] = {}
         try:
             for name, _ in MODEL_SPARK_FIGURES:
-                for s in self.client.history(name, dict(key), start, end, MODEL_HISTORY_POINTS):
-                    values[name] = means(to_slots(s.points, start, end, MODEL_HISTORY_POINTS))
+                for s in self.client.history(name, dict(key), start, end, points):
+                    values[name] = means(to_slots(s.points, start, end, points))
             self.post_message(self.ModelHistoryFetched(key, values))
         except (ClientError, KeyError):
             pass

@@ -27,14 +27,22 @@ class TooSmallScreen(Screen[None]):
     }
     """
 
-    terminal_size: reactive[Size] = reactive(Size(0, 0))
+    terminal_size: reactive[Size] = reactive(Size(0, 0), init=False)
+
+    def __init__(self, size: Size) -> None:
+        super().__init__()
+        self.set_reactive(TooSmallScreen.terminal_size, size)
 
     def compose(self) -> ComposeResult:
         with Center():
-            yield Static(id="too-small")
+            yield Static(self._message(), id="too-small")
 
-    def watch_terminal_size(self, size: Size) -> None:
-        self.query_one("#too-small", Static).update(
+    def watch_terminal_size(self) -> None:
+        self.query_one("#too-small", Static).update(self._message())
+
+    def _message(self) -> str:
+        size = self.terminal_size
+        return (
             f"gpuwatch top needs a terminal of at least {MIN_SIZE.width}×{MIN_SIZE.height};\n"
             f"this one is {size.width}×{size.height}. Enlarge it, or press q to quit."
         )

@@ -13,6 +13,11 @@ from tests.tui.scene import Scene, build_scene
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
 def utc() -> Iterator[None]:
     """Times on screen are local: pin the zone so snapshots read the same everywhere."""
     before = os.environ.get("TZ")

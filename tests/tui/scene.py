@@ -183,7 +183,9 @@ class Scene:
     ticks: int = 0
 
     def client(self, name: str = HOSTNAME) -> InProcessClient:
-        return InProcessClient(self.engine, self.history, name=name, clock=self.clock, stale_after_seconds=5.0)
+        return InProcessClient(
+            self.engine, self.history, name=name, clock=self.clock, stale_after_seconds=5.0
+        )
 
     def run(self, seconds: int) -> model.Snapshot:
         """Advance `seconds` ticks: read the GPUs as the engine's jobs would, publish each."""
