@@ -13,8 +13,9 @@ Errors, the whole tree (as httpx writes its own down in one place):
 
     ClientError                    anything a client raises on purpose
     ├── SourceUnavailableError     the node cannot answer now: refused, timed out, the engine
-    │                              stopped ticking, a reply gpuwatch cannot decode. str() is one
-    │                              line for the screen; the caller keeps its last data and retries.
+    │   │                          stopped ticking, a reply gpuwatch cannot decode. str() is one
+    │   │                          line for the screen; the caller keeps its last data and retries.
+    │   └── NotReadyError          it answers but has no snapshot yet (just started): wait.
     └── (series.UnknownSeriesError, a KeyError: a series name not in the catalog)
 
 Every method may be called from several threads at once.
@@ -35,6 +36,10 @@ class ClientError(Exception):
 
 class SourceUnavailableError(ClientError):
     """The node does not answer now. `str()` is one line saying why, for the screen."""
+
+
+class NotReadyError(SourceUnavailableError):
+    """The node answers but has no snapshot yet: it has just started. Not a fault."""
 
 
 class Client(Protocol):
@@ -110,7 +115,7 @@ class InProcessClient:
     def snapshot(self) -> model.Snapshot:
         latest = self._engine.latest()
         if latest is None:
-            raise SourceUnavailableError("starting: no snapshot yet")
+            raise NotReadyError("starting: no snapshot yet")
         age = self._clock() - latest.timestamp
         if age > self._stale_after:
             raise SourceUnavailableError(f"no new snapshot for {age:.0f} s: the engine has stopped ticking")

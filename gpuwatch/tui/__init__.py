@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gpuwatch.client import Client
+from gpuwatch.tui.app import TopApp
 
 
 def run(clients: Sequence[Client], *, refresh_seconds: float = 1.0, monochrome: bool = False) -> int:
     """Run the dashboard until the user quits; 0 when they did."""
-    from gpuwatch.tui.app import TopApp
-
     TopApp(clients, refresh_seconds=refresh_seconds, monochrome=monochrome).run()
     return 0

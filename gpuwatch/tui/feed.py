@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from gpuwatch import model
-from gpuwatch.client import Client, ClientError
+from gpuwatch.client import Client, ClientError, NotReadyError
 
 MIN_REFRESH_SECONDS = 0.1
 MAX_REFRESH_SECONDS = 60.0
@@ -38,10 +38,12 @@ class Feed(Widget):
             self.snapshot = snapshot
 
     class Failed(Message):
-        def __init__(self, feed: Feed, reason: str) -> None:
+        def __init__(self, feed: Feed, reason: str, *, not_ready: bool = False) -> None:
             super().__init__()
             self.feed = feed
             self.reason = reason
+            self.not_ready = not_ready
+            """The node answers but has nothing yet (it has just started): not a fault."""
 
     def __init__(self, client: Client, refresh_seconds: float = 1.0, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -77,6 +79,8 @@ class Feed(Widget):
     def _fetch(self) -> None:
         try:
             snapshot = self.client.snapshot()
+        except NotReadyError as exc:
+            self.post_message(self.Failed(self, str(exc), not_ready=True))
         except ClientError as exc:
             self.post_message(self.Failed(self, str(exc)))
         except Exception as exc:  # a client bug must show on screen, not kill the feed

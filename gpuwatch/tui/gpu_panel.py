@@ -104,7 +104,6 @@ class GpuPanel(Vertical):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f", "next_figure", "Sparkline figure"),
-        Binding("enter", "open", "History", show=False),
     ]
 
     snapshot: reactive[model.Snapshot | None] = reactive(None, init=False)

@@ -1,4 +1,4 @@
-"""`HelpScreen`: every key of the dashboard, shown by `?` and closed by any of escape, ? or q.
+"""`HelpScreen`: every key of the dashboard, shown by `?` and closed by escape or ? (q quits).
 
 Place in the flow: pushed by the app over whatever screen is showing; reads nothing else.
 """
@@ -53,7 +53,7 @@ class HelpScreen(ModalScreen[None]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "dismiss", "Close"),
+        Binding("escape,question_mark", "dismiss", "Close"),
     ]
 
     def compose(self) -> ComposeResult:

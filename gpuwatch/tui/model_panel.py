@@ -8,10 +8,7 @@ A failing model reads "! 3.2" in the failures column, an unavailable one "! unav
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
@@ -48,8 +45,6 @@ class ModelPanel(Vertical):
         text-style: bold;
     }
     """
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "History", show=False)]
 
     snapshot: reactive[model.Snapshot | None] = reactive(None, init=False)
 

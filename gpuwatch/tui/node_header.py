@@ -28,6 +28,8 @@ class NodeHeader(Widget):
 
     snapshot: reactive[model.Snapshot | None] = reactive(None)
     problem: reactive[str | None] = reactive(None)
+    waiting: reactive[str | None] = reactive(None)
+    """Why there is nothing yet when the source has just started (not a fault)."""
 
     def __init__(self, node_name: str, palette: Palette, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -38,7 +40,7 @@ class NodeHeader(Widget):
         """LIVE, STALE with the reason, or the reason nothing arrived yet."""
         if self.problem is None:
             if self.snapshot is None:
-                return Text(" connecting… ", style=self.palette.dim)
+                return Text(f" {self.waiting or 'connecting'}… ", style=self.palette.dim)
             return Text(" LIVE ", style=self.palette.good)
         word = "STALE" if self.snapshot is not None else "NO DATA"
         return Text(f" ! {word}: {self.problem} ", style=self.palette.fault)

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.css.query import NoMatches
+from textual.lazy import Lazy
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from gpuwatch import model, series
@@ -48,6 +52,8 @@ MODEL_HISTORY_POINTS = 20
 
 TABS = ("overview", "processes", "models", "history", "events")
 
+W = TypeVar("W", bound=Widget)
+
 
 class NodeScreen(Screen[None]):
     DEFAULT_CSS = """
@@ -71,6 +77,9 @@ class NodeScreen(Screen[None]):
     NodeScreen #models-panel {
         height: 1fr;
         min-height: 5;
+    }
+    NodeScreen #models-box {
+        height: 1fr;
     }
     """
 
@@ -146,17 +155,30 @@ class NodeScreen(Screen[None]):
                 yield GpuPanel(pal, id="gpus")
                 yield ProcessPanel(pal, compact=True, id="overview-processes")
                 yield ModelPanel(pal, id="overview-models")
+            # The hidden tabs mount just after the first frame, so it comes sooner.
             with TabPane("2 Processes", id="processes"):
-                yield ProcessPanel(pal, id="processes-panel")
+                yield Lazy(ProcessPanel(pal, id="processes-panel"))
             with TabPane("3 Models", id="models"):
-                yield ModelPanel(pal, id="models-panel")
-                yield ModelDetail(pal, id="model-detail")
+                yield Lazy(
+                    Vertical(
+                        ModelPanel(pal, id="models-panel"),
+                        ModelDetail(pal, id="model-detail"),
+                        id="models-box",
+                    )
+                )
             with TabPane("4 History", id="history"):
-                yield HistoryView(pal, id="history-view")
+                yield Lazy(HistoryView(pal, id="history-view"))
             with TabPane("5 Events", id="events"):
-                yield EventsPanel(pal, id="events-panel")
+                yield Lazy(EventsPanel(pal, id="events-panel"))
         yield Footer()
         yield Feed(self.client, self.refresh_seconds, id="feed")
+
+    def panel(self, cls: type[W], selector: str | None = None) -> W | None:
+        """A panel of this screen, or None while its tab has not mounted yet (see Lazy)."""
+        try:
+            return self.query_one(selector or cls.__name__, cls)
+        except NoMatches:
+            return None
 
     @property
     def active_tab(self) -> str:
@@ -192,6 +214,9 @@ class NodeScreen(Screen[None]):
 
     def on_feed_failed(self, event: Feed.Failed) -> None:
         event.stop()
+        if event.not_ready and self.snapshot is None:
+            self.query_one(NodeHeader).waiting = event.reason
+            return
         self.problem = event.reason
 
     def watch_problem(self, problem: str | None) -> None:
@@ -216,17 +241,19 @@ class NodeScreen(Screen[None]):
         snapshot = self.snapshot
         if snapshot is None:
             return
-        tab = self.active_tab
-        if tab == "overview":
-            self.query_one(GpuPanel).snapshot = snapshot
-            self.query_one("#overview-processes", ProcessPanel).snapshot = snapshot
-            self.query_one("#overview-models", ModelPanel).snapshot = snapshot
-        elif tab == "processes":
-            self.query_one("#processes-panel", ProcessPanel).snapshot = snapshot
-        elif tab == "models":
-            self.query_one("#models-panel", ModelPanel).snapshot = snapshot
-        elif tab == "history":
-            self.query_one(HistoryView).snapshot = snapshot
+        shown: dict[str, list[Widget | None]] = {
+            "overview": [
+                self.panel(GpuPanel),
+                self.panel(ProcessPanel, "#overview-processes"),
+                self.panel(ModelPanel, "#overview-models"),
+            ],
+            "processes": [self.panel(ProcessPanel, "#processes-panel")],
+            "models": [self.panel(ModelPanel, "#models-panel")],
+            "history": [self.panel(HistoryView)],
+        }
+        for widget in shown.get(self.active_tab, []):
+            if widget is not None:
+                widget.snapshot = snapshot  # type: ignore[attr-defined]
 
     # -- what panels ask for -------------------------------------------------------------------
 
@@ -245,8 +272,9 @@ class NodeScreen(Screen[None]):
 
     def on_model_panel_highlighted(self, event: ModelPanel.Highlighted) -> None:
         event.stop()
-        if event.panel.id == "models-panel":
-            self.query_one(ModelDetail).stats = event.stats
+        detail = self.panel(ModelDetail)
+        if event.panel.id == "models-panel" and detail is not None:
+            detail.stats = event.stats
             self._maybe_fetch_model_history()
 
     def on_history_view_requested(self, event: HistoryView.Requested) -> None:
@@ -254,7 +282,9 @@ class NodeScreen(Screen[None]):
         self._fetch_chart(event.request)
 
     def _open_history(self, choose: Callable[[HistoryView], None]) -> None:
-        view = self.query_one(HistoryView)
+        view = self.panel(HistoryView)
+        if view is None:
+            return
         if view.snapshot is None:
             view.snapshot = self.snapshot
         choose(view)
@@ -317,7 +347,11 @@ class NodeScreen(Screen[None]):
 
     def on_node_screen_events_fetched(self, message: EventsFetched) -> None:
         events = message.events
-        self.query_one(EventsPanel).events = tuple(events)
+        panel = self.panel(EventsPanel)
+        if panel is not None:
+            panel.events = tuple(events)
+        else:
+            self._events_at = None  # fetch again once the tab has mounted
         now = self.snapshot.timestamp if self.snapshot else 0.0
         xids: dict[int, model.Event] = {}
         for e in events:  # newest first: keep the first seen per GPU
@@ -348,11 +382,13 @@ class NodeScreen(Screen[None]):
             self.post_message(self.ChartFetched(request, [], [], f"unknown series {exc}"))
 
     def on_node_screen_chart_fetched(self, message: ChartFetched) -> None:
-        self.query_one(HistoryView).show(message.request, message.data, message.events, message.error)
+        view = self.panel(HistoryView)
+        if view is not None:
+            view.show(message.request, message.data, message.events, message.error)
 
     def _maybe_fetch_model_history(self) -> None:
-        detail = self.query_one(ModelDetail)
-        stats = detail.stats
+        detail = self.panel(ModelDetail)
+        stats = detail.stats if detail is not None else None
         if stats is None or self.snapshot is None:
             return
         key = model_subject(stats).match
@@ -380,6 +416,10 @@ class NodeScreen(Screen[None]):
             self._release("model")
 
     def on_node_screen_model_history_fetched(self, message: ModelHistoryFetched) -> None:
-        detail = self.query_one(ModelDetail)
-        if detail.stats is not None and model_subject(detail.stats).match == message.key:
+        detail = self.panel(ModelDetail)
+        if (
+            detail is not None
+            and detail.stats is not None
+            and model_subject(detail.stats).match == message.key
+        ):
             detail.history = message.values

@@ -137,9 +137,12 @@ class ProcessPanel(Vertical):
     def watch_filter_text(self) -> None:
         self._draw()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The overview's compact list has no filter box: the Processes tab has.
+        return not (self.compact and action == "filter")
+
     def action_filter(self) -> None:
-        if not self.compact:
-            self.query_one(Input).focus()
+        self.query_one(Input).focus()
 
     def action_next_sort(self) -> None:
         columns = [s.column for s in SORTS]
