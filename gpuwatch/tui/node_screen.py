@@ -250,6 +250,7 @@ class NodeScreen(Screen[None]):
             "processes": [self.panel(ProcessPanel, "#processes-panel")],
             "models": [self.panel(ModelPanel, "#models-panel")],
             "history": [self.panel(HistoryView)],
+            "events": [self.panel(EventsPanel)],
         }
         for widget in shown.get(self.active_tab, []):
             if widget is not None:

@@ -9,6 +9,7 @@ from gpuwatch import fmt, model
 from gpuwatch.series import Point
 from gpuwatch.tui.buckets import aligned_range, column_seconds, to_slots
 from gpuwatch.tui.cells import gpu_flags, model_cells, node_cells
+from gpuwatch.tui.events_panel import collectors_line
 from gpuwatch.tui.palette import palette_for
 from gpuwatch.tui.summary import summarize
 from gpuwatch.tui.table import Column, fit_columns
@@ -130,3 +131,27 @@ def test_node_summary_and_row() -> None:
     assert row[:6] == ["n1", "up", "3", "1: 90%", "750/1400", "1: 71°C"]
     down = [str(c) for c in node_cells("n1", s, "connection refused", MONO)]
     assert down[1] == "DOWN" and down[-1] == "connection refused"
+
+
+def test_collectors_line_names_the_failing_one() -> None:
+    line = collectors_line(
+        (
+            model.CollectorHealth(
+                "nvml", ok=True, stale=False, cadence_seconds=1, last_duration_seconds=0.002, runs_count=9
+            ),
+            model.CollectorHealth(
+                "triton_local",
+                ok=False,
+                stale=False,
+                cadence_seconds=1,
+                last_error="connection refused",
+                runs_count=3,
+                errors_count=3,
+            ),
+            model.CollectorHealth("nvml_slow", ok=False, stale=True, cadence_seconds=5, runs_count=2),
+        ),
+        MONO,
+    )
+    assert (
+        line.plain == "Collectors: nvml ok 2.0 ms · ! triton_local: connection refused · ! nvml_slow: stale"
+    )

@@ -14,6 +14,7 @@ from gpuwatch import model
 from gpuwatch.tui.app import TopApp
 from gpuwatch.tui.chart import Chart, draw_chart
 from gpuwatch.tui.cluster_screen import ClusterScreen
+from gpuwatch.tui.events_panel import EventsPanel
 from gpuwatch.tui.feed import Feed
 from gpuwatch.tui.gpu_panel import SPARK_FIGURES, GpuPanel
 from gpuwatch.tui.help_screen import HelpScreen
@@ -295,3 +296,17 @@ async def test_monochrome_from_no_color(scene: Scene, monkeypatch: pytest.Monkey
         lost = table.get_cell("3", "flags")
         # Without colour the lost GPU still says LOST, in reverse video.
         assert str(lost) == "LOST" and lost.style.reverse  # type: ignore[union-attr]
+
+
+async def test_events_newest_first_with_the_whole_message(scene: Scene) -> None:
+    async with make_app(scene).run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("5")
+        await settle(pilot)
+        panel = pilot.app.screen.query_one(EventsPanel)
+        assert panel.events is not None
+        assert [e.kind for e in panel.events] == [model.EventKind.GPU_LOST, model.EventKind.XID]
+        detail = text_of(panel.query_one("#event-detail", Static))
+        assert detail.endswith("GPU 3 lost: GPU is lost (nvmlDeviceGetUtilizationRates)")
+        await pilot.press("down")
+        assert "XID 31" in text_of(panel.query_one("#event-detail", Static))

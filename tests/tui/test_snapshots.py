@@ -28,9 +28,8 @@ def app_for(scene: Scene, *, monochrome: bool = False) -> TopApp:
 def keys(*pressed: str) -> Callable[[Pilot[None]], Any]:
     async def run_before(pilot: Pilot[None]) -> None:
         await settle(pilot)
-        for key in pressed:
-            await pilot.press(key)
-            await settle(pilot)
+        await pilot.press(*pressed)
+        await settle(pilot)
 
     return run_before
 
