@@ -9,8 +9,6 @@ with colour only on top (see `palette.py`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.text import Text
 
 from gpuwatch import decode, fmt, model
@@ -276,7 +274,3 @@ def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal:
         lost,
         Text(note, style=pal.warn if problem else pal.dim),
     ]
-
-
-def join(parts: Sequence[str]) -> str:
-    return " · ".join(p for p in parts if p)

@@ -50,8 +50,6 @@ XID_FLAG_SECONDS = 3600.0
 MODEL_HISTORY_SECONDS = 300.0
 MODEL_HISTORY_POINTS = 20
 
-TABS = ("overview", "processes", "models", "history", "events")
-
 W = TypeVar("W", bound=Widget)
 
 
@@ -280,7 +278,7 @@ class NodeScreen(Screen[None]):
 
     def on_history_view_requested(self, event: HistoryView.Requested) -> None:
         event.stop()
-        self._fetch_chart(event.request)
+        self._chart_worker(event.request)
 
     def _open_history(self, choose: Callable[[HistoryView], None]) -> None:
         view = self.panel(HistoryView)
@@ -364,11 +362,8 @@ class NodeScreen(Screen[None]):
                 xids.setdefault(e.gpu_index, e)
         self.query_one(GpuPanel).xids = xids
 
-    def _fetch_chart(self, request: HistoryRequest) -> None:
-        # A newer request replaces an older one still out: exclusive cancels the old worker,
-        # and HistoryView.show drops any answer that is not for its current request.
-        self._chart_worker(request)
-
+    # A newer request replaces an older one still out: exclusive cancels the old worker, and
+    # HistoryView.show drops any answer that is not for its current request.
     @work(thread=True, group="chart", exclusive=True, exit_on_error=False)
     def _chart_worker(self, request: HistoryRequest) -> None:
         try:

@@ -94,25 +94,12 @@ class SyncTable(DataTable[Cell]):
             return None
         return self._keys[self.cursor_row]
 
-    def declare(self, columns: Sequence[Column]) -> None:
-        """Change the column set (a panel switching between compact and wide)."""
-        self._declared = tuple(columns)
-        self._relayout()
-
     def show_rows(self, rows: Sequence[Row]) -> None:
         self._rows = list(rows)
         if not self._shown:
             self._relayout()
             return
         self._apply()
-
-    def move_to_key(self, key: str) -> bool:
-        try:
-            index = self._keys.index(key)
-        except ValueError:
-            return False
-        self.move_cursor(row=index, animate=False)
-        return True
 
     def on_resize(self, event: events.Resize) -> None:
         self._relayout()
