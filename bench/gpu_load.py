@@ -3,7 +3,7 @@ until killed, so both monitors watch busy GPUs with live processes (as on a real
 
 from __future__ import annotations
 
-import torch
+import torch  # type: ignore[import-not-found]
 
 
 def main() -> None:

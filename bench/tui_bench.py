@@ -196,14 +196,16 @@ def measure(program: Program, size: tuple[int, int], seconds: float, warmup: flo
     firsts.append(first)
     datas.append(data)
     cpu = rss = None
-    if data is not None:
-        time.sleep(warmup)
-        cpu0, wall0 = run.cpu_seconds(), time.perf_counter()
-        time.sleep(seconds)
-        cpu1, wall1 = run.cpu_seconds(), time.perf_counter()
-        cpu = (cpu1 - cpu0) / (wall1 - wall0) * 100
-        rss = run.rss()
-    status = run.quit()
+    try:
+        if data is not None:
+            time.sleep(warmup)
+            cpu0, wall0 = run.cpu_seconds(), time.perf_counter()
+            time.sleep(seconds)
+            cpu1, wall1 = run.cpu_seconds(), time.perf_counter()
+            cpu = (cpu1 - cpu0) / (wall1 - wall0) * 100
+            rss = run.rss()
+    finally:  # an interrupted bench leaves no program running
+        status = run.quit()
     return Result(program.label, size, median(firsts), median(datas), cpu, rss, status)
 
 
@@ -224,7 +226,8 @@ def report(
     pairs: list[tuple[Result, Result]], interval: float, seconds: float, starts: int, goal_cpu: float | None
 ) -> None:
     print(
-        f"\nrefresh {interval:g} s · steady CPU over {seconds:g} s · % of one core · same run, one at a time"
+        f"\nrefresh {interval:g} s · first frame: median of {starts} starts · steady CPU over {seconds:g} s"
+        " as % of one core · same run, one program at a time"
     )
     header = (
         f"{'size':>7}  {'program':<16}{'first frame':>12}{'first data':>12}"
@@ -255,6 +258,7 @@ def report(
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate = interrupt: clean up
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
