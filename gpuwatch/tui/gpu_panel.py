@@ -97,7 +97,8 @@ class GpuPanel(Vertical):
         max-height: 18;
     }
     GpuPanel > #gpu-detail {
-        height: 1;
+        height: auto;
+        max-height: 3;
         color: $text-muted;
     }
     """
@@ -187,9 +188,10 @@ class GpuPanel(Vertical):
             return
         figure = self.figure
         if not snapshot.gpus and snapshot.nvml_status:
-            title.update(
-                Text.assemble(("GPUs · ", ""), (f"! no GPU data: {snapshot.nvml_status}", self.palette.warn))
-            )
+            title.update(Text.assemble(("GPUs · ", ""), ("! no GPU data (try --demo)", self.palette.warn)))
+            self.query_one("#gpu-detail", Static).update(snapshot.nvml_status)
+            table.show_rows([])
+            return
         else:
             span = fmt.duration(SPARK_SECONDS)
             title.update(f"GPUs · {len(snapshot.gpus)} · History: {figure.label}, last {span} (f)")

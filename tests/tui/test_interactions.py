@@ -11,6 +11,10 @@ import pytest
 from textual.widgets import Static, TabbedContent
 
 from gpuwatch import model
+from gpuwatch.client import InProcessClient
+from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.engine import Engine
+from gpuwatch.series import MemoryHistory
 from gpuwatch.tui.app import TopApp
 from gpuwatch.tui.chart import Chart, draw_chart
 from gpuwatch.tui.cluster_screen import ClusterScreen
@@ -26,8 +30,9 @@ from gpuwatch.tui.node_screen import NodeScreen
 from gpuwatch.tui.process_panel import ProcessPanel
 from gpuwatch.tui.table import SyncTable
 from gpuwatch.tui.too_small import TooSmallScreen
+from tests.conftest import ManualClock, make_collector
 from tests.tui.conftest import settle
-from tests.tui.scene import Scene, build_scene
+from tests.tui.scene import SCENE_NVML, Scene, build_scene
 
 pytestmark = pytest.mark.anyio  # anyio (an httpx dependency) runs the async tests
 
@@ -310,3 +315,27 @@ async def test_events_newest_first_with_the_whole_message(scene: Scene) -> None:
         assert detail.endswith("GPU 3 lost: GPU is lost (nvmlDeviceGetUtilizationRates)")
         await pilot.press("down")
         assert "XID 31" in text_of(panel.query_one("#event-detail", Static))
+
+
+async def test_no_driver_says_why_and_offers_the_demo(utc: None, no_color_unset: None) -> None:
+    clock = ManualClock()
+    recorded = RecordedNvml(2, clock=clock)
+    recorded.inject("DRIVER_NOT_LOADED")
+    collector = make_collector(recorded, SCENE_NVML, clock)
+    engine = Engine(collector, clock=clock)
+    history = MemoryHistory()
+    engine.subscribe(history.add)
+    collector.poll_fast()
+    snapshot = engine.tick()
+    assert not snapshot.gpus and snapshot.nvml_status
+    client = InProcessClient(engine, history, name="no-driver", clock=clock)
+    try:
+        async with TopApp([client], refresh_seconds=0.1).run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            panel = pilot.app.screen.query_one(GpuPanel)
+            assert "! no GPU data (try --demo)" in text_of(panel.query_one("#gpu-title", Static))
+            assert text_of(panel.query_one("#gpu-detail", Static)) == snapshot.nvml_status
+            assert panel.query_one(SyncTable).row_keys == []
+    finally:
+        recorded.close()
+        collector.close()
