@@ -96,9 +96,16 @@ class GpuPanel(Vertical):
         height: auto;
         max-height: 18;
     }
-    GpuPanel > #gpu-detail {
+    GpuPanel > #gpu-note {
         height: auto;
         max-height: 3;
+        display: none;
+    }
+    GpuPanel.-no-gpus > #gpu-note {
+        display: block;
+    }
+    GpuPanel > #gpu-detail {
+        height: 1;
         color: $text-muted;
     }
     """
@@ -133,6 +140,7 @@ class GpuPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(classes="panel-title", id="gpu-title")
         yield SyncTable(GPU_COLUMNS, id="gpu-table")
+        yield Static(id="gpu-note")
         yield Static(id="gpu-detail")
 
     @property
@@ -187,9 +195,11 @@ class GpuPanel(Vertical):
             title.update("GPUs · waiting for the first snapshot…")
             return
         figure = self.figure
-        if not snapshot.gpus and snapshot.nvml_status:
+        no_gpus = not snapshot.gpus and snapshot.nvml_status is not None
+        self.set_class(no_gpus, "-no-gpus")
+        if no_gpus:
             title.update(Text.assemble(("GPUs · ", ""), ("! no GPU data (try --demo)", self.palette.warn)))
-            self.query_one("#gpu-detail", Static).update(snapshot.nvml_status)
+            self.query_one("#gpu-note", Static).update(snapshot.nvml_status or "")
             table.show_rows([])
             return
         else:

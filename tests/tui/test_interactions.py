@@ -334,7 +334,8 @@ async def test_no_driver_says_why_and_offers_the_demo(utc: None, no_color_unset:
             await settle(pilot)
             panel = pilot.app.screen.query_one(GpuPanel)
             assert "! no GPU data (try --demo)" in text_of(panel.query_one("#gpu-title", Static))
-            assert text_of(panel.query_one("#gpu-detail", Static)) == snapshot.nvml_status
+            assert text_of(panel.query_one("#gpu-note", Static)) == snapshot.nvml_status
+            assert panel.query_one("#gpu-note", Static).display
             assert panel.query_one(SyncTable).row_keys == []
     finally:
         recorded.close()
