@@ -12,17 +12,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpuwatch import __version__, config
+from gpuwatch import client as client_module
+
+if TYPE_CHECKING:
+    from gpuwatch.engine import Engine
 
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
 
 Handler = Callable[[argparse.Namespace, config.Settings], int]
+
+IN_PROCESS_HISTORY_SECONDS = 900.0
+"""History an in-process `top` keeps in memory (a daemon's store keeps days)."""
 
 
 class UsageError(Exception):
@@ -67,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gpuwatch {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
+    _add_top(sub)
     _add_snapshot(sub)
     _add_daemon(sub)
     _add_config(sub)
@@ -86,6 +98,89 @@ def _common(p: argparse.ArgumentParser, demo: bool = True) -> None:
             action="store_true",
             help="replay recorded GPUs (and Triton models) instead of the real ones",
         )
+
+
+# --------------------------------------------------------------------------- top
+
+
+def _add_top(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "top",
+        help="the live dashboard: GPUs, processes, models, history and events",
+        description="The live dashboard. With no daemon it runs gpuwatch's engine in this "
+        "process (--demo: over a recorded H100). Keys: ? for help, q to quit.",
+    )
+    _common(p)
+    p.add_argument("--no-color", action="store_true", help="monochrome (also set by NO_COLOR)")
+    p.add_argument(
+        "--refresh",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between screen refreshes (default: [top] refresh_seconds, 1)",
+    )
+    p.set_defaults(handler=run_top)
+
+
+def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
+    refresh = settings.top.refresh_seconds if args.refresh is None else args.refresh
+    if not 0.1 <= refresh <= 60:
+        raise UsageError(f"--refresh {args.refresh}: expected seconds from 0.1 to 60")
+    if settings.top.connect:
+        # Stage 2 turns these (and --connect URL, repeatable) into HTTP clients.
+        raise UsageError(
+            "[top] connect: reading daemons is not in this version of gpuwatch top; "
+            "remove the setting to watch this node in-process"
+        )
+    monochrome = args.no_color or settings.top.no_color or "NO_COLOR" in os.environ
+    # Textual first: importing it while the engine's first reads run on their threads would
+    # have both fight over the GIL and put off the first frame.
+    from gpuwatch import tui
+
+    clients = [_in_process_client(settings, demo=args.demo)]
+
+    # The terminal belongs to the dashboard while it runs: a log line on stderr would tear it.
+    # What the logs would say (a lost GPU, a failing collector) is on screen and in its events.
+    root = logging.getLogger()
+    handlers, root.handlers = root.handlers, [logging.NullHandler()]
+    try:
+        return tui.run(clients, refresh_seconds=refresh, monochrome=monochrome)
+    finally:
+        for client in clients:
+            client.close()
+        root.handlers = handlers
+
+
+def _in_process_client(settings: config.Settings, *, demo: bool) -> client_module.InProcessClient:
+    """This node's engine, started here, with the last `IN_PROCESS_HISTORY_SECONDS` in memory."""
+    import socket
+
+    from gpuwatch.assemble import build_engine
+    from gpuwatch.series import MemoryHistory
+
+    engine = build_engine(settings, demo=demo)
+    history = MemoryHistory(keep_seconds=IN_PROCESS_HISTORY_SECONDS)
+    engine.subscribe(history.add)
+    engine.start()
+    threading.Thread(target=_publish_first_snapshot, args=(engine,), name="first-tick", daemon=True).start()
+    tick = settings.nvml.interval_seconds
+    return client_module.InProcessClient(
+        engine,
+        history,
+        name=socket.gethostname(),
+        stale_after_seconds=max(5.0, 3 * tick),
+        on_close=engine.stop,
+    )
+
+
+def _publish_first_snapshot(engine: Engine, wait_seconds: float = 2.0) -> None:
+    """Publish a first snapshot as soon as the GPUs' first fast read lands, instead of at the
+    next aligned tick (up to 1.3 s later): the dashboard shows data within its first second."""
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline and engine.latest() is None:
+        if any(h.name == "nvml" and h.runs_count > 0 for h in engine.health()):
+            engine.tick()
+            return
+        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- snapshot

@@ -286,16 +286,23 @@ class Engine:
             if self._stop.wait(max(0.0, boundary + offset - now)):
                 return
             try:
-                snapshot = self.build_snapshot(boundary)
+                self.tick(boundary)
             except Exception:
                 log.exception("building a snapshot failed")
-                continue
-            self._latest = snapshot
-            for callback in list(self._subscribers):
-                try:
-                    callback(snapshot)
-                except Exception:
-                    log.exception("snapshot subscriber %r failed", callback)
+
+    def tick(self, timestamp: float | None = None) -> model.Snapshot:
+        """Build one snapshot, publish it as `latest()` and hand it to every subscriber.
+
+        The tick thread calls this once per tick; a test or tool that drives the collectors by
+        hand with a fixed clock calls it directly (`timestamp` defaults to the clock's now)."""
+        snapshot = self.build_snapshot(self._clock() if timestamp is None else timestamp)
+        self._latest = snapshot
+        for callback in list(self._subscribers):
+            try:
+                callback(snapshot)
+            except Exception:
+                log.exception("snapshot subscriber %r failed", callback)
+        return snapshot
 
     def _job_changed(self, name: str, previous: str | None, error: str | None) -> None:
         now = self._clock()

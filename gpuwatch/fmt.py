@@ -101,3 +101,88 @@ def clock_time(timestamp: float, utc: bool = False) -> str:
 
 def short_container(container_id: str | None) -> str | None:
     return container_id[:12] if container_id else None
+
+
+def celsius(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.0f}°C"
+
+
+def of(used: float | None, total: float | None, digits: int = 0) -> str:
+    """ "used/total", each side `—` when unknown: power 693/700, memory 1.8/79.6."""
+    return f"{number(used, digits)}/{number(total, digits)}"
+
+
+def gib_of(used_bytes: int | None, total_bytes: int | None) -> str:
+    """Memory as "used/total" GiB, without decimals once the total passes 100 GiB (H200)."""
+    digits = 0 if total_bytes is not None and total_bytes >= 100 * GIB else 1
+    return f"{gib(used_bytes, digits)}/{gib(total_bytes, digits)}"
+
+
+def per_second(value: float | None) -> str:
+    """An event rate with three significant figures: 0.52, 12.3, 845, 1.23k."""
+    if value is None:
+        return MISSING
+    if value == 0:
+        return "0"
+    if value >= 1000:
+        return f"{value / 1000:.3g}k" if value < 999_500 else f"{value / 1e6:.3g}M"
+    if value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def time_of_day(timestamp: float | None, utc: bool = False) -> str:
+    if timestamp is None:
+        return MISSING
+    return clock_time(timestamp, utc)[11:19]
+
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+
+
+def spark(values: list[float | None], low: float, high: float) -> str:
+    """One character per value on an eight-level scale from `low` to `high`; a blank for a
+    missing value (a gap in history is not a zero)."""
+    span = high - low
+    out = []
+    for value in values:
+        if value is None:
+            out.append(" ")
+            continue
+        level = 0 if span <= 0 else round((value - low) / span * (len(SPARK_LEVELS) - 1))
+        out.append(SPARK_LEVELS[max(0, min(len(SPARK_LEVELS) - 1, level))])
+    return "".join(out)
+
+
+def series_value(name: str, value: float | None) -> str:
+    """A value of the series `name`, in the unit its name ends with (`_ratio` → 42%, …)."""
+    if value is None:
+        return MISSING
+    if name.endswith("_ratio"):
+        return percent(value)
+    if name.endswith("_bytes_per_second"):
+        return rate(value)
+    if name.endswith("_per_second"):
+        return per_second(value) + "/s"
+    if name.endswith("_bytes"):
+        return size(value)
+    if name.endswith("_seconds"):
+        return seconds(value)
+    if name.endswith("_watts"):
+        return number(value, 0, "W")
+    if name.endswith("_celsius"):
+        return celsius(value)
+    if name.endswith("_mhz"):
+        return number(value, 0, "MHz")
+    if name.endswith("_joules"):
+        return number(value / 1000, 1, "kJ")
+    return f"{value:.3g}"
+
+
+def duration(seconds_: float) -> str:
+    """A span of time in its largest whole unit: 20 s, 15 min, 1.5 h, 7 d."""
+    for unit, size_ in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds_ >= size_:
+            value = seconds_ / size_
+            return f"{value:.0f} {unit}" if value == round(value) or value >= 10 else f"{value:.1f} {unit}"
+    return f"{seconds_:.0f} s"

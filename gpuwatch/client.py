@@ -1,0 +1,141 @@
+"""What a face that shows a node (the TUI) asks of the node: the `Client` protocol.
+
+Place in the flow: engine or daemon → **client** → TUI. The TUI never sees an engine, a
+collector or the database; it holds one `Client` per node and calls it from worker threads,
+never from the UI thread, since a client may wait on the network. Two implementations:
+
+- `InProcessClient` (here) reads an engine running in this process and an in-memory history:
+  `gpuwatch top` with no daemon, and `--demo`;
+- `HttpClient` (stage 2, its own module) speaks the daemon's JSON API: `GET /api/v1/snapshot`
+  (decoded by `gpuwatch.codec.decode_snapshot`), `/api/v1/history`, `/api/v1/events`.
+
+Errors, the whole tree (as httpx writes its own down in one place):
+
+    ClientError                    anything a client raises on purpose
+    ├── SourceUnavailableError     the node cannot answer now: refused, timed out, the engine
+    │   │                          stopped ticking, a reply gpuwatch cannot decode. str() is one
+    │   │                          line for the screen; the caller keeps its last data and retries.
+    │   └── NotReadyError          it answers but has no snapshot yet (just started): wait.
+    └── (series.UnknownSeriesError, a KeyError: a series name not in the catalog)
+
+Every method may be called from several threads at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+from gpuwatch import model, series
+
+
+class ClientError(Exception):
+    """Base of the errors a client raises on purpose."""
+
+
+class SourceUnavailableError(ClientError):
+    """The node does not answer now. `str()` is one line saying why, for the screen."""
+
+
+class NotReadyError(SourceUnavailableError):
+    """The node answers but has no snapshot yet: it has just started. Not a fault."""
+
+
+class Client(Protocol):
+    """One node, as the TUI sees it. Blocking calls: run them in a worker thread."""
+
+    @property
+    def name(self) -> str:
+        """How the user named this node: a hostname for in-process, the URL for a daemon."""
+        ...
+
+    def snapshot(self) -> model.Snapshot:
+        """The node's latest snapshot. Raises SourceUnavailableError when there is none to
+        give: unreachable, not answering in time, or no new snapshot for too long (stale)."""
+        ...
+
+    def history(
+        self, name: str, match: Mapping[str, str], start: float, end: float, points: int
+    ) -> list[series.SeriesData]:
+        """Every series `name` whose labels include `match`, in [start, end], at most `points`
+        buckets each (see `series.History.query`). Raises UnknownSeriesError for a name not in
+        `series.CATALOG`, SourceUnavailableError when the node does not answer."""
+        ...
+
+    def events(
+        self,
+        start: float,
+        end: float,
+        kinds: Iterable[model.EventKind] | None = None,
+        limit: int = 200,
+    ) -> list[model.Event]:
+        """The node's events in [start, end], newest first, at most `limit`."""
+        ...
+
+    def close(self) -> None:
+        """Release connections (or nothing). The TUI calls it once, on the way out."""
+        ...
+
+
+class SnapshotSource(Protocol):
+    """What `InProcessClient` needs of an engine: its latest published snapshot."""
+
+    def latest(self) -> model.Snapshot | None: ...
+
+
+class InProcessClient:
+    """A node whose engine runs in this process; history from a `series.History` (in memory).
+
+    "Stale" is judged by the snapshot's age on `clock`: an engine whose tick thread stopped or
+    hangs keeps returning its last snapshot, so after `stale_after_seconds` without a new one
+    this client says the source is unavailable, as a daemon that stopped answering would."""
+
+    def __init__(
+        self,
+        engine: SnapshotSource,
+        history: series.History,
+        *,
+        name: str,
+        clock: Callable[[], float] = time.time,
+        stale_after_seconds: float = 5.0,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._history = history
+        self._name = name
+        self._clock = clock
+        self._stale_after = stale_after_seconds
+        self._on_close = on_close
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def snapshot(self) -> model.Snapshot:
+        latest = self._engine.latest()
+        if latest is None:
+            raise NotReadyError("starting: no snapshot yet")
+        age = self._clock() - latest.timestamp
+        if age > self._stale_after:
+            raise SourceUnavailableError(f"no new snapshot for {age:.0f} s: the engine has stopped ticking")
+        return latest
+
+    def history(
+        self, name: str, match: Mapping[str, str], start: float, end: float, points: int
+    ) -> list[series.SeriesData]:
+        return self._history.query(name, dict(match), start, end, points)
+
+    def events(
+        self,
+        start: float,
+        end: float,
+        kinds: Iterable[model.EventKind] | None = None,
+        limit: int = 200,
+    ) -> list[model.Event]:
+        return self._history.events(start, end, kinds, limit)
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close()

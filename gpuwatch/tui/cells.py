@@ -1,0 +1,276 @@
+"""The data model → table cells: what each panel's rows say, as pure functions.
+
+Place in the flow: snapshot → **cells** → `SyncTable`. No widget, no client: a row is text
+built from frozen data with the `Palette`'s styles, so what a row says can be read (and
+tested) without a screen. Numbers are formatted by `gpuwatch.fmt`, like every other face.
+Anything that needs attention says so in words ("! power cap", "LOST", "! 3.2" failures/s),
+with colour only on top (see `palette.py`).
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from gpuwatch import decode, fmt, model
+from gpuwatch.tui.palette import Palette
+from gpuwatch.tui.summary import NodeSummary
+from gpuwatch.tui.table import Cell
+
+QUEUE_SHARE_WARN = 0.5
+"""Queue time over half of the request time: the model waits more than it computes."""
+
+
+def state_words(state: model.GpuState) -> str:
+    return {
+        model.GpuState.LOST: "LOST",
+        model.GpuState.HUNG: "HUNG",
+        model.GpuState.UNAVAILABLE: "NO NVML",
+    }.get(state, state.value)
+
+
+# --------------------------------------------------------------------------- GPUs
+
+
+def gpu_flags(sample: model.GpuSample, xid: int | None, pal: Palette) -> Text:
+    """The one-cell summary of what is wrong with a GPU, worst first."""
+    if sample.state != model.GpuState.OK:
+        return Text(state_words(sample.state), style=pal.fault)
+    text = Text()
+
+    def add(words: str, style: object) -> None:
+        if text:
+            text.append(" ")
+        text.append(words, style=style)  # type: ignore[arg-type]
+
+    if sample.ecc_uncorrected_volatile_count:
+        add(f"ECC {sample.ecc_uncorrected_volatile_count}", pal.fault)
+    if sample.remapped_rows_failed:
+        add("REMAP FAILED", pal.fault)
+    elif sample.remapped_rows_pending:
+        add("! remap", pal.warn)
+    if xid is not None:
+        add(f"XID {xid}", pal.fault if xid in decode.CRITICAL_XIDS else pal.warn)
+    slowing = decode.slowing_reasons(sample.clock_event_reasons)
+    if slowing:
+        add("! " + decode.clock_event_words(slowing), pal.warn)
+    if not text:
+        idle = "gpu_idle" in sample.clock_event_reasons
+        text.append("idle" if idle else "ok", style=pal.dim)
+    return text
+
+
+def gpu_cells(
+    sample: model.GpuSample,
+    info: model.GpuInfo | None,
+    spark: str,
+    xid: int | None,
+    pal: Palette,
+) -> list[Cell]:
+    """Cells in GPU_COLUMNS order (gpu_panel.py)."""
+    ok = sample.state == model.GpuState.OK
+    gpm = sample.gpm if ok else None
+    name = fmt.clip((info.name or "").removeprefix("NVIDIA ") if info and info.name else None, 16)
+
+    def value(text: str) -> Text:
+        return Text(text if ok else fmt.MISSING, style=pal.dim if not ok else "")
+
+    power = Text(fmt.of(sample.power_watts, sample.power_limit_watts) if ok else fmt.MISSING)
+    if ok and decode.slowing_reasons(sample.clock_event_reasons):
+        power.stylize(pal.warn)
+        clock = Text(fmt.number(sample.sm_clock_mhz), style=pal.warn)
+    else:
+        clock = value(fmt.number(sample.sm_clock_mhz))
+    return [
+        Text(str(sample.index), style=pal.fault if not ok else ""),
+        Text(name, style=pal.dim),
+        value(fmt.percent(sample.utilization_ratio)),
+        value(fmt.percent(gpm.tensor_activity_ratio if gpm else None)),
+        value(fmt.percent(gpm.dram_bandwidth_ratio if gpm else None)),
+        value(fmt.percent(gpm.sm_occupancy_ratio if gpm else None)),
+        value(fmt.gib_of(sample.memory_used_bytes, sample.memory_total_bytes)),
+        value(fmt.celsius(sample.temperature_celsius)),
+        power,
+        clock,
+        value(f"↓{fmt.rate(sample.pcie_rx_bytes_per_second)} ↑{fmt.rate(sample.pcie_tx_bytes_per_second)}"),
+        gpu_flags(sample, xid, pal),
+        Text(spark, style=pal.bar),
+    ]
+
+
+def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.Event | None) -> str:
+    """One line about the GPU under the cursor: what the row has no room for."""
+    name = (info.name if info else None) or "GPU"
+    head = f"GPU {sample.index} · {name}"
+    if sample.state != model.GpuState.OK:
+        return f"{head} · {state_words(sample.state)}: {sample.state_reason or 'no reason given'}"
+    parts = [head]
+    reasons = decode.clock_event_words(sample.clock_event_reasons)
+    if reasons:
+        parts.append(f"clocks held by: {reasons}")
+    gpm = sample.gpm
+    if gpm is not None:
+        parts.append(
+            f"SM active {fmt.percent(gpm.sm_activity_ratio)} occupancy {fmt.percent(gpm.sm_occupancy_ratio)}"
+        )
+    if sample.performance_state is not None:
+        parts.append(f"P{sample.performance_state}")
+    if sample.ecc_uncorrected_volatile_count is not None:
+        parts.append(
+            f"ECC {sample.ecc_corrected_volatile_count or 0} corrected, "
+            f"{sample.ecc_uncorrected_volatile_count} uncorrected"
+        )
+    if xid is not None and xid.code is not None:
+        parts.append(f"XID {xid.code} at {fmt.time_of_day(xid.timestamp)}: {decode.xid_words(xid.code)}")
+    return " · ".join(parts)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def process_command(p: model.ProcessSample) -> str:
+    command = p.command or p.name or fmt.MISSING
+    return f"[triton {p.triton_server}] {command}" if p.triton_server else command
+
+
+def process_cells(p: model.ProcessSample, pal: Palette) -> list[Cell]:
+    """Cells in PROCESS_COLUMNS order (process_panel.py)."""
+    return [
+        str(p.pid),
+        Text(fmt.clip(p.user, 10)),
+        Text(fmt.short_container(p.container_id) or fmt.MISSING, style=pal.dim),
+        str(p.gpu_index),
+        fmt.size(p.used_memory_bytes),
+        fmt.percent(p.sm_utilization_ratio),
+        Text(process_command(p)),
+    ]
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_key(stats: model.ModelStats) -> str:
+    return f"{stats.server}/{stats.name}/{stats.version}"
+
+
+def model_state(stats: model.ModelStats, pal: Palette) -> Text:
+    state = (stats.state or "").upper()
+    if state == "READY":
+        return Text("ready", style=pal.good)
+    if state in ("LOADING", "UNLOADING"):
+        return Text(state.lower(), style=pal.warn)
+    return Text("! " + (state.lower() or "unknown")[:7], style=pal.fault)
+
+
+def batch_cell(stats: model.ModelStats, pal: Palette) -> Text:
+    """Average executed batch against the max, and a 4-cell bar of the fill."""
+    if stats.max_batch_size == 0:
+        return Text("no batching", style=pal.dim)
+    interval = stats.interval
+    average = interval.average_batch_size if interval else None
+    fill = interval.batch_fill_ratio if interval else None
+    head = f"{fmt.number(average, 1)}/{fmt.number(stats.max_batch_size)}"
+    text = Text(head.ljust(8))
+    text.append(fmt.bar(fill, 4, "█", "·"), style=pal.bar)
+    return text
+
+
+def model_cells(stats: model.ModelStats, pal: Palette) -> list[Cell]:
+    """Cells in MODEL_COLUMNS order (model_panel.py)."""
+    i = stats.interval
+    failures = i.failures_per_second if i else None
+    fails = Text(fmt.per_second(failures))
+    if failures:
+        fails = Text("! " + fmt.per_second(failures), style=pal.warn)
+    share = i.queue_share_ratio if i else None
+    queue_share = Text(fmt.percent(share), style=pal.warn if share and share > QUEUE_SHARE_WARN else "")
+    label = stats.name if stats.version in ("", "1") else f"{stats.name}:{stats.version}"
+    return [
+        Text(label),
+        model_state(stats, pal),
+        fmt.per_second(i.requests_per_second if i else None),
+        fails,
+        batch_cell(stats, pal),
+        fmt.seconds(i.average_queue_seconds if i else None),
+        fmt.seconds(i.average_compute_infer_seconds if i else None),
+        queue_share,
+        fmt.number(stats.pending_requests),
+        ",".join(str(g) for g in stats.gpu_indexes) or fmt.MISSING,
+        Text(stats.server, style=pal.dim),
+    ]
+
+
+def all_models(snapshot: model.Snapshot) -> list[model.ModelStats]:
+    return [m for server in snapshot.triton for m in server.models]
+
+
+def triton_note(snapshot: model.Snapshot) -> str | None:
+    """Why the models table is empty or partial, in one line; None when all servers are up."""
+    if not snapshot.triton:
+        return "no Triton server polled (none configured, or Triton polling is off)"
+    bad = [s for s in snapshot.triton if s.state not in (model.ServerState.UP, model.ServerState.ABSENT)]
+    if bad:
+        return " · ".join(f"! Triton {s.name} {s.state.value.upper()}: {s.reason or s.url}" for s in bad)
+    if all(s.state == model.ServerState.ABSENT for s in snapshot.triton):
+        return "no Triton server is listening on this node"
+    return None
+
+
+# --------------------------------------------------------------------------- events
+
+
+def event_cells(event: model.Event, pal: Palette) -> list[Cell]:
+    """Cells in EVENT_COLUMNS order (events_panel.py)."""
+    style = {
+        model.Severity.CRITICAL: pal.fault,
+        model.Severity.WARNING: pal.warn,
+    }.get(event.severity, pal.dim)
+    where = ""
+    if event.gpu_index is not None:
+        where = f"GPU {event.gpu_index}"
+    elif event.model:
+        where = event.model if not event.version else f"{event.model}:{event.version}"
+    elif event.server:
+        where = event.server
+    return [
+        fmt.time_of_day(event.timestamp),
+        Text(event.severity.value, style=style),
+        event.kind.value,
+        where or fmt.MISSING,
+        Text(event.message),
+    ]
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal: Palette) -> list[Cell]:
+    """Cells in NODE_COLUMNS order (cluster_screen.py). A node with a `problem` is DOWN with
+    the reason; its figures are the last it gave (`summary` None: it never answered)."""
+    if summary is None:
+        return [Text(name), Text("DOWN", style=pal.fault), *([fmt.MISSING] * 7), Text(problem or "")]
+    state = Text("DOWN", style=pal.fault) if problem else Text("up", style=pal.good)
+    busiest = fmt.MISSING
+    if summary.busiest is not None:
+        busiest = f"{summary.busiest[0]}: {fmt.percent(summary.busiest[1])}"
+    hottest = fmt.MISSING
+    if summary.hottest is not None:
+        hottest = f"{summary.hottest[0]}: {fmt.celsius(summary.hottest[1])}"
+    power = fmt.of(summary.power_watts, summary.power_limit_watts)
+    lost = Text(str(summary.lost_gpus), style=pal.fault if summary.lost_gpus else "")
+    fails = Text(fmt.per_second(summary.failures_per_second))
+    if summary.failures_per_second:
+        fails = Text("! " + fmt.per_second(summary.failures_per_second), style=pal.warn)
+    models = f"{summary.models_ready}/{summary.models_total}" if summary.models_total else fmt.MISSING
+    note = problem or summary.note or ""
+    return [
+        Text(name),
+        state,
+        str(summary.gpus),
+        busiest,
+        power,
+        hottest,
+        models,
+        fails,
+        lost,
+        Text(note, style=pal.warn if problem else pal.dim),
+    ]

@@ -1,0 +1,149 @@
+"""`Chart`: one series over time as bars of eighth-blocks, with events marked under it.
+
+Place in the flow: the history view fetches a series and the events of its range (in a worker)
+and sets `data`; the chart only draws. Each column is one slot of the range (`buckets.py`): its
+bar is the slot's mean, an empty column is a gap in the history (not a zero). Events sit on the
+row under the bars as letters (X xid, L lost, B back, H hung, E ECC, M model, T Triton), so they
+read the same without colour; the history view lists them with their time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.style import Style
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from gpuwatch import fmt, model
+from gpuwatch.series import Point
+from gpuwatch.tui.buckets import slot_of, to_slots
+
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+AXIS_WIDTH = 9
+
+EVENT_MARKS: dict[model.EventKind, str] = {
+    model.EventKind.XID: "X",
+    model.EventKind.GPU_LOST: "L",
+    model.EventKind.GPU_BACK: "B",
+    model.EventKind.GPU_HUNG: "H",
+    model.EventKind.GPU_ADDED: "B",
+    model.EventKind.ECC_CORRECTED: "E",
+    model.EventKind.ECC_UNCORRECTED: "E",
+    model.EventKind.ROW_REMAP_FAILURE: "E",
+    model.EventKind.MODEL_STATE: "M",
+    model.EventKind.MODEL_RESET: "M",
+    model.EventKind.TRITON_RESTART: "T",
+    model.EventKind.TRITON_DOWN: "T",
+    model.EventKind.TRITON_UP: "T",
+}
+
+
+def event_mark(kind: model.EventKind) -> str:
+    return EVENT_MARKS.get(kind, "!")
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    series: str
+    start: float
+    end: float
+    slots: int
+    """Columns of data: each is (end - start) / slots wide in time."""
+    points: tuple[Point, ...]
+    events: tuple[model.Event, ...] = ()
+    full_scale: float | None = None
+    """The top of the y axis when the figure has a natural one (1 for a ratio); else the
+    largest value shown."""
+    note: str | None = None
+    """Said in place of the chart when there is nothing to draw (no data, an error)."""
+    marks_style: Style = field(default_factory=Style)
+
+
+def time_label(timestamp: float, span_seconds: float) -> str:
+    text = fmt.clock_time(timestamp)
+    return text[5:10] + " " + text[11:16] if span_seconds > 86400 else text[11:16]
+
+
+def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Text:
+    """The chart as `height` lines of `width` cells: bars, the event row, the time axis."""
+    room = max(1, width - AXIS_WIDTH)
+    # Each slot is drawn `wide` cells wide; the plot keeps to the right, where "now" is.
+    wide = max(1, room // max(1, data.slots))
+    plot_width = min(room, wide * data.slots)
+    pad = " " * (room - plot_width)
+    rows = max(1, height - 2)
+    slots = [p for p in to_slots(data.points, data.start, data.end, data.slots) for _ in range(wide)][
+        :plot_width
+    ]
+    known = [p.mean for p in slots if p is not None]
+    if data.note or not known:
+        blank = ["" for _ in range(height)]
+        blank[height // 2] = " " * AXIS_WIDTH + (data.note or "no data in this range")
+        return Text("\n".join(blank), style="dim", no_wrap=True)
+    top = data.full_scale if data.full_scale is not None else max(known)
+    top = top or 1.0
+    levels = [None if p is None else max(0.0, min(1.0, p.mean / top)) * rows * 8 for p in slots]
+    out = Text(no_wrap=True)
+    for r in range(rows):
+        row_from_bottom = rows - 1 - r
+        label = ""
+        if r == 0:
+            label = fmt.series_value(data.series, top)
+        elif r == rows - 1:
+            label = fmt.series_value(data.series, 0.0)
+        out.append(label.rjust(AXIS_WIDTH - 2)[: AXIS_WIDTH - 2] + " │" + pad, style="dim")
+        cells = []
+        for level in levels:
+            if level is None:
+                cells.append(" ")  # no data: a gap
+            elif row_from_bottom == 0:
+                cells.append(EIGHTHS[max(1, min(8, round(level)))])  # a known zero is a floor line
+            else:
+                cells.append(EIGHTHS[max(0, min(8, round(level - row_from_bottom * 8)))])
+        out.append("".join(cells), style=bar_style)
+        out.append("\n")
+    marks = [" "] * plot_width
+    for event in data.events:
+        i = slot_of(event.timestamp, data.start, data.end, plot_width)
+        if i is not None:
+            marks[i] = event_mark(event.kind) if marks[i] == " " else "*"
+    out.append(" " * (AXIS_WIDTH - 2) + " └" + pad, style="dim")
+    out.append("".join(marks), style=data.marks_style)
+    out.append("\n")
+    span = data.end - data.start
+    axis = [" "] * plot_width
+    labels = [time_label(data.start + span * k / 2, span) for k in range(3)]
+    places = (0, plot_width // 2 - len(labels[1]) // 2, plot_width - len(labels[2]))
+    for pos, label in zip(places, labels, strict=True):
+        for k, ch in enumerate(label):
+            if 0 <= pos + k < plot_width:
+                axis[pos + k] = ch
+    out.append(" " * AXIS_WIDTH + pad + "".join(axis), style="dim")
+    return out
+
+
+class Chart(Widget):
+    DEFAULT_CSS = """
+    Chart {
+        height: 1fr;
+        min-height: 5;
+    }
+    """
+
+    data: reactive[ChartData | None] = reactive(None)
+
+    def __init__(self, bar_style: Style, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.bar_style = bar_style
+
+    @property
+    def plot_width(self) -> int:
+        """The most columns of data the chart can show at its size."""
+        return max(1, self.size.width - AXIS_WIDTH)
+
+    def render(self) -> Text:
+        if self.data is None:
+            return Text("loading history…", style="dim")
+        return draw_chart(self.data, self.size.width, self.size.height, self.bar_style)

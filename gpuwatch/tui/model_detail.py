@@ -1,0 +1,156 @@
+"""`ModelDetail`: everything about the model under the cursor that its row has no room for.
+
+Place in the flow: the node screen sets `stats` (from `ModelPanel.Highlighted` and each
+refresh) and `history` (the model's recent figures, fetched in a worker). Left: the config
+that shapes batching (max batch, preferred sizes, max queue delay, instances and their GPUs),
+where the latency goes (queue against compute), failures by reason and sparklines of the last
+minutes. Right: the batch sizes executed in the last interval, as bars.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from gpuwatch import fmt, model
+from gpuwatch.tui.palette import Palette
+
+MODEL_SPARK_FIGURES: tuple[tuple[str, str], ...] = (
+    ("model_requests_per_second", "req/s"),
+    ("model_failures_per_second", "fail/s"),
+    ("model_average_queue_seconds", "queue"),
+)
+"""Series shown as sparklines in the detail pane: (series name, label)."""
+
+HISTOGRAM_BAR_WIDTH = 18
+
+
+def describe(m: model.ModelStats, pal: Palette) -> Text:
+    """Config, latency split and failures of one model version, as wrapped lines."""
+    text = Text()
+    text.append(f"{m.name} v{m.version}", style="bold")
+    text.append(f" on {m.server} · {m.state or fmt.MISSING} · {m.backend or m.platform or fmt.MISSING}")
+    if m.state_reason:
+        text.append(f"\n! {m.state_reason}", style=pal.warn)
+    preferred = ", ".join(str(b) for b in m.preferred_batch_sizes) or fmt.MISSING
+    gpus = ", ".join(str(g) for g in m.gpu_indexes) or fmt.MISSING
+    batching = "no batching" if m.max_batch_size == 0 else f"max batch {fmt.number(m.max_batch_size)}"
+    text.append(
+        f"\n{batching} · preferred {preferred} · max queue delay "
+        f"{fmt.seconds(m.max_queue_delay_seconds)} · {fmt.number(m.instance_count)} × "
+        f"{m.instance_kind or 'instance'} on GPU {gpus}"
+    )
+    if m.ensemble_steps:
+        text.append(f"\nensemble: {' → '.join(m.ensemble_steps)}")
+    i = m.interval
+    if i is None:
+        text.append("\nno rates yet: they need two polls", style=pal.dim)
+        return text
+    if i.reset:
+        text.append(
+            f"\ncounters reset ({i.reset_reason or 'reload'}): no rates this interval", style=pal.warn
+        )
+        return text
+    text.append(
+        f"\nrequest {fmt.seconds(i.average_request_seconds)} = queue "
+        f"{fmt.seconds(i.average_queue_seconds)} + compute {fmt.seconds(i.average_compute_infer_seconds)}"
+        f" · queue share {fmt.percent(i.queue_share_ratio)} · mean depth {fmt.number(i.mean_queue_depth, 1)}"
+    )
+    if i.failures_per_second:
+        reasons = ", ".join(
+            f"{reason} {fmt.per_second(rate)}/s"
+            for reason, rate in sorted(i.failures_per_second_by_reason.items())
+        )
+        text.append(f"\n! failing {fmt.per_second(i.failures_per_second)}/s", style=pal.warn)
+        if reasons:
+            text.append(f": {reasons}")
+    return text
+
+
+def histogram(m: model.ModelStats, pal: Palette) -> Text:
+    """Executions per batch size in the last interval; preferred sizes starred."""
+    counts = m.interval.batch_size_histogram if m.interval else {}
+    text = Text("batch sizes run (* preferred)\n", style="bold")
+    if not counts:
+        text.append("none this interval", style=pal.dim)
+        return text
+    peak = max(counts.values()) or 1
+    preferred = set(m.preferred_batch_sizes)
+    for n, size in enumerate(sorted(counts)):
+        count = counts[size]
+        width = max(1 if count else 0, round(count / peak * HISTOGRAM_BAR_WIDTH))
+        if n:
+            text.append("\n")
+        text.append(f"{size:>4}{'*' if size in preferred else ' '} ")
+        text.append("█" * width, style=pal.bar)
+        text.append(f" {count}")
+    return text
+
+
+def sparks(history: dict[str, list[float | None]], pal: Palette) -> Text:
+    """One line per figure: label, sparkline, latest value."""
+    text = Text()
+    for series, label in MODEL_SPARK_FIGURES:
+        values = history.get(series)
+        if not values:
+            continue
+        known = [v for v in values if v is not None]
+        text.append(f"\n{label:<6} ")
+        text.append(fmt.spark(values, 0.0, max(known) if known else 1.0), style=pal.bar)
+        text.append(f" {fmt.series_value(series, known[-1]) if known else fmt.MISSING}")
+    return text
+
+
+class ModelDetail(Horizontal):
+    DEFAULT_CSS = """
+    ModelDetail {
+        height: auto;
+        max-height: 13;
+        border-top: solid $primary;
+    }
+    ModelDetail > #model-info {
+        width: 1fr;
+        padding: 0 1;
+    }
+    ModelDetail > #model-histogram {
+        width: 32;
+        padding: 0 1;
+    }
+    """
+
+    stats: reactive[model.ModelStats | None] = reactive(None, init=False)
+    history: reactive[dict[str, list[float | None]]] = reactive(dict, init=False)
+
+    def __init__(self, palette: Palette, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.palette = palette
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="model-info")
+        yield Static(id="model-histogram")
+
+    def on_mount(self) -> None:
+        self._draw()
+
+    def watch_stats(self) -> None:
+        self._draw()
+
+    def watch_history(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        info = self.query_one("#model-info", Static)
+        bars = self.query_one("#model-histogram", Static)
+        m = self.stats
+        if m is None:
+            info.update("Select a model to see its config, batch sizes and history.")
+            bars.update("")
+            return
+        text = describe(m, self.palette)
+        if self.history:
+            text.append_text(sparks(self.history, self.palette))
+        info.update(text)
+        bars.update(histogram(m, self.palette))

@@ -1,0 +1,109 @@
+"""`ModelPanel`: one row per Triton model version: state, rates, batching, queueing, GPUs.
+
+Place in the flow: the node screen sets `snapshot`; the panel draws the models of every
+server in it. It tells the screen which model is under the cursor (`ModelPanel.Highlighted`,
+for the detail pane) and which one the user opened (`ModelPanel.Opened`, for its history).
+A failing model reads "! 3.2" in the failures column, an unavailable one "! unavail".
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static
+
+from gpuwatch import model
+from gpuwatch.tui.cells import all_models, model_cells, model_key, triton_note
+from gpuwatch.tui.palette import Palette
+from gpuwatch.tui.table import Column, SyncTable
+
+MODEL_COLUMNS: tuple[Column, ...] = (
+    Column("model", "Model", 14),
+    Column("state", "State", 9),
+    Column("requests", "Req/s", 6, right=True),
+    Column("failures", "Fail/s", 7, right=True),
+    Column("batch", "Batch/max", 12),
+    Column("queue", "Queue", 8, priority=3, right=True),
+    Column("compute", "Compute", 8, priority=4, right=True),
+    Column("queue_share", "Q%", 4, right=True),
+    Column("pending", "Pend", 4, right=True),
+    Column("gpus", "GPUs", 0, min_width=4),
+    Column("server", "Server", 10, priority=5),
+)
+
+
+class ModelPanel(Vertical):
+    DEFAULT_CSS = """
+    ModelPanel {
+        height: 1fr;
+    }
+    ModelPanel > .panel-title {
+        height: 1;
+        background: $boost;
+        text-style: bold;
+    }
+    """
+
+    snapshot: reactive[model.Snapshot | None] = reactive(None, init=False)
+
+    class Highlighted(Message):
+        def __init__(self, panel: ModelPanel, stats: model.ModelStats | None) -> None:
+            super().__init__()
+            self.panel = panel
+            self.stats = stats
+
+    class Opened(Message):
+        def __init__(self, stats: model.ModelStats) -> None:
+            super().__init__()
+            self.stats = stats
+
+    def __init__(self, palette: Palette, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.palette = palette
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="panel-title")
+        yield SyncTable(MODEL_COLUMNS)
+
+    @property
+    def table(self) -> SyncTable:
+        return self.query_one(SyncTable)
+
+    def selected(self) -> model.ModelStats | None:
+        key = self.table.cursor_key
+        if self.snapshot is None or key is None:
+            return None
+        return next((m for m in all_models(self.snapshot) if model_key(m) == key), None)
+
+    def watch_snapshot(self) -> None:
+        title = self.query_one(".panel-title", Static)
+        snapshot = self.snapshot
+        if snapshot is None:
+            title.update("Models")
+            return
+        models = sorted(all_models(snapshot), key=lambda m: (m.server, m.name, m.version))
+        note = triton_note(snapshot)
+        failing = sum(1 for m in models if m.interval and m.interval.failures_per_second)
+        parts = [f"Models · {len(models)}"]
+        if failing:
+            parts.append(f"! {failing} failing")
+        if note:
+            parts.append(note)
+        title.update(" · ".join(parts))
+        self.table.show_rows([(model_key(m), model_cells(m, self.palette)) for m in models])
+        self.post_message(self.Highlighted(self, self.selected()))
+
+    def action_open(self) -> None:
+        stats = self.selected()
+        if stats is not None:
+            self.post_message(self.Opened(stats))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self.post_message(self.Highlighted(self, self.selected()))

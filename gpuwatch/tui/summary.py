@@ -1,0 +1,57 @@
+"""One node in one line: what the cluster view shows of each node's snapshot.
+
+Place in the flow: snapshot → **summary** → cluster view rows. Pure: the busiest and hottest
+GPU, total power against total cap, models ready, failures/s, GPUs not answering.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpuwatch import model
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSummary:
+    hostname: str
+    gpus: int
+    busiest: tuple[int, float] | None
+    """(GPU index, utilization ratio) of the busiest GPU that reports utilization."""
+    hottest: tuple[int, float] | None
+    """(GPU index, °C) of the hottest GPU."""
+    power_watts: float | None
+    power_limit_watts: float | None
+    models_ready: int
+    models_total: int
+    failures_per_second: float | None
+    lost_gpus: int
+    """GPUs lost, hung or unreadable at this tick."""
+    note: str | None
+    """Why there is no GPU data (NVML's status), else None."""
+
+
+def summarize(snapshot: model.Snapshot) -> NodeSummary:
+    ok = [g for g in snapshot.gpus if g.state == model.GpuState.OK]
+    utils = [(g.index, g.utilization_ratio) for g in ok if g.utilization_ratio is not None]
+    temps = [(g.index, g.temperature_celsius) for g in ok if g.temperature_celsius is not None]
+    powers = [g.power_watts for g in ok if g.power_watts is not None]
+    limits = [g.power_limit_watts for g in ok if g.power_limit_watts is not None]
+    models = [m for server in snapshot.triton for m in server.models]
+    failures = [
+        m.interval.failures_per_second
+        for m in models
+        if m.interval and m.interval.failures_per_second is not None
+    ]
+    return NodeSummary(
+        hostname=snapshot.node.hostname,
+        gpus=len(snapshot.gpus),
+        busiest=max(utils, key=lambda x: (x[1], -x[0])) if utils else None,
+        hottest=max(temps, key=lambda x: (x[1], -x[0])) if temps else None,
+        power_watts=sum(powers) if powers else None,
+        power_limit_watts=sum(limits) if limits else None,
+        models_ready=sum(1 for m in models if (m.state or "").upper() == "READY"),
+        models_total=len(models),
+        failures_per_second=sum(failures) if failures else None,
+        lost_gpus=len(snapshot.gpus) - len(ok),
+        note=snapshot.nvml_status if not snapshot.gpus else None,
+    )

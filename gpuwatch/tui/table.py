@@ -1,0 +1,164 @@
+"""`SyncTable`: a DataTable that is handed whole row sets and changes only what changed.
+
+Place in the flow: every panel turns the latest snapshot into (key, cells) rows and hands them
+here once per refresh. When the keys are the same as last time only the cells that differ are
+updated (the common case: same GPUs, same processes, new numbers); when rows come or go or the
+order changes the table is rebuilt and the cursor stays on the same row key. Columns are
+declared with a priority, so a narrow terminal drops the least useful ones first and a wide one
+gives the stretchy column (a command line, a message) the rest of the width.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import events
+from textual.widgets import DataTable
+
+Cell = str | Text
+Row = tuple[str, Sequence[Cell]]
+"""A row key (unique in the table) and one cell per declared column."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    """Content width in cells; 0 for the one stretchy column, which takes what is left."""
+    priority: int = 0
+    """Columns with the highest priority number are dropped first when the width is short."""
+    right: bool = False
+    min_width: int = 8
+    """For the stretchy column: narrower than this and it is dropped."""
+
+
+def fit_columns(columns: Sequence[Column], width: int, padding: int = 1) -> list[Column]:
+    """The columns that fit in `width`, in declared order, the stretchy one widened."""
+    chosen = list(columns)
+    while chosen:
+        fixed = sum(c.width + 2 * padding for c in chosen if c.width)
+        stretchy = [c for c in chosen if not c.width]
+        room = width - fixed - 2 * padding * len(stretchy)
+        if room >= sum(c.min_width for c in stretchy):
+            break
+        drop = max(chosen, key=lambda c: c.priority)
+        if drop.priority == 0:
+            break  # nothing left that may go: let the table scroll
+        chosen.remove(drop)
+    fixed = sum(c.width + 2 * padding for c in chosen if c.width)
+    stretchy = [c for c in chosen if not c.width]
+    if stretchy:
+        share = max(min(c.min_width for c in stretchy), (width - fixed) // len(stretchy) - 2 * padding)
+        chosen = [
+            Column(c.key, c.label, share, c.priority, c.right, c.min_width) if not c.width else c
+            for c in chosen
+        ]
+    return chosen
+
+
+class SyncTable(DataTable[Cell]):
+    """A read-only row table fed with whole row sets (see the module docstring)."""
+
+    DEFAULT_CSS = """
+    SyncTable {
+        height: 1fr;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def __init__(
+        self, columns: Sequence[Column], *, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=False)
+        self._declared = tuple(columns)
+        self._shown: list[Column] = []
+        self._keys: list[str] = []
+        self._cells: dict[str, tuple[Cell, ...]] = {}
+        self._rows: list[Row] = []
+
+    @property
+    def shown_columns(self) -> list[Column]:
+        return list(self._shown)
+
+    @property
+    def row_keys(self) -> list[str]:
+        return list(self._keys)
+
+    @property
+    def cursor_key(self) -> str | None:
+        """The key of the row under the cursor, or None for an empty table."""
+        if not self._keys or not 0 <= self.cursor_row < len(self._keys):
+            return None
+        return self._keys[self.cursor_row]
+
+    def show_rows(self, rows: Sequence[Row]) -> None:
+        self._rows = list(rows)
+        if not self._shown:
+            self._relayout()
+            return
+        self._apply()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._relayout()
+
+    def _relayout(self) -> None:
+        width = self.scrollable_content_region.width or self.size.width
+        if width <= 0:
+            return
+        columns = fit_columns(self._declared, width - 1, self.cell_padding)  # 1: the scrollbar
+        if columns == self._shown:
+            return
+        self._shown = columns
+        cursor = self.cursor_key
+        self.clear(columns=True)
+        self._keys, self._cells = [], {}
+        for c in columns:
+            label = Text(c.label, justify="right" if c.right else "left", no_wrap=True)
+            self.add_column(label, width=c.width, key=c.key)
+        self._apply(cursor)
+
+    def _apply(self, cursor: str | None = None) -> None:
+        index = {c.key: i for i, c in enumerate(self._declared)}
+        picks = [index[c.key] for c in self._shown]
+        rows = [
+            (key, tuple(self._fit(cells[i], c) for i, c in zip(picks, self._shown, strict=True)))
+            for key, cells in self._rows
+        ]
+        keys = [key for key, _ in rows]
+        if keys == self._keys:
+            for key, cells in rows:
+                old = self._cells.get(key)
+                if old == cells:
+                    continue
+                for col, (new, was) in enumerate(zip(cells, old or (), strict=False)):
+                    if new != was:
+                        self.update_cell(key, self._shown[col].key, new)
+                self._cells[key] = cells
+            return
+        cursor = cursor if cursor is not None else self.cursor_key
+        at = self.cursor_row
+        self.clear()
+        self._keys = keys
+        self._cells = dict(rows)
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if not keys:
+            return
+        if cursor is not None and cursor in self._cells:
+            self.move_cursor(row=keys.index(cursor), animate=False)
+        else:
+            self.move_cursor(row=min(max(at, 0), len(keys) - 1), animate=False)
+
+    @staticmethod
+    def _fit(cell: Cell, column: Column) -> Cell:
+        text = cell if isinstance(cell, Text) else Text(cell)
+        if column.right:
+            text = text.copy()
+            text.justify = "right"
+        if text.cell_len > column.width:
+            text = text.copy()
+            text.truncate(column.width, overflow="ellipsis")
+        return text

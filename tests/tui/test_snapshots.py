@@ -1,0 +1,93 @@
+"""SVG snapshots of the dashboard over the recorded node (tests/tui/scene.py), fixed clock.
+
+The node at its last tick has a power-capped GPU (1), a GPU with an XID (2), a lost GPU (3) and
+a Triton server with a failing model (bert-large) and one that did not load (llama-8b). Each
+snapshot is the screen a user gets after the keys pressed; a change in what any panel draws
+shows up here as a diff to review (`pytest --snapshot-update` to accept it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from gpuwatch.tui.app import TopApp
+from tests.tui.conftest import settle
+from tests.tui.scene import Scene, build_scene
+
+SnapCompare = Callable[..., bool]
+
+
+def app_for(scene: Scene, *, monochrome: bool = False) -> TopApp:
+    return TopApp([scene.client()], refresh_seconds=0.5, monochrome=monochrome)
+
+
+def keys(*pressed: str) -> Callable[[Pilot[None]], Any]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        await pilot.press(*pressed)
+        await settle(pilot)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_overview(snap_compare: SnapCompare, scene: Scene, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(scene), terminal_size=size, run_before=keys())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_models_with_a_failing_model(snap_compare: SnapCompare, scene: Scene, size: tuple[int, int]) -> None:
+    assert snap_compare(app_for(scene), terminal_size=size, run_before=keys("3"))
+
+
+def test_processes_filtered(snap_compare: SnapCompare, scene: Scene) -> None:
+    assert snap_compare(app_for(scene), run_before=keys("2", "slash", *"svc", "enter", "down"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_history_of_the_lost_gpu(snap_compare: SnapCompare, scene: Scene, size: tuple[int, int]) -> None:
+    # GPU 3: its utilization until it fell off the bus, and the L of the loss on the event row.
+    assert snap_compare(app_for(scene), terminal_size=size, run_before=keys("down", "down", "down", "enter"))
+
+
+def test_events(snap_compare: SnapCompare, scene: Scene) -> None:
+    assert snap_compare(app_for(scene), run_before=keys("5"))
+
+
+def test_monochrome(snap_compare: SnapCompare, scene: Scene) -> None:
+    assert snap_compare(app_for(scene, monochrome=True), run_before=keys())
+
+
+def test_stale(snap_compare: SnapCompare, scene: Scene) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        scene.clock.advance(12)  # the engine stops ticking: the node answers nothing new
+        await pilot.pause(0.6)
+        await settle(pilot)
+
+    assert snap_compare(app_for(scene), run_before=run_before)
+
+
+def test_help(snap_compare: SnapCompare, scene: Scene) -> None:
+    assert snap_compare(app_for(scene), run_before=keys("question_mark"))
+
+
+def test_too_small(snap_compare: SnapCompare, scene: Scene) -> None:
+    assert snap_compare(app_for(scene), terminal_size=(70, 20), run_before=keys())
+
+
+def test_cluster(snap_compare: SnapCompare, scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet = build_scene(monkeypatch, gpus=2, faults=False, triton=False, hostname="gpu-node-02")
+    gone = build_scene(monkeypatch, gpus=8, faults=False, ticks=10, hostname="gpu-node-03")
+    gone.clock.advance(30)  # its engine stopped: it reads DOWN with the reason
+    try:
+        clients = [scene.client("gpu-node-01"), quiet.client("gpu-node-02"), gone.client("gpu-node-03")]
+        app = TopApp(clients, refresh_seconds=0.5)
+        assert snap_compare(app, run_before=keys())
+    finally:
+        quiet.close()
+        gone.close()

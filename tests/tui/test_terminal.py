@@ -1,0 +1,90 @@
+"""`gpuwatch top --demo` in a real terminal: tmux at 80×24, read back with capture-pane."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.tmux
+
+GPU_ROW = re.compile(r"^\s+([0-3])\s+\d+%\s")
+
+
+class Tmux:
+    def __init__(self, socket: str) -> None:
+        self.socket = socket
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "top")
+
+    def wait_for(self, what: Callable[[str], bool], timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if what(screen):
+                return screen
+            time.sleep(0.2)
+        raise AssertionError(f"the screen never showed what was expected:\n{screen}")
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (tests/run.sh installs it)")
+    session = Tmux(f"gpuwatch-test-{os.getpid()}")
+    yield session
+    subprocess.run(["tmux", "-L", session.socket, "kill-server"], capture_output=True, check=False)
+
+
+def test_top_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
+    status = tmp_path / "status"
+    env = f"PYTHONPATH={shlex.quote(str(REPO))} TERM=xterm-256color"
+    command = (
+        f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} -m gpuwatch top --demo; "
+        f"echo $? > {shlex.quote(str(status))}; sleep 30"
+    )
+    tmux("new-session", "-d", "-s", "top", "-x", "80", "-y", "24", command)
+
+    def overview_ready(screen: str) -> bool:
+        rows = {m.group(1) for line in screen.splitlines() if (m := GPU_ROW.match(line))}
+        return rows == {"0", "1", "2", "3"} and "svc-infer" in screen
+
+    screen = tmux.wait_for(overview_ready)
+    lines = screen.splitlines()
+    assert len(lines) == 24 and max(len(line) for line in lines) <= 80
+    assert "demo" in lines[0] and "LIVE" in lines[0]
+    assert "PID" in screen and "alice" in screen  # the processes, beside the GPUs
+    assert "Models" in screen  # the demo has no Triton models yet; the panel says why
+    assert "no Triton server polled" in screen
+
+    tmux("send-keys", "-t", "top", "2")
+    screen = tmux.wait_for(lambda s: "/ filter" in s)
+    assert not any(GPU_ROW.match(line) for line in screen.splitlines())  # the GPU rows gave way
+    tmux("send-keys", "-t", "top", "5")
+    tmux.wait_for(lambda s: "Events ·" in s)
+
+    tmux("send-keys", "-t", "top", "q")
+    deadline = time.monotonic() + 15
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.read_text().strip() == "0"
