@@ -75,5 +75,4 @@ def run_gpuwatch(
         timeout=timeout,
         input=input_text,
         cwd=REPO,
-        check=False,  # callers assert on the exit status
     )
