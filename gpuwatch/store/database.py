@@ -62,6 +62,9 @@ class _Corrupt(Exception):
 def make_engine(path: Path, role: Role) -> Engine:
     """An SQLAlchemy engine for the file. The writer's has a single connection; a read-only
     one opens the file with `mode=ro` so that reading can never change it."""
+    # auto_vacuum can only be chosen for a new, empty file, and setting it on an existing one
+    # still rewrites its header: so only for a file that does not exist yet.
+    new_file = role == "writer" and (not path.exists() or path.stat().st_size == 0)
     if role == "read_only":
         url: str | URL = f"sqlite+pysqlite:///file:{quote(str(path.absolute()))}?mode=ro&uri=true"
     else:
@@ -76,6 +79,10 @@ def make_engine(path: Path, role: Role) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # pysqlite must not BEGIN on its own
         if role == "writer":
+            nonlocal new_file
+            if new_file:
+                dbapi_connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                new_file = False
             for pragma in (
                 "PRAGMA synchronous = NORMAL",
                 "PRAGMA secure_delete = OFF",  # purges need not overwrite freed pages
@@ -252,9 +259,7 @@ def _prepare(engine: Engine, path: Path, tiers: tuple[Tier, ...]) -> sch.Schema:
             if version is not None and version > sch.SCHEMA_VERSION:
                 raise _newer(path, version)
             fresh = version is None
-            if fresh:
-                _pragma(conn, "PRAGMA auto_vacuum = INCREMENTAL")
-            elif not clean:
+            if not fresh and not clean:
                 problems = _pragma(conn, "PRAGMA quick_check")
                 if problems != ["ok"]:
                     raise _Corrupt(f"quick_check: {problems[0]}")

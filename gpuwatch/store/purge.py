@@ -99,22 +99,32 @@ def trim_step(conn: Connection, schema: sch.Schema, budget_bytes: int, batch_row
         if not present:
             continue
         _, first_table = min(present, key=lambda kt: kt[0] >> sch.ENTITY_BITS)
+        first_ms = min(key for key, _ in present) >> sch.ENTITY_BITS
         edge = conn.execute(
             select(first_table.c.key).order_by(first_table.c.key).offset(batch_rows - 1).limit(1)
         ).scalar()
         if edge is None:
             edge = conn.execute(select(func.max(first_table.c.key))).scalar_one()
-        until_ms = (int(edge) >> sch.ENTITY_BITS) + 1
-        rows = sum(_delete_oldest(conn, t, sch.key_floor(until_ms), batch_rows) for t in tables)
+        # Whole ticks only: up to (not including) the moment of the batch-th oldest row.
+        until_ms = max(int(edge) >> sch.ENTITY_BITS, first_ms + 1)
+        rows = 0
+        for table in tables:
+            rows += max(0, conn.execute(delete(table).where(table.c.key < sch.key_floor(until_ms))).rowcount)
         return PurgeResult(rows, True)
     return PurgeResult(0, False)
 
 
 def release_free_pages(conn: Connection) -> int:
-    """Return up to FREE_PAGES_PER_STEP free pages to the file system; how many were free."""
-    free = page_use(conn).free_pages
+    """Return up to FREE_PAGES_PER_STEP free pages to the file system; how many were free.
+    Runs outside the caller's transactions: the pragma is its own write transaction."""
+    with conn.begin():
+        free = page_use(conn).free_pages
     if free:
-        conn.exec_driver_sql(f"PRAGMA incremental_vacuum({FREE_PAGES_PER_STEP})").fetchall()
+        # Python's sqlite3 steps a statement without result columns once, which frees one
+        # page; executescript steps it to the end.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.executescript(f"PRAGMA incremental_vacuum({FREE_PAGES_PER_STEP})")
     return free
 
 

@@ -274,14 +274,18 @@ class Writer:
             with conn.begin():
                 newest = self._insert(conn, [item for _, item in batch], new_entities)
         except exc.DBAPIError as error:
-            self._write_failed(error, len(batch))
+            self._write_failed(error)
+            return
+        except Exception:  # a bug, or a snapshot it cannot handle: drop it, never stop writing
+            log.exception("could not write %d snapshots; dropping them", len(batch))
+            with self._cond:
+                self._errors += 1
+                self._drop_through(batch[-1][0])
             return
         self._entities.update(new_entities)
         self._newest_ms = max(self._newest_ms, newest)
-        last_seq = batch[-1][0]
         with self._cond:
-            while self._buffer and self._buffer[0][0] <= last_seq:
-                self._buffer.popleft()
+            self._drop_through(batch[-1][0])
             recovered, self._write_error = self._write_error, None
             waiting = len(self._buffer)
         if recovered:
@@ -289,6 +293,10 @@ class Writer:
                 "database writes work again; %d held snapshots are being written", len(batch) + waiting
             )
         self._schedule_rollups()
+
+    def _drop_through(self, seq: int) -> None:
+        while self._buffer and self._buffer[0][0] <= seq:
+            self._buffer.popleft()
 
     def _insert(self, conn: Connection, items: list[Item], new_entities: dict[EntityKey, int]) -> int:
         rows: dict[str, list[tuple[int | None, ...]]] = {kind: [] for kind in KINDS}
@@ -339,7 +347,7 @@ class Writer:
         new_entities[(kind, labels)] = entity_id
         return entity_id
 
-    def _write_failed(self, error: exc.DBAPIError, held: int) -> None:
+    def _write_failed(self, error: exc.DBAPIError) -> None:
         why = database.describe(error)
         self._saw_corruption = self._saw_corruption or database.is_corruption(error)
         with self._cond:
@@ -418,47 +426,22 @@ class Writer:
 
     def _maintain(self, conn: Connection, task: t.Maintenance) -> bool:
         """One step of a maintenance task; queues it again when it has more to do. False if it failed."""
-        now_ms = round(self._clock() * 1000)
-        batch = self._settings.purge_batch_rows
         try:
-            with conn.begin():
-                if isinstance(task, t.Rollup):
-                    index = task.tier_index
-                    source_complete = self._newest_ms if index == 1 else self._rolled_until[index - 1]
-                    result = rollup.rollup_step(
-                        conn, self._schema, index, self._rolled_until[index], source_complete
-                    )
-                    more = result.more
-                elif isinstance(task, t.Purge):
-                    index = task.tier_index
-                    following = self._rolled_until[index + 1] if index + 1 < len(self._tiers) else None
-                    step = purge.purge_tier_step(
-                        conn,
-                        self._schema,
-                        index,
-                        now_ms=now_ms,
-                        next_rolled_until_ms=following,
-                        batch_rows=batch,
-                    )
-                    more = step.more
-                elif isinstance(task, t.PurgeEvents):
-                    more = purge.purge_events_step(conn, self._schema, now_ms, batch).more
-                elif isinstance(task, t.TrimToBudget):
-                    trimmed = purge.trim_step(conn, self._schema, self._settings.size_budget_bytes, batch)
-                    more = trimmed.more
-                    if trimmed.rows and not more:
-                        self._queue(t.ReleaseFreePages())
-                    if not trimmed.rows:
-                        use = purge.page_use(conn)
-                        if use.free_pages > RELEASE_FREE_RATIO * use.page_count:
-                            self._queue(t.ReleaseFreePages())
-                else:
-                    more = purge.release_free_pages(conn) > purge.FREE_PAGES_PER_STEP
+            if isinstance(task, t.ReleaseFreePages):
+                more, rolled_until = purge.release_free_pages(conn) > purge.FREE_PAGES_PER_STEP, None
+            else:
+                with conn.begin():
+                    more, rolled_until = self._step(conn, task)
         except exc.DBAPIError as error:
-            self._maintenance_failed(task, error)
+            self._saw_corruption = self._saw_corruption or database.is_corruption(error)
+            self._maintenance_failed(task, database.describe(error))
             return False
-        if isinstance(task, t.Rollup):
-            self._rolled_until[task.tier_index] = result.rolled_until_ms
+        except Exception as error:  # a bug in one step must not stop the writer
+            log.exception("database maintenance %s failed", task)
+            self._maintenance_failed(task, f"{type(error).__name__}: {error}")
+            return False
+        if isinstance(task, t.Rollup) and rolled_until is not None:
+            self._rolled_until[task.tier_index] = rolled_until
         with self._cond:
             self._maintenance_error = None
         if more:
@@ -466,19 +449,39 @@ class Writer:
         self._schedule_rollups()
         return True
 
-    def _maintenance_failed(self, task: t.Maintenance, error: exc.DBAPIError) -> None:
-        why = database.describe(error)
-        self._saw_corruption = self._saw_corruption or database.is_corruption(error)
+    def _step(self, conn: Connection, task: t.Maintenance) -> tuple[bool, int | None]:
+        """Run one step inside the caller's transaction: (more to do, a rollup's new mark)."""
+        now_ms = round(self._clock() * 1000)
+        batch = self._settings.purge_batch_rows
+        if isinstance(task, t.Rollup):
+            index = task.tier_index
+            source_complete = self._newest_ms if index == 1 else self._rolled_until[index - 1]
+            rolled = rollup.rollup_step(conn, self._schema, index, self._rolled_until[index], source_complete)
+            return rolled.more, rolled.rolled_until_ms
+        if isinstance(task, t.Purge):
+            index = task.tier_index
+            following = self._rolled_until[index + 1] if index + 1 < len(self._tiers) else None
+            purged = purge.purge_tier_step(
+                conn, self._schema, index, now_ms=now_ms, next_rolled_until_ms=following, batch_rows=batch
+            )
+            return purged.more, None
+        if isinstance(task, t.PurgeEvents):
+            return purge.purge_events_step(conn, self._schema, now_ms, batch).more, None
+        trimmed = purge.trim_step(conn, self._schema, self._settings.size_budget_bytes, batch)
+        if not trimmed.rows:
+            use = purge.page_use(conn)
+            if use.free_pages > RELEASE_FREE_RATIO * use.page_count:
+                self._queue(t.ReleaseFreePages())
+        return trimmed.more, None
+
+    def _maintenance_failed(self, task: t.Maintenance, why: str) -> None:
         with self._cond:
             first = self._maintenance_error is None
             self._errors += 1
             self._maintenance_error = f"{type(task).__name__.lower()} in {self._path}: {why}"
         if first:
             log.error(
-                "database maintenance failed (%s in %s: %s); it is retried",
-                type(task).__name__,
-                self._path,
-                why,
+                "database maintenance failed (%s in %s: %s); retrying", type(task).__name__, self._path, why
             )
 
     # -- the end -------------------------------------------------------------------------------
