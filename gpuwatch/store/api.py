@@ -95,7 +95,7 @@ def open_store(
     opened = database.open_database(db_path, tiers, clock)
     writer = Writer(opened, settings.store, db_path, clock=clock)
     reader = database.make_engine(db_path, "reader")
-    store = Store(db_path, writer, StoreHistory(reader, opened.schema, clock), reader)
+    store = Store(db_path, writer, StoreHistory(reader, opened.schema, db_path, clock), reader)
     writer.start()
     return store
 
@@ -104,4 +104,4 @@ def open_history(path: Path, *, clock: Callable[[], float] = time.time) -> Store
     """A read-only `series.History` over an existing database file (`gpuwatch query`).
     Raises `StoreError` when there is no database there or it cannot be read."""
     engine, schema = database.open_read_only(path)
-    return StoreHistory(engine, schema, clock)
+    return StoreHistory(engine, schema, path, clock)

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,7 +281,7 @@ def _prepare(engine: Engine, path: Path, tiers: tuple[Tier, ...]) -> sch.Schema:
                             log.info("added columns for new series to %s: %s", table.name, ", ".join(added))
                 _sync_tiers(conn, schema, path)
                 _write_meta(conn, schema, "clean_shutdown", "0")
-    except exc.DBAPIError as error:
+    except (exc.DBAPIError, sqlite3.DatabaseError) as error:  # the latter from _pragma
         if is_corruption(error):
             raise _Corrupt(describe(error)) from None
         raise StoreError(f"cannot open the database {path}: {describe(error)}") from None

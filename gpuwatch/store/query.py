@@ -22,16 +22,20 @@ number of samples.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, select
+from sqlalchemy import Connection, Engine, case, exc, func, select
 
 from gpuwatch import model, series
 from gpuwatch.store import schema as sch
+from gpuwatch.store.database import describe
+from gpuwatch.store.errors import StoreError
 from gpuwatch.store.figures import BY_SERIES
 from gpuwatch.store.retention import Tier
 
@@ -61,8 +65,11 @@ def bucket_width(resolution_seconds: float, start: float, end: float, points: in
 class StoreHistory:
     """`series.History` over a gpuwatch database."""
 
-    def __init__(self, engine: Engine, schema: sch.Schema, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, engine: Engine, schema: sch.Schema, path: Path, clock: Callable[[], float] = time.time
+    ) -> None:
         self._engine = engine
+        self._path = path
         self._schema = schema
         self._clock = clock
         self._columns: dict[str, set[str]] = {}
@@ -72,6 +79,31 @@ class StoreHistory:
         return self._schema.tiers
 
     def query(
+        self, name: str, match: dict[str, str], start: float, end: float, points: int
+    ) -> list[series.SeriesData]:
+        """`series.History.query`; a database that cannot be read raises `StoreError`."""
+        with self._reading():
+            return self._query(name, match, start, end, points)
+
+    def events(
+        self,
+        start: float,
+        end: float,
+        kinds: Iterable[model.EventKind] | None = None,
+        limit: int = 1000,
+    ) -> list[model.Event]:
+        """`series.History.events`; a database that cannot be read raises `StoreError`."""
+        with self._reading():
+            return self._events(start, end, kinds, limit)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except exc.DBAPIError as error:
+            raise StoreError(f"cannot read the database {self._path}: {describe(error)}") from None
+
+    def _query(
         self, name: str, match: dict[str, str], start: float, end: float, points: int
     ) -> list[series.SeriesData]:
         info = series.info(name)  # UnknownSeriesError for a name not in the catalog
@@ -146,12 +178,8 @@ class StoreHistory:
         out.sort(key=lambda data: data.key.labels)
         return out
 
-    def events(
-        self,
-        start: float,
-        end: float,
-        kinds: Iterable[model.EventKind] | None = None,
-        limit: int = 1000,
+    def _events(
+        self, start: float, end: float, kinds: Iterable[model.EventKind] | None, limit: int
     ) -> list[model.Event]:
         table = self._schema.event
         query = select(table).where(table.c.ts_ms >= round(start * 1000), table.c.ts_ms <= round(end * 1000))
