@@ -355,7 +355,6 @@ for _name, (_info, _getter) in _CATALOG.items():
 
 
 def _values(getters: list[tuple[str, Extractor]], obj: Any, skip_nan: bool) -> tuple[float | None, ...]:
-    values = [getter(obj) for _, getter in getters]
     if skip_nan:
-        return tuple(None if v is None or math.isnan(v) else v for v in values)
-    return tuple(values)
+        return tuple(None if (v := getter(obj)) is None or math.isnan(v) else v for _, getter in getters)
+    return tuple(getter(obj) for _, getter in getters)

@@ -17,7 +17,16 @@ T0_MS = int(T0 * 1000)
 def _write(store: Store, clock: ManualClock, start: float, seconds: int, gpus: int = 2) -> None:
     for i in range(seconds):
         clock.now = start + i
-        store.submit(snapshot(clock.now, [gpu(g, power_watts=100.0 + g + i % 60) for g in range(gpus)]))
+        samples = [
+            gpu(
+                g,
+                power_watts=100.0 + g + i % 60,
+                utilization_ratio=(i % 97) / 100,
+                memory_used_bytes=2**33 + i,
+            )
+            for g in range(gpus)
+        ]
+        store.submit(snapshot(clock.now, samples))
         if i % 1000 == 999:
             assert store.flush(30)
     assert store.flush(30)

@@ -89,12 +89,9 @@ assert all(tuple(f.series for f in FIGURES[k]) == entity_series(k) for k in KIND
 def encode_values(values: Sequence[float | None], scales: Sequence[int]) -> list[int | None]:
     """Values → stored integers, None for a value that is missing or does not fit. The writer
     calls this for every row of every tick, hence one loop and no method calls."""
-    out: list[int | None] = []
-    for value, scale in zip(values, scales, strict=True):
-        if value is None:
-            out.append(None)
-            continue
-        scaled = value * scale
-        # False for NaN, which is how NaN becomes None here.
-        out.append(round(scaled) if -_INT64_LIMIT < scaled < _INT64_LIMIT else None)
-    return out
+    limit = _INT64_LIMIT
+    # The comparison is False for NaN, which is how NaN becomes None here.
+    return [
+        round(scaled) if value is not None and -limit < (scaled := value * scale) < limit else None
+        for value, scale in zip(values, scales, strict=True)
+    ]

@@ -22,10 +22,23 @@ bucket's whole sample count, a documented approximation.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, case, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from gpuwatch.store import schema as sch
 from gpuwatch.store.figures import FIGURES, KINDS
@@ -70,13 +83,10 @@ def rollup_step(
     end = min(horizon, start + span)
     rows = 0
     for kind in KINDS:
-        source = schema.table(kind, tier_index - 1)
-        target = schema.table(kind, tier_index)
-        query = _select_buckets(source, kind, res, raw=tier_index == 1)
-        query = query.where(source.c.key >= sch.key_floor(start), source.c.key < sch.key_floor(end))
-        result = conn.execute(
-            insert(target).prefix_with("OR REPLACE").from_select([c.name for c in target.columns], query)
+        statement = _rollup_statement(
+            schema.table(kind, tier_index - 1), schema.table(kind, tier_index), kind, res
         )
+        result = conn.execute(statement, {"lo": sch.key_floor(start), "hi": sch.key_floor(end)})
         rows += max(0, result.rowcount)
     _save(conn, schema, tier_index, end)
     return RollupResult(end, end < horizon, rows)
@@ -102,6 +112,15 @@ def _first_source_ms(conn: Connection, schema: sch.Schema, tier_index: int, from
         if key is not None:
             firsts.append(int(key) >> sch.ENTITY_BITS)
     return min(firsts) if firsts else None
+
+
+@functools.cache
+def _rollup_statement(source: Table, target: Table, kind: str, resolution_ms: int) -> Insert:
+    """INSERT OR REPLACE INTO target SELECT … FROM source WHERE key in [:lo, :hi) GROUP BY …,
+    built once per table pair: with ~150 columns, building it costs more than running it."""
+    query = _select_buckets(source, kind, resolution_ms, raw=source.name.endswith("_raw"))
+    query = query.where(source.c.key >= bindparam("lo"), source.c.key < bindparam("hi"))
+    return insert(target).prefix_with("OR REPLACE").from_select([c.name for c in target.columns], query)
 
 
 def _select_buckets(source: Table, kind: str, resolution_ms: int, *, raw: bool) -> Select[Any]:

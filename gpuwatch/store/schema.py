@@ -19,7 +19,10 @@ Tables (SQLAlchemy Core; docs/storage.md shows them as SQL):
   Their INTEGER PRIMARY KEY is `ts_ms << 20 | entity_id` (`row_key`): rows lie in time
   order, a time range is a key range (rollups and purges need no other index), and for a
   rollup tier the key is the unique index per bucket and entity that makes a rollup
-  idempotent. An index on `entity_id` serves queries of one GPU or model.
+  idempotent. Rollup tables have an index on `entity_id` for the query of one GPU or model;
+  raw tables have none: every tick would touch one index page per entity (36 pages written to
+  the WAL per tick for 8 GPUs and 20 models instead of 4), and the raw tier only answers
+  short ranges, where scanning the range for every entity is cheap.
 
 A series added to the catalog by a newer gpuwatch becomes a new column at start
 (`add_missing_columns`); that is not a schema version change.
@@ -124,9 +127,9 @@ class Schema:
         ]
         if index == 0:
             columns += [Column(f.column, Integer) for f in FIGURES[kind]]
-        else:
-            columns.append(Column("samples", Integer, nullable=False))
-            columns += [Column(f"{f.column}_{part}", Integer) for f in FIGURES[kind] for part in ROLLUP_PARTS]
+            return Table(name, self.metadata, *columns)
+        columns.append(Column("samples", Integer, nullable=False))
+        columns += [Column(f"{f.column}_{part}", Integer) for f in FIGURES[kind] for part in ROLLUP_PARTS]
         return Table(name, self.metadata, *columns, Index(f"{name}_entity", "entity_id"))
 
     def table(self, kind: str, tier_index: int) -> Table:

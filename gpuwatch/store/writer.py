@@ -51,7 +51,8 @@ CHECK_SECONDS = 60.0
 """How often (by the store's clock) purges and the size budget are checked."""
 WAKE_SECONDS = 1.0
 RELEASE_FREE_RATIO = 0.1
-"""Give free pages back to the file system when they are more than this share of the file."""
+"""Give free pages back to the file system when the file is over the size budget, or when they
+are more than this share of it (below that, SQLite reuses them for new rows)."""
 
 
 class _Write:
@@ -467,10 +468,13 @@ class Writer:
             return purged.more, None
         if isinstance(task, t.PurgeEvents):
             return purge.purge_events_step(conn, self._schema, now_ms, batch).more, None
-        trimmed = purge.trim_step(conn, self._schema, self._settings.size_budget_bytes, batch)
+        budget = self._settings.size_budget_bytes
+        trimmed = purge.trim_step(conn, self._schema, budget, batch)
         if not trimmed.rows:
             use = purge.page_use(conn)
-            if use.free_pages > RELEASE_FREE_RATIO * use.page_count:
+            if use.free_pages and (
+                use.file_bytes > budget or use.free_pages > RELEASE_FREE_RATIO * use.page_count
+            ):
                 self._queue(t.ReleaseFreePages())
         return trimmed.more, None
 
