@@ -10,15 +10,14 @@ reason on stderr), 2 a usage or config error (one line, no traceback).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gpuwatch import __version__, config
+from gpuwatch import __version__, config, errors
 
 if TYPE_CHECKING:
     from gpuwatch import series
@@ -32,10 +31,6 @@ Handler = Callable[[argparse.Namespace, config.Settings], int]
 
 class UsageError(Exception):
     """A command-line value gpuwatch cannot use; printed as one line, exit 2."""
-
-
-class Unavailable(Exception):
-    """What was asked for cannot be obtained (no database, an unreadable one); one line, exit 1."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (config.ConfigError, UsageError) as exc:
         print(f"gpuwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Unavailable as exc:
+    except errors.Unavailable as exc:  # a StoreError among them
         print(f"gpuwatch: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
@@ -237,21 +232,11 @@ def _add_events(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _history_source(args: argparse.Namespace, settings: config.Settings) -> series.History:
-    """Where history comes from: the database file, read-only."""
+    """Where history comes from: the database file, read-only. Its errors are `StoreError`s,
+    which `main` prints as one line with exit 1."""
     from gpuwatch.store import open_history
 
     return open_history(args.db or settings.database_path)
-
-
-@contextlib.contextmanager
-def _reading_history() -> Iterator[None]:
-    """A history source that cannot be read is exit 1 with its reason, not a traceback."""
-    from gpuwatch.store import StoreError
-
-    try:
-        yield
-    except StoreError as exc:
-        raise Unavailable(str(exc)) from None
 
 
 def _window(args: argparse.Namespace, now: float) -> tuple[float, float]:
@@ -324,8 +309,7 @@ def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
     if not 1 <= args.points <= 100_000:
         raise UsageError(f"--points {args.points}: expected a number from 1 to 100000")
     start, end = _window(args, time.time())
-    with _reading_history():
-        found = _history_source(args, settings).query(name, match, start, end, args.points)
+    found = _history_source(args, settings).query(name, match, start, end, args.points)
     data = [d for d in found if d.points]
     if args.json:
         doc = {"series": name, "match": match, "start": start, "end": end, "results": codec.encode(data)}
@@ -355,8 +339,7 @@ def run_events(args: argparse.Namespace, settings: config.Settings) -> int:
     if not 1 <= args.limit <= 1_000_000:
         raise UsageError(f"--limit {args.limit}: expected a number from 1 to 1000000")
     start, end = _window(args, time.time())
-    with _reading_history():
-        events = _history_source(args, settings).events(start, end, kinds, args.limit)
+    events = _history_source(args, settings).events(start, end, kinds, args.limit)
     if args.json:
         json.dump({"start": start, "end": end, "events": codec.encode(events)}, sys.stdout, indent=2)
         sys.stdout.write("\n")

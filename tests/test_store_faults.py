@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gpuwatch import model
+from gpuwatch import errors, model
 from gpuwatch.collect.nvml_recorded import RecordedNvml
 from gpuwatch.config import NvmlSettings
 from gpuwatch.engine import Engine
@@ -278,6 +278,7 @@ def test_a_directory_that_cannot_be_created_is_a_clear_error(tmp_path: Path, clo
     blocker.write_text("a file where the state directory should be")
     with pytest.raises(StateDirectoryError) as caught:
         open_store(settings(blocker / "gpuwatch.db"), clock=clock)
+    assert isinstance(caught.value, errors.Unavailable)  # the command line: one line, exit 1
     assert str(caught.value) == (
         f"cannot create the database directory {blocker}: File exists "
         "(set [daemon] state_dir or --db to a writable place)"

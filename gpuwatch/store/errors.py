@@ -1,6 +1,7 @@
 """The store's exceptions: every one is a database gpuwatch cannot use, said in one line.
 
-    StoreError                  the database cannot be opened, created or read
+    errors.Unavailable          (the command line prints it as one line and exits 1)
+    └── StoreError              the database cannot be opened, created or read
     ├── StateDirectoryError     its directory cannot be created or written
     ├── NewerSchemaError        a newer gpuwatch wrote it; this one refuses to touch it
     └── NotAStoreError          an SQLite file that is not a gpuwatch database
@@ -12,8 +13,10 @@ reports the error through `Store.health()`.
 
 from __future__ import annotations
 
+from gpuwatch.errors import Unavailable
 
-class StoreError(Exception):
+
+class StoreError(Unavailable):
     """The database cannot be used. str() is one line naming the file and what to do."""
 
 

@@ -9,7 +9,7 @@ Values are stored as integers in a fixed unit per series, chosen from the unit i
 or below what the source itself can tell: milliwatts (NVML reports mW), millijoules, 0.01 °C,
 0.01 % for ratios (NVML's utilizations are whole percent), 0.1 µs for Triton's latencies, whole
 bytes and MHz. SQLite stores small integers in 1–4 bytes and 0 or 1 in none, where a float
-takes 8: this keeps a GPU-day of 1 s rows about a quarter smaller than REAL columns would
+takes 8: this keeps a GPU-day of 1 s rows about a third smaller than REAL columns would
 (bench/store_bench.py measures it). A value that does not fit (NaN, ±inf, beyond 2^63) is
 stored as NULL, like a value the source could not give.
 """

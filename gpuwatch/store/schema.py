@@ -20,9 +20,9 @@ Tables (SQLAlchemy Core; docs/storage.md shows them as SQL):
   order, a time range is a key range (rollups and purges need no other index), and for a
   rollup tier the key is the unique index per bucket and entity that makes a rollup
   idempotent. Rollup tables have an index on `entity_id` for the query of one GPU or model;
-  raw tables have none: every tick would touch one index page per entity (36 pages written to
-  the WAL per tick for 8 GPUs and 20 models instead of 4), and the raw tier only answers
-  short ranges, where scanning the range for every entity is cheap.
+  raw tables have none: every tick would touch one index page per entity (several times the
+  bytes written per tick, bench/store_bench.py), and the raw tier only answers short ranges,
+  where scanning the range for every entity is cheap.
 
 A series added to the catalog by a newer gpuwatch becomes a new column at start
 (`add_missing_columns`); that is not a schema version change.
