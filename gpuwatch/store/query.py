@@ -172,8 +172,8 @@ class StoreHistory:
                 )
             )
         out = [
-            series.SeriesData(series.SeriesKey(name, entities[entity_id]), width, tuple(points))
-            for entity_id, points in by_entity.items()
+            series.SeriesData(series.SeriesKey(name, entities[entity_id]), width, tuple(found))
+            for entity_id, found in by_entity.items()
         ]
         out.sort(key=lambda data: data.key.labels)
         return out
@@ -187,6 +187,7 @@ class StoreHistory:
             query = query.where(table.c.kind.in_([kind.value for kind in kinds]))
         query = query.order_by(table.c.ts_ms.desc(), table.c.id.desc()).limit(max(0, limit))
         known_kinds = {k.value for k in model.EventKind}
+        known_severities = {s.value for s in model.Severity}
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
@@ -203,7 +204,8 @@ class StoreHistory:
                 code=row.code,
             )
             for row in rows
-            if row.kind in known_kinds  # a kind from a newer gpuwatch is left out, not an error
+            # A kind or severity from a newer gpuwatch is left out, not an error.
+            if row.kind in known_kinds and row.severity in known_severities
         ]
 
     # -- internals ---------------------------------------------------------------------------

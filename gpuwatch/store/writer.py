@@ -237,11 +237,11 @@ class Writer:
                     self._write_error is None or self._retry_now or time.monotonic() >= self._retry_at
                 ):
                     return _WRITE
+                if self._stopping:  # what is still due (a long back-fill) waits for the next start
+                    return _STOP
                 task = self._take_task()
                 if task is not None:
                     return task
-                if self._stopping:
-                    return _STOP
                 wait = WAKE_SECONDS
                 if self._buffer:
                     wait = max(0.0, min(wait, self._retry_at - time.monotonic()))
