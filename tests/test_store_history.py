@@ -240,3 +240,16 @@ def test_events_by_range_and_kind_newest_first(store: Store, clock: ManualClock)
     ]
     assert history.events(HOUR_ALIGNED + 2, HOUR_ALIGNED + 9) == [state, lost]
     assert history.events(HOUR_ALIGNED, HOUR_ALIGNED + 20, limit=1)[0].kind == model.EventKind.DAEMON_STOP
+
+
+def test_the_wide_form_of_a_snapshot_holds_what_extract_gives() -> None:
+    snaps = [_varied(i) for i in (0, 105)]
+    snaps.append(snapshot(HOUR_ALIGNED, [gpu(3, power_watts=math.nan, temperature_celsius=51.0)]))
+    for snap in snaps:
+        wide = {
+            series.SeriesKey(name, labels): value
+            for kind, labels, values in series.entity_values(snap)
+            for name, value in zip(series.entity_series(kind), values, strict=True)
+            if value is not None
+        }
+        assert wide == dict(series.extract(snap))
