@@ -20,10 +20,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gpuwatch import __version__, config
+from gpuwatch import __version__, config, errors
 from gpuwatch import client as client_module
 
 if TYPE_CHECKING:
+    from gpuwatch import series
     from gpuwatch.engine import Engine
 
 EXIT_OK = 0
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (config.ConfigError, UsageError) as exc:
         print(f"gpuwatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except errors.Unavailable as exc:  # a StoreError among them
+        print(f"gpuwatch: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `gpuwatch snapshot | head`
@@ -82,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_snapshot(sub)
     _add_daemon(sub)
     _add_config(sub)
+    _add_query(sub)
+    _add_events(sub)
     return parser
 
 
@@ -307,4 +313,181 @@ def run_config_check(args: argparse.Namespace, settings: config.Settings) -> int
 
 def run_config_defaults(args: argparse.Namespace, settings: config.Settings) -> int:
     sys.stdout.write(config.render_defaults())
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- history: query, events
+#
+# Both read a `series.History`. Today that is the database file, opened read-only
+# (`_history_source`); a `--connect URL` asking a running daemon's JSON API would return another
+# `History` from that one function, and the rest stays as it is.
+
+
+def _add_history_source(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, metavar="PATH", help="config file (for where the database is)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        metavar="PATH",
+        help="the database file (default: [daemon] database, else STATE_DIR/gpuwatch.db)",
+    )
+    p.add_argument(
+        "--since", default="1h", metavar="WHEN", help="start: 15m, 24h, 30d ago, or 2026-11-24T03:12"
+    )
+    p.add_argument("--until", default="now", metavar="WHEN", help="end, written like --since (default now)")
+    p.add_argument("--json", action="store_true", help="print JSON (the JSON API's encoding)")
+    p.add_argument("--utc", action="store_true", help="print times in UTC instead of local time")
+
+
+def _add_query(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "query",
+        help="print the history of one series from the database",
+        description="Print a series (a metric name without the gpuwatch_ prefix) over a time range, "
+        "downsampled to at most --points buckets of mean, min and max.",
+    )
+    p.add_argument("series", nargs="?", metavar="SERIES", help="e.g. gpu_power_watts (see --list)")
+    p.add_argument("--list", action="store_true", help="list every series and exit")
+    p.add_argument("--gpu", type=int, metavar="N", help="only GPU N")
+    p.add_argument("--server", metavar="S", help="only Triton server S")
+    p.add_argument("--model", metavar="NAME", help="only model NAME")
+    p.add_argument("--version", dest="model_version", metavar="V", help="only model version V")
+    p.add_argument("--points", type=int, default=60, metavar="N", help="at most N points per series (60)")
+    _add_history_source(p)
+    p.set_defaults(handler=run_query)
+
+
+def _add_events(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "events",
+        help="print events (XIDs, lost GPUs, model state changes, …) from the database",
+        description="Print the events of a time range, newest first.",
+    )
+    p.add_argument("--kind", action="append", metavar="K", help="only events of kind K (repeatable)")
+    p.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N events (1000)")
+    _add_history_source(p)
+    p.set_defaults(handler=run_events)
+
+
+def _history_source(args: argparse.Namespace, settings: config.Settings) -> series.History:
+    """Where history comes from: the database file, read-only. Its errors are `StoreError`s,
+    which `main` prints as one line with exit 1."""
+    from gpuwatch.store import open_history
+
+    return open_history(args.db or settings.database_path)
+
+
+def _window(args: argparse.Namespace, now: float) -> tuple[float, float]:
+    from gpuwatch import timespec
+
+    moments = []
+    for option, text in (("--since", args.since), ("--until", args.until)):
+        try:
+            moments.append(timespec.parse_moment(text, now))
+        except ValueError as exc:
+            raise UsageError(f"{option} {text}: {exc}") from None
+    start, end = moments
+    if start >= end:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}")
+    return start, end
+
+
+_LABEL_OPTIONS = {"gpu": "--gpu", "server": "--server", "model": "--model", "version": "--version"}
+_ENTITY_LABELS = {"gpu": ("gpu",), "model": ("server", "model", "version"), "server": ("server",)}
+
+
+def _series_name(text: str) -> str:
+    from gpuwatch import series
+
+    name = text.removeprefix("gpuwatch_")
+    try:
+        series.info(name)
+    except series.UnknownSeriesError:
+        import difflib
+
+        close = difflib.get_close_matches(name, [s.name for s in series.CATALOG], n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see gpuwatch query --list"
+        raise UsageError(f"unknown series {text!r}: {hint}") from None
+    return name
+
+
+def _match(args: argparse.Namespace, name: str) -> dict[str, str]:
+    from gpuwatch import series
+
+    entity = series.info(name).entity
+    given = {
+        "gpu": None if args.gpu is None else str(args.gpu),
+        "server": args.server,
+        "model": args.model,
+        "version": args.model_version,
+    }
+    match = {label: value for label, value in given.items() if value is not None}
+    allowed = _ENTITY_LABELS[entity]
+    for label in match:
+        if label not in allowed:
+            options = ", ".join(_LABEL_OPTIONS[a] for a in allowed)
+            raise UsageError(
+                f"{_LABEL_OPTIONS[label]} does not apply to {name}, a {entity} series (use {options})"
+            )
+    return match
+
+
+def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
+    import time
+
+    from gpuwatch import codec, history_report
+
+    if args.list:
+        sys.stdout.write(history_report.render_catalog())
+        return EXIT_OK
+    if not args.series:
+        raise UsageError("name a series, e.g. gpuwatch query gpu_power_watts (all of them: --list)")
+    name = _series_name(args.series)
+    match = _match(args, name)
+    if not 1 <= args.points <= 100_000:
+        raise UsageError(f"--points {args.points}: expected a number from 1 to 100000")
+    start, end = _window(args, time.time())
+    found = _history_source(args, settings).query(name, match, start, end, args.points)
+    data = [d for d in found if d.points]
+    if args.json:
+        json.dump(
+            codec.encode_history(name, match, start=start, end=end, points=args.points, results=data),
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    elif data:
+        sys.stdout.write(history_report.render_series(name, data, start, end, utc=args.utc))
+    if not data:
+        where = "".join(f" {_LABEL_OPTIONS[k]} {v}" for k, v in match.items())
+        print(f"gpuwatch: no data for {name}{where} since {args.since} (until {args.until})", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def run_events(args: argparse.Namespace, settings: config.Settings) -> int:
+    import time
+
+    from gpuwatch import codec, history_report, model
+
+    kinds = None
+    if args.kind:
+        known = {k.value: k for k in model.EventKind}
+        unknown = [k for k in args.kind if k not in known]
+        if unknown:
+            raise UsageError(f"--kind {unknown[0]}: expected one of {', '.join(known)}")
+        kinds = [known[k] for k in args.kind]
+    if not 1 <= args.limit <= 1_000_000:
+        raise UsageError(f"--limit {args.limit}: expected a number from 1 to 1000000")
+    start, end = _window(args, time.time())
+    events = _history_source(args, settings).events(start, end, kinds, args.limit)
+    if args.json:
+        json.dump(codec.encode_events(start, end, events), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif events:
+        sys.stdout.write(history_report.render_events(events, utc=args.utc))
+    if not events:
+        which = f" of kind {', '.join(args.kind)}" if args.kind else ""
+        print(f"gpuwatch: no events{which} since {args.since} (until {args.until})", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     return EXIT_OK

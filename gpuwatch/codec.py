@@ -16,7 +16,7 @@ from enum import Enum
 from functools import cache
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
-from gpuwatch import model
+from gpuwatch import model, series
 
 T = TypeVar("T")
 
@@ -60,6 +60,82 @@ def decode_snapshot(doc: JsonValue) -> model.Snapshot:
         )
     body = {k: v for k, v in doc.items() if k != "schema_version"}
     return decode(model.Snapshot, body)
+
+
+def encode_history(
+    name: str,
+    match: dict[str, str],
+    *,
+    start: float,
+    end: float,
+    points: int,
+    results: list[series.SeriesData],
+) -> dict[str, JsonValue]:
+    """The one JSON form of a history answer: `/api/v1/history` and `gpuwatch query --json`.
+
+    Each result's points are `[timestamp, mean, minimum, maximum]` arrays (compact, as a
+    range of 10 000 points would otherwise repeat four keys 10 000 times)."""
+    return {
+        "series": name,
+        "match": dict(match),
+        "from": start,
+        "to": end,
+        "points": points,
+        "result": [
+            {
+                "labels": dict(data.key.labels),
+                "resolution_seconds": data.resolution_seconds,
+                "points": [
+                    [_finite(p.timestamp), _finite(p.mean), _finite(p.minimum), _finite(p.maximum)]
+                    for p in data.points
+                ],
+            }
+            for data in results
+        ],
+    }
+
+
+def decode_history(doc: JsonValue) -> list[series.SeriesData]:
+    """The inverse of `encode_history` (what a client of the API reads)."""
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("result"), list)
+        or not isinstance(doc.get("series"), str)
+    ):
+        raise DecodeError("history: expected an object with series and result")
+    out = []
+    for i, item in enumerate(doc["result"]):
+        where = f"$.result[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
+            raise DecodeError(f"{where}: expected an object with labels")
+        points = []
+        for j, row in enumerate(item.get("points", [])):
+            if not (isinstance(row, list) and len(row) == 4 and all(isinstance(v, int | float) for v in row)):
+                raise DecodeError(f"{where}.points[{j}]: expected [timestamp, mean, minimum, maximum]")
+            points.append(series.Point(*(float(v) for v in row)))
+        resolution = item.get("resolution_seconds")
+        if not isinstance(resolution, int | float):
+            raise DecodeError(f"{where}.resolution_seconds: expected a number")
+        labels = tuple((str(k), str(v)) for k, v in item["labels"].items())
+        out.append(
+            series.SeriesData(series.SeriesKey(doc["series"], labels), float(resolution), tuple(points))
+        )
+    return out
+
+
+def encode_events(start: float, end: float, events: list[model.Event]) -> dict[str, JsonValue]:
+    """The one JSON form of an events answer: `/api/v1/events` and `gpuwatch events --json`."""
+    return {"from": start, "to": end, "events": [encode(e) for e in events]}
+
+
+def decode_events(doc: JsonValue) -> list[model.Event]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise DecodeError("events: expected an object with events")
+    return [decode(model.Event, e, f"$.events[{i}]") for i, e in enumerate(doc["events"])]
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def decode(cls: type[T], data: JsonValue, path: str = "$") -> T:

@@ -1,16 +1,18 @@
 """`gpuwatch daemon`: one engine, its history, /metrics and the JSON API, under systemd.
 
 Place in the flow: the CLI hands the settings here; this module wires the engine
-(`assemble.build_engine`), the history (`open_history`, the seam where the SQLite store plugs
-in), the metrics state and the HTTP server, then runs until SIGTERM or SIGINT. It speaks the
+(`assemble.build_engine`), the SQLite store (`store.open_store`: the history, written by its
+own thread), the metrics state and the HTTP server, then runs until SIGTERM or SIGINT. It speaks the
 systemd notify protocol (READY=1 once serving, STATUS= when the one-line status changes,
 WATCHDOG=1 only while the engine is producing snapshots, STOPPING=1) and records
 DAEMON_START and DAEMON_STOP events, waiting for the stop event to reach the history before
 it exits.
 
 What it cannot do it says and goes on: without NVML it serves `gpuwatch_nvml_up 0` and the
-reason in /api/v1/health; only what makes serving impossible or unsafe stops it at start
-(`StartError`: the address is taken, or exposure rules refuse it).
+reason in /api/v1/health; with a full disk it keeps serving live data and reports the store
+error (`gpuwatch_store_up 0`, /api/v1/health, the log). Only what makes serving impossible or
+unsafe stops it at start: `StartError` (the address is taken), exposure rules, and a database
+it cannot use (`store.StoreError`: an unwritable state directory, a newer schema).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Protocol
 
-from gpuwatch import model, series
+from gpuwatch import model
 from gpuwatch.config import Settings
 from gpuwatch.engine import Engine
 from gpuwatch.serve.api import Api
@@ -33,10 +34,10 @@ from gpuwatch.serve.auth import AuthConfigError, Authenticator
 from gpuwatch.serve.http import ExposureError, HttpServer, ListenAddress, check_exposure, tls_context
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from gpuwatch.serve.notify import Notifier
+from gpuwatch.store import open_store
 
 log = logging.getLogger("gpuwatch.daemon")
 
-MEMORY_HISTORY_SECONDS = 3600.0
 SWITCH_INTERVAL_SECONDS = 0.0005
 """How long a thread waits for the GIL before asking for it (CPython's default is 5 ms): a
 request must not wait 5 ms behind a render or a collector's Python work on another thread."""
@@ -44,44 +45,6 @@ request must not wait 5 ms behind a render or a collector's Python work on anoth
 
 class StartError(RuntimeError):
     """The daemon cannot serve at all (e.g. the port is taken); str() is one line."""
-
-
-# --------------------------------------------------------------------------- the history seam
-
-
-class HistoryBackend(Protocol):
-    """What the daemon needs of its history: the store's shape (`open_store`)."""
-
-    @property
-    def history(self) -> series.History: ...
-    def submit(self, snapshot: model.Snapshot) -> None: ...
-    def health(self) -> model.StoreHealth | None: ...
-    def close(self) -> None: ...
-
-
-class MemoryBackend:
-    """The last hour in memory: what the daemon keeps until the SQLite store is wired in."""
-
-    def __init__(self, keep_seconds: float = MEMORY_HISTORY_SECONDS) -> None:
-        self._history = series.MemoryHistory(keep_seconds)
-
-    @property
-    def history(self) -> series.History:
-        return self._history
-
-    def submit(self, snapshot: model.Snapshot) -> None:
-        self._history.add(snapshot)
-
-    def health(self) -> model.StoreHealth | None:
-        return None  # no store: the store families are absent from /metrics
-
-    def close(self) -> None:
-        return None
-
-
-def open_history(settings: Settings, clock: Callable[[], float]) -> HistoryBackend:
-    """The seam: the store replaces this body with `return open_store(settings, clock)`."""
-    return MemoryBackend()
 
 
 # --------------------------------------------------------------------------- the daemon
@@ -113,16 +76,19 @@ class Daemon:
         auth = Authenticator.from_settings(daemon)
         check_exposure(address, daemon, auth)
         tls = tls_context(daemon)
-        self.engine = engine_factory(settings)
-        self.backend = open_history(settings, clock)
+        self.store = open_store(settings, clock=clock)  # first: nothing else to undo if it fails
+        try:
+            self.engine = engine_factory(settings)
+        except BaseException:
+            self.store.close()
+            raise
+        self.store.attach(self.engine)
         self.state = MetricsState()
-        self.engine.subscribe(self.backend.submit)
         self.engine.subscribe(self.state.observe)
         exporter = MetricsExporter(self.state, tick_seconds=self.engine.tick_seconds)
         self.engine.subscribe(exporter.after_tick)
         self.engine.subscribe(self._saw)
-        self.engine.set_store_health(self.backend.health)
-        api = Api(self.engine.latest, self.backend.history, self.engine.health, clock=clock)
+        api = Api(self.engine.latest, self.store.history, self.engine.health, clock=clock)
         try:
             self.server = HttpServer(
                 address,
@@ -135,7 +101,7 @@ class Daemon:
             )
         except OSError as exc:
             self.engine.stop()
-            self.backend.close()
+            self.store.close()
             raise StartError(f"cannot listen on {address}: {exc.strerror or exc}") from None
         self._stop_recorded = threading.Event()
 
@@ -228,7 +194,7 @@ class Daemon:
             log.warning("the daemon_stop event did not reach the history before exit")
         self.server.stop()
         self.engine.stop()
-        self.backend.close()
+        self.store.close()  # writes what is still queued
         self.notifier.close()
         self._stopped.set()
 
@@ -246,9 +212,6 @@ __all__ = [
     "AuthConfigError",
     "Daemon",
     "ExposureError",
-    "HistoryBackend",
-    "MemoryBackend",
     "StartError",
-    "open_history",
     "with_overrides",
 ]

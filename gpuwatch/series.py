@@ -326,3 +326,35 @@ class MemoryHistory:
             ]
         chosen.sort(key=lambda e: e.timestamp, reverse=True)
         return chosen[:limit]
+
+
+def entity_series(entity: str) -> tuple[str, ...]:
+    """The series of one entity kind ("gpu", "model", "server"), in catalog order."""
+    return tuple(name for name, _ in _GETTERS_BY_ENTITY.get(entity, ()))
+
+
+def entity_values(
+    snapshot: model.Snapshot,
+) -> Iterator[tuple[str, tuple[tuple[str, str], ...], tuple[float | None, ...]]]:
+    """The wide form of `extract`: each entity of a snapshot once, as (entity kind, labels,
+    values in the order of `entity_series(kind)`), with the same values as `extract` and None
+    where `extract` gives no point. For stores that keep one row per entity and tick."""
+    by_entity = _GETTERS_BY_ENTITY
+    for gpu in snapshot.gpus:
+        yield Entity.GPU, gpu_labels(gpu), _values(by_entity[Entity.GPU], gpu, skip_nan=True)
+    for server in snapshot.triton:
+        for stats in server.models:
+            yield Entity.MODEL, model_labels(stats), _values(by_entity[Entity.MODEL], stats, skip_nan=True)
+    for server in snapshot.triton:
+        yield Entity.SERVER, (("server", server.name),), _values(by_entity[Entity.SERVER], server, False)
+
+
+_GETTERS_BY_ENTITY: dict[str, list[tuple[str, Extractor]]] = {}
+for _name, (_info, _getter) in _CATALOG.items():
+    _GETTERS_BY_ENTITY.setdefault(_info.entity, []).append((_name, _getter))
+
+
+def _values(getters: list[tuple[str, Extractor]], obj: Any, skip_nan: bool) -> tuple[float | None, ...]:
+    if skip_nan:
+        return tuple(None if (v := getter(obj)) is None or math.isnan(v) else v for _, getter in getters)
+    return tuple(getter(obj) for _, getter in getters)

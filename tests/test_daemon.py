@@ -3,6 +3,7 @@ a real unix datagram socket, SIGTERM, and serving what it can when NVML is not t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,9 +20,9 @@ import pytest
 
 from gpuwatch import config
 from gpuwatch.assemble import build_engine
-from gpuwatch.daemon import Daemon, MemoryBackend, open_history
+from gpuwatch.daemon import Daemon
 from gpuwatch.serve.notify import Notifier
-from tests.conftest import REPO
+from tests.conftest import REPO, run_gpuwatch
 
 URL = re.compile(rb"serving (https?://[0-9.:\[\]]+)/metrics")
 
@@ -58,11 +59,11 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
     s.close()
 
 
-def start_daemon(*args: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start_daemon(*args: str, db: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
     full_env.pop("GPUWATCH_CONFIG", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gpuwatch", "daemon", "--listen", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "gpuwatch", "daemon", "--listen", "127.0.0.1:0", "--db", str(db), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=full_env,
@@ -89,8 +90,10 @@ def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     return proc.returncode, err.decode()
 
 
-def test_daemon_under_systemd_notify_serves_and_stops_cleanly(notify: NotifySocket) -> None:
-    proc, url = start_daemon("--demo", env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"})
+def test_daemon_under_systemd_notify_serves_and_stops_cleanly(notify: NotifySocket, tmp_path: Path) -> None:
+    proc, url = start_daemon(
+        "--demo", db=tmp_path / "g.db", env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "1000000"}
+    )
     try:
         messages = notify.wait_for("READY=1")
         ready = next(m for m in messages if "READY=1" in m.splitlines())
@@ -123,7 +126,7 @@ def test_without_nvml_the_daemon_serves_and_says_why(tmp_path: Path) -> None:
     )
     if probe.returncode == 0:
         pytest.skip("this machine has a working NVIDIA driver")
-    proc, url = start_daemon(env={})
+    proc, url = start_daemon(db=tmp_path / "g.db", env={})
     try:
         deadline = time.monotonic() + 20
         health: dict[str, object] = {}
@@ -143,8 +146,8 @@ def test_without_nvml_the_daemon_serves_and_says_why(tmp_path: Path) -> None:
     assert code == 0, err
 
 
-def test_watchdog_is_withheld_while_the_engine_is_not_ticking(notify: NotifySocket) -> None:
-    settings = config.parse({"daemon": {"listen": "127.0.0.1:0"}})
+def test_watchdog_is_withheld_while_the_engine_is_not_ticking(notify: NotifySocket, tmp_path: Path) -> None:
+    settings = config.parse({"daemon": {"listen": "127.0.0.1:0", "database": str(tmp_path / "g.db")}})
     offset = [0.0]
 
     def clock() -> float:
@@ -180,10 +183,59 @@ def test_watchdog_is_withheld_while_the_engine_is_not_ticking(notify: NotifySock
     assert not runner.is_alive()
 
 
-def test_the_history_seam_is_memory_until_the_store_lands() -> None:
-    backend = open_history(config.Settings(), time.time)
-    assert isinstance(backend, MemoryBackend)
-    assert backend.health() is None
+def test_the_daemon_keeps_its_history_and_events_in_the_store(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "gpuwatch.db"
+    proc, url = start_daemon("--demo", db=db, env={})
+    try:
+        deadline = time.monotonic() + 30
+        points: list[object] = []
+        while time.monotonic() < deadline and len(points) < 3:
+            doc = httpx.get(
+                url + "/api/v1/history",
+                params={"series": "gpu_power_watts", "gpu": "1", "from": "-1m"},
+                timeout=10,
+            ).json()
+            points = doc["result"][0]["points"] if doc["result"] else []
+            time.sleep(0.3)
+        assert len(points) >= 3, "the API's history is not filling from the store"
+        health = httpx.get(url + "/api/v1/health", timeout=10).json()
+        assert health["store"]["ok"] is True and health["store"]["path"] == str(db)
+        metrics = httpx.get(url + "/metrics", timeout=10).text
+        assert "gpuwatch_store_up 1" in metrics
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    # After the daemon is gone the file holds what it served, and both ends of its life.
+    query = run_gpuwatch(
+        "query",
+        "gpu_power_watts",
+        "--gpu",
+        "1",
+        "--since",
+        "2m",
+        "--points",
+        "1000",
+        "--db",
+        str(db),
+        "--json",
+    )
+    assert query.returncode == 0, query.stderr
+    stored = json.loads(query.stdout)["result"][0]["points"]
+    assert len(stored) >= len(points)
+    assert {p[0] for p in points} <= {p[0] for p in stored}  # the seconds the API served are on disk
+    events = run_gpuwatch("events", "--since", "5m", "--db", str(db), "--json")
+    kinds = {e["kind"] for e in json.loads(events.stdout)["events"]}
+    assert {"daemon_start", "daemon_stop"} <= kinds
+
+
+def test_a_database_it_cannot_use_stops_it_with_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the state directory should be\n")
+    result = run_gpuwatch("daemon", "--demo", "--listen", "127.0.0.1:0", "--db", str(blocker / "gpuwatch.db"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("gpuwatch:")]
+    assert len(lines) == 1 and str(blocker) in lines[0], result.stderr
 
 
 def test_notifier_reads_systemds_environment(tmp_path: Path) -> None:

@@ -188,25 +188,7 @@ class Api:
         except Exception as exc:
             log.exception("history query failed")
             return error(503, f"history is unavailable: {type(exc).__name__}: {exc}")
-        return ok(
-            {
-                "series": name,
-                "from": start,
-                "to": end,
-                "points": points,
-                "result": [
-                    {
-                        "labels": dict(data.key.labels),
-                        "resolution_seconds": data.resolution_seconds,
-                        "points": [
-                            [_finite(v) for v in (p.timestamp, p.mean, p.minimum, p.maximum)]
-                            for p in data.points
-                        ],
-                    }
-                    for data in result
-                ],
-            }
-        )
+        return ok(codec.encode_history(name, match, start=start, end=end, points=points, results=result))
 
     def _events(self, q: _Query) -> Response:
         start, end = _range(q, self._clock())
@@ -228,7 +210,7 @@ class Api:
         except Exception as exc:
             log.exception("events query failed")
             return error(503, f"history is unavailable: {type(exc).__name__}: {exc}")
-        return ok({"from": start, "to": end, "events": [codec.encode(e) for e in events[:limit]]})
+        return ok(codec.encode_events(start, end, events[:limit]))
 
     def _health(self, q: _Query) -> Response:
         snapshot = self._latest()
@@ -282,10 +264,6 @@ class Api:
 
     def _openapi(self, q: _Query) -> Response:
         return ok(openapi.document())
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def ok(doc: Mapping[str, Any]) -> Response:

@@ -95,9 +95,14 @@ _SCHEMAS: dict[str, Any] = {
     },
     "History": {
         "type": "object",
-        "required": ["series", "from", "to", "points", "result"],
+        "required": ["series", "match", "from", "to", "points", "result"],
         "properties": {
             "series": {"type": "string"},
+            "match": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "The label filters the answer was selected by.",
+            },
             "from": {"type": "number"},
             "to": {"type": "number"},
             "points": {"type": "integer", "minimum": 1},

@@ -1,0 +1,555 @@
+"""The writer: one thread that owns the only write connection to the database.
+
+Place in the flow: engine tick → `Store.submit` → **writer buffer** → one transaction per
+batch → raw tables and events; then, as they fall due, the maintenance tasks of `tasks.py`
+(rollups, purges, the size budget) on the same thread. Nothing else writes.
+
+`submit` never blocks the tick: it appends to a buffer under a short lock and returns. The
+buffer holds at most `write_queue_max` items; when full, the oldest is dropped and counted.
+Whatever is in the buffer is written oldest first, up to `BATCH_MAX` items per transaction
+(a backlog after an outage is caught up in a few large transactions).
+
+When a write fails (disk full, I/O error, the file locked by someone else), the transaction is
+rolled back, the items stay in the buffer, the error goes into `health()`, one log line and one
+`store_error` event are emitted, and the write is retried on the next submit (that is, the next
+tick) or after `RETRY_SECONDS`, whichever comes first: writing resumes within one tick of the
+cause going away, and nothing within the buffer's bound is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Table, exc, func, insert, select
+from sqlalchemy.dialects import sqlite
+
+from gpuwatch import model, series
+from gpuwatch.config import StoreSettings
+from gpuwatch.store import database, purge, rollup
+from gpuwatch.store import schema as sch
+from gpuwatch.store import tasks as t
+from gpuwatch.store.figures import KINDS, SCALES, encode_values
+
+log = logging.getLogger("gpuwatch.store")
+
+T = TypeVar("T")
+Item = model.Snapshot | tuple[model.Event, ...]
+"""What the buffer holds: a snapshot, or events handed to the store directly."""
+EntityKey = tuple[str, tuple[tuple[str, str], ...]]
+"""(kind, labels) of a GPU, model version or server."""
+
+BATCH_MAX = 600
+RETRY_SECONDS = 1.0
+CHECK_SECONDS = 60.0
+"""How often (by the store's clock) purges and the size budget are checked."""
+WAKE_SECONDS = 1.0
+RELEASE_FREE_RATIO = 0.1
+"""Give free pages back to the file system when the file is over the size budget, or when they
+are more than this share of it (below that, SQLite reuses them for new rows)."""
+
+
+class _Write:
+    """Marker: the next work is writing the buffer."""
+
+
+class _Stop:
+    """Marker: the writer should finish."""
+
+
+_WRITE = _Write()
+_STOP = _Stop()
+
+
+class Writer:
+    def __init__(
+        self,
+        opened: database.Opened,
+        settings: StoreSettings,
+        path: Path,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self._engine = opened.engine
+        self._schema = opened.schema
+        self._tiers = opened.schema.tiers
+        self._settings = settings
+        self._path = path
+        self._clock = clock
+        self._on_event: Callable[[model.Event], None] | None = None
+        self._cond = threading.Condition()
+        # Shared with other threads, under _cond:
+        self._buffer: deque[tuple[int, Item]] = deque()
+        self._next_seq = 0
+        self._tasks: deque[t.Task] = deque()
+        self._queued: set[t.Maintenance] = set()
+        self._stopping = False
+        self._retry_now = False
+        self._retry_at = 0.0
+        self._write_error: str | None = None
+        self._maintenance_error: str | None = None
+        self._errors = 0
+        self._dropped = 0
+        # The writer thread's own:
+        self._entities: dict[EntityKey, int] = {}
+        self._insert_sql = {kind: _insert_sql(self._schema.table(kind, 0)) for kind in KINDS}
+        self._newest_ms = 0
+        self._rolled_until = [0] * len(self._tiers)
+        self._next_check = 0.0
+        self._saw_corruption = False
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._finished = threading.Event()
+        if opened.events:
+            self.submit(opened.events)
+
+    # -- any thread ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set_event_sink(self, sink: Callable[[model.Event], None]) -> None:
+        """Where `store_error` events go (the engine's `record_event`)."""
+        self._on_event = sink
+
+    def submit(self, item: Item) -> None:
+        """Queue a snapshot (or events) for writing. Never blocks on the database."""
+        with self._cond:
+            if len(self._buffer) >= self._settings.write_queue_max:
+                self._buffer.popleft()
+                self._dropped += 1
+                if self._dropped == 1 or self._dropped % 1000 == 0:
+                    log.error(
+                        "the store's write queue is full (%d): dropped the oldest snapshot (%d so far)",
+                        self._settings.write_queue_max,
+                        self._dropped,
+                    )
+            self._buffer.append((self._next_seq, item))
+            self._next_seq += 1
+            self._retry_now = True
+            self._cond.notify()
+
+    def call(self, fn: Callable[[Connection], T], timeout: float | None = None) -> T:
+        """Run `fn(connection)` on the writer thread and return what it returns. Runs even while
+        writes fail (it is how an operator's or a test's fix reaches the connection)."""
+        task = t.Call(fn)
+        self._push(task)
+        result: T = task.future.result(timeout)
+        return result
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything submitted so far is written and due maintenance has run.
+        False if that did not happen within `timeout` (writes failing, or slow)."""
+        barrier = t.Barrier()
+        self._push(barrier)
+        return barrier.done.wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("the store writer did not finish within %.0f s", timeout)
+
+    def health(self) -> model.StoreHealth:
+        with self._cond:
+            error = self._write_error or self._maintenance_error
+            if error and self._dropped:
+                error += f"; {self._dropped} snapshots dropped (queue full)"
+            queued = len(self._buffer)
+            errors = self._errors
+        return model.StoreHealth(
+            ok=error is None,
+            path=str(self._path),
+            last_error=error,
+            write_errors_count=errors,
+            queue_length=queued,
+            size_bytes=_file_bytes(self._path),
+        )
+
+    # -- the writer thread -----------------------------------------------------------------
+
+    def _push(self, task: t.Task) -> None:
+        with self._cond:
+            self._tasks.append(task)
+            self._cond.notify()
+        if self._finished.is_set():
+            self._release_waiters()
+
+    def _queue(self, task: t.Maintenance) -> None:
+        with self._cond:
+            if task not in self._queued:
+                self._queued.add(task)
+                self._tasks.append(task)
+
+    def _run(self) -> None:
+        try:
+            with self._engine.connect() as conn:
+                self._load_state(conn)
+                while True:
+                    work = self._next_work()
+                    if isinstance(work, _Stop):
+                        break
+                    if isinstance(work, _Write):
+                        self._write_buffer(conn)
+                    else:
+                        self._run_task(conn, work)
+                self._shutdown(conn)
+        except Exception:  # a bug here must be loud, but the daemon goes on serving live data
+            log.exception("the store writer stopped")
+            with self._cond:
+                self._write_error = "the store writer stopped (see the log)"
+        finally:
+            self._finished.set()
+            self._release_waiters()
+            database.close_quietly(self._engine)
+
+    def _load_state(self, conn: Connection) -> None:
+        with conn.begin():
+            for kind in KINDS:
+                key = conn.execute(select(func.max(self._schema.table(kind, 0).c.key))).scalar()
+                if key is not None:
+                    self._newest_ms = max(self._newest_ms, int(key) >> sch.ENTITY_BITS)
+            rolled = dict(
+                conn.execute(
+                    select(self._schema.tier.c.resolution_s, self._schema.tier.c.rolled_until_ms)
+                ).all()
+            )
+            for index, tier in enumerate(self._tiers):
+                self._rolled_until[index] = int(rolled.get(tier.resolution_seconds, 0))
+            for row in conn.execute(select(self._schema.entity)):
+                labels = tuple((str(k), str(v)) for k, v in json.loads(row.labels))
+                self._entities[(row.kind, labels)] = int(row.id)
+        self._schedule_rollups()  # the back-fill after downtime starts here
+        self._schedule_checks(force=True)
+
+    def _next_work(self) -> _Write | _Stop | t.Task:
+        with self._cond:
+            while True:
+                if self._buffer and (
+                    self._write_error is None or self._retry_now or time.monotonic() >= self._retry_at
+                ):
+                    return _WRITE
+                if self._stopping:  # what is still due (a long back-fill) waits for the next start
+                    return _STOP
+                task = self._take_task()
+                if task is not None:
+                    return task
+                wait = WAKE_SECONDS
+                if self._buffer:
+                    wait = max(0.0, min(wait, self._retry_at - time.monotonic()))
+                self._cond.wait(wait)
+                self._schedule_checks_locked()
+
+    def _take_task(self) -> t.Task | None:
+        """The next task: any, in order, when the buffer is empty; else only calls (a fix for
+        what makes writes fail must be able to reach the connection)."""
+        if not self._buffer:
+            if self._tasks:
+                task = self._tasks.popleft()
+                if not isinstance(task, t.Call | t.Barrier):
+                    self._queued.discard(task)
+                return task
+            return None
+        for task in self._tasks:
+            if isinstance(task, t.Call):
+                self._tasks.remove(task)
+                return task
+        return None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write_buffer(self, conn: Connection) -> None:
+        with self._cond:
+            batch = [self._buffer[i] for i in range(min(BATCH_MAX, len(self._buffer)))]
+            self._retry_now = False
+        new_entities: dict[EntityKey, int] = {}
+        try:
+            with conn.begin():
+                newest = self._insert(conn, [item for _, item in batch], new_entities)
+        except exc.DBAPIError as error:
+            self._write_failed(error)
+            return
+        except Exception:  # a bug, or a snapshot it cannot handle: drop it, never stop writing
+            log.exception("could not write %d snapshots; dropping them", len(batch))
+            with self._cond:
+                self._errors += 1
+                self._drop_through(batch[-1][0])
+            return
+        self._entities.update(new_entities)
+        self._newest_ms = max(self._newest_ms, newest)
+        with self._cond:
+            self._drop_through(batch[-1][0])
+            recovered, self._write_error = self._write_error, None
+            waiting = len(self._buffer)
+        if recovered:
+            log.warning(
+                "database writes work again; %d held snapshots are being written", len(batch) + waiting
+            )
+        self._schedule_rollups()
+
+    def _drop_through(self, seq: int) -> None:
+        while self._buffer and self._buffer[0][0] <= seq:
+            self._buffer.popleft()
+
+    def _insert(self, conn: Connection, items: list[Item], new_entities: dict[EntityKey, int]) -> int:
+        rows: dict[str, list[tuple[int | None, ...]]] = {kind: [] for kind in KINDS}
+        events: list[model.Event] = []
+        newest = 0
+        for item in items:
+            if not isinstance(item, model.Snapshot):
+                events.extend(item)
+                continue
+            ts_ms = round(item.timestamp * 1000)
+            newest = max(newest, ts_ms)
+            for kind, labels, values in series.entity_values(item):
+                entity_id = self._entity_id(conn, kind, labels, new_entities)
+                if entity_id is None:
+                    continue
+                rows[kind].append(
+                    (sch.row_key(ts_ms, entity_id), entity_id, *encode_values(values, SCALES[kind]))
+                )
+            events.extend(item.events)
+        for kind, kind_rows in rows.items():
+            if kind_rows:
+                conn.exec_driver_sql(self._insert_sql[kind], kind_rows)
+        if events:
+            conn.execute(insert(self._schema.event), [_event_row(e) for e in events])
+        return newest
+
+    def _entity_id(
+        self,
+        conn: Connection,
+        kind: str,
+        labels: tuple[tuple[str, str], ...],
+        new_entities: dict[EntityKey, int],
+    ) -> int | None:
+        found = self._entities.get((kind, labels)) or new_entities.get((kind, labels))
+        if found is not None:
+            return found
+        key = (kind, json.dumps(labels, separators=(",", ":")))
+        table = self._schema.entity
+        conn.execute(insert(table).prefix_with("OR IGNORE").values(kind=key[0], labels=key[1]))
+        entity_id = int(
+            conn.execute(
+                select(table.c.id).where(table.c.kind == key[0], table.c.labels == key[1])
+            ).scalar_one()
+        )
+        if entity_id >= sch.MAX_ENTITIES:
+            log.error("the database has %d entities, its most; not storing %s %s", entity_id, kind, key[1])
+            return None
+        new_entities[(kind, labels)] = entity_id
+        return entity_id
+
+    def _write_failed(self, error: exc.DBAPIError) -> None:
+        why = database.describe(error)
+        self._saw_corruption = self._saw_corruption or database.is_corruption(error)
+        with self._cond:
+            first = self._write_error is None
+            self._errors += 1
+            self._write_error = f"writing {self._path}: {why}"
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            limit = self._settings.write_queue_max
+        if first:
+            message = (
+                f"database writes failing ({self._path}: {why}); holding snapshots in memory "
+                f"(at most {limit}) until it works again"
+            )
+            log.error(message)
+            if self._on_event is not None:
+                self._on_event(
+                    model.Event(self._clock(), model.EventKind.STORE_ERROR, model.Severity.CRITICAL, message)
+                )
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def _schedule_rollups(self) -> None:
+        for index in range(1, len(self._tiers)):
+            source_complete = self._newest_ms if index == 1 else self._rolled_until[index - 1]
+            due = rollup.horizon_ms(source_complete, self._tiers[index].resolution_ms)
+            if due > self._rolled_until[index]:
+                self._queue(t.Rollup(index))
+
+    def _schedule_checks(self, force: bool = False) -> None:
+        with self._cond:
+            self._schedule_checks_locked(force)
+
+    def _schedule_checks_locked(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now < self._next_check:
+            return
+        self._next_check = now + CHECK_SECONDS
+        checks: list[t.Maintenance] = [t.Purge(i) for i in range(len(self._tiers))]
+        checks += [t.PurgeEvents(), t.TrimToBudget()]
+        for task in checks:
+            if task not in self._queued:
+                self._queued.add(task)
+                self._tasks.append(task)
+
+    def _run_task(self, conn: Connection, task: t.Task) -> None:
+        if isinstance(task, t.Call):
+            try:
+                result = task.fn(conn)
+                if conn.in_transaction():
+                    conn.commit()
+            except Exception as error:
+                if conn.in_transaction():
+                    conn.rollback()
+                task.future.set_exception(error)
+            else:
+                task.future.set_result(result)
+        elif isinstance(task, t.Barrier):
+            self._settle(conn)
+            task.done.set()
+        else:
+            self._maintain(conn, task)
+
+    def _settle(self, conn: Connection) -> None:
+        """Run every due maintenance task to its end (for `flush`)."""
+        self._schedule_checks(force=True)
+        while True:
+            self._schedule_rollups()
+            with self._cond:
+                task = next((x for x in self._tasks if not isinstance(x, t.Call | t.Barrier)), None)
+                if task is None:
+                    return
+                self._tasks.remove(task)
+                self._queued.discard(task)
+            if not self._maintain(conn, task):
+                return
+
+    def _maintain(self, conn: Connection, task: t.Maintenance) -> bool:
+        """One step of a maintenance task; queues it again when it has more to do. False if it failed."""
+        try:
+            if isinstance(task, t.ReleaseFreePages):
+                more, rolled_until = purge.release_free_pages(conn) > purge.FREE_PAGES_PER_STEP, None
+            else:
+                with conn.begin():
+                    more, rolled_until = self._step(conn, task)
+        except exc.DBAPIError as error:
+            self._saw_corruption = self._saw_corruption or database.is_corruption(error)
+            self._maintenance_failed(task, database.describe(error))
+            return False
+        except Exception as error:  # a bug in one step must not stop the writer
+            log.exception("database maintenance %s failed", task)
+            self._maintenance_failed(task, f"{type(error).__name__}: {error}")
+            return False
+        if isinstance(task, t.Rollup) and rolled_until is not None:
+            self._rolled_until[task.tier_index] = rolled_until
+        with self._cond:
+            self._maintenance_error = None
+        if more:
+            self._queue(task)
+        self._schedule_rollups()
+        return True
+
+    def _step(self, conn: Connection, task: t.Maintenance) -> tuple[bool, int | None]:
+        """Run one step inside the caller's transaction: (more to do, a rollup's new mark)."""
+        now_ms = round(self._clock() * 1000)
+        batch = self._settings.purge_batch_rows
+        if isinstance(task, t.Rollup):
+            index = task.tier_index
+            source_complete = self._newest_ms if index == 1 else self._rolled_until[index - 1]
+            rolled = rollup.rollup_step(conn, self._schema, index, self._rolled_until[index], source_complete)
+            return rolled.more, rolled.rolled_until_ms
+        if isinstance(task, t.Purge):
+            index = task.tier_index
+            following = self._rolled_until[index + 1] if index + 1 < len(self._tiers) else None
+            purged = purge.purge_tier_step(
+                conn, self._schema, index, now_ms=now_ms, next_rolled_until_ms=following, batch_rows=batch
+            )
+            return purged.more, None
+        if isinstance(task, t.PurgeEvents):
+            return purge.purge_events_step(conn, self._schema, now_ms, batch).more, None
+        budget = self._settings.size_budget_bytes
+        trimmed = purge.trim_step(conn, self._schema, budget, batch)
+        if not trimmed.rows:
+            use = purge.page_use(conn)
+            if use.free_pages and (
+                use.file_bytes > budget or use.free_pages > RELEASE_FREE_RATIO * use.page_count
+            ):
+                self._queue(t.ReleaseFreePages())
+        return trimmed.more, None
+
+    def _maintenance_failed(self, task: t.Maintenance, why: str) -> None:
+        with self._cond:
+            first = self._maintenance_error is None
+            self._errors += 1
+            self._maintenance_error = f"{type(task).__name__.lower()} in {self._path}: {why}"
+        if first:
+            log.error(
+                "database maintenance failed (%s in %s: %s); retrying", type(task).__name__, self._path, why
+            )
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def _shutdown(self, conn: Connection) -> None:
+        with self._cond:
+            pending = len(self._buffer)
+        if pending:
+            with self._cond:
+                self._retry_now = True
+            self._write_buffer(conn)
+            with self._cond:
+                pending = len(self._buffer)
+            if pending:
+                log.error("the store stopped with %d snapshots it could not write", pending)
+        if not self._saw_corruption:
+            try:
+                database.mark_clean_shutdown(conn, self._schema)
+            except exc.DBAPIError as error:
+                log.warning(
+                    "could not mark the database %s as cleanly closed: %s",
+                    self._path,
+                    database.describe(error),
+                )
+
+    def _release_waiters(self) -> None:
+        with self._cond:
+            left, self._tasks = list(self._tasks), deque()
+            self._queued.clear()
+        for task in left:
+            if isinstance(task, t.Barrier):
+                task.done.set()
+            elif isinstance(task, t.Call):
+                task.future.set_exception(RuntimeError("the store is closed"))
+
+
+def _event_row(event: model.Event) -> dict[str, Any]:
+    return {
+        "ts_ms": round(event.timestamp * 1000),
+        "kind": event.kind.value,
+        "severity": event.severity.value,
+        "message": event.message,
+        "gpu_index": event.gpu_index,
+        "gpu_uuid": event.gpu_uuid,
+        "server": event.server,
+        "model": event.model,
+        "version": event.version,
+        "code": event.code,
+    }
+
+
+def _insert_sql(table: Table) -> str:
+    """The raw tier's INSERT as SQL text with positional parameters, compiled once from the
+    table: each tick then costs one executemany of plain tuples per entity kind."""
+    statement = insert(table).prefix_with("OR REPLACE")
+    return str(statement.compile(dialect=sqlite.dialect(paramstyle="qmark")))
+
+
+def _file_bytes(path: Path) -> int | None:
+    total = None
+    for suffix in ("", "-wal"):
+        try:
+            size = Path(f"{path}{suffix}").stat().st_size
+        except OSError:
+            continue
+        total = (total or 0) + size
+    return total
