@@ -68,6 +68,7 @@ def run_gpuwatch(
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "gpuwatch", *args],
+        check=False,
         capture_output=True,
         text=True,
         env=full_env,
