@@ -34,6 +34,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
@@ -44,6 +46,7 @@ from gpuwatch.collect import triton_derive as derive
 from gpuwatch.collect import triton_link
 from gpuwatch.collect.triton_http import BoundedFetcher, FetchError, decode_json, decode_text
 from gpuwatch.collect.triton_parse import (
+    SUCCESS,
     IndexEntry,
     MetricsModel,
     MetricsParser,
@@ -52,11 +55,11 @@ from gpuwatch.collect.triton_parse import (
     ModelKey,
     ShapeError,
     StatsModel,
+    StatsParser,
     StatsScrape,
     parse_config,
     parse_index,
     parse_server_metadata,
-    parse_stats,
 )
 from gpuwatch.config import TritonServerSettings, TritonSettings
 from gpuwatch.engine import Job
@@ -80,6 +83,9 @@ class _Model:
     state: str | None = None
     seen: bool = False
     """A poll of an up server has shown it: its state changes are events from now on."""
+    totals: model.ModelTotals | None = None
+    totals_from: tuple[object, ...] = ()
+    """What `totals` was made from: an idle model's are not made again each poll."""
 
 
 @dataclass
@@ -105,6 +111,11 @@ class _Poll:
     def failed(self, what: str, exc: FetchError) -> None:
         server_error = exc.kind == "http" and exc.status is not None and exc.status >= 500
         self.fail(what, "http5xx" if server_error else exc.kind, exc.reason)
+
+
+def _same_inputs(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """The same statistics object, equal /metrics values and the same cache setting."""
+    return len(a) == len(b) and a[0] is b[0] and a[1:] == b[1:]
 
 
 class ServerPoller:
@@ -134,7 +145,15 @@ class ServerPoller:
         self._fetcher = BoundedFetcher(
             max_bytes=settings.max_response_bytes, transport=transport, monotonic=monotonic
         )
+        # The metrics port is read on a worker of its own, beside the API: a port that stalls
+        # leaves the other its whole deadline, and the poll costs the slower of the two.
+        self._metrics_fetcher = BoundedFetcher(
+            max_bytes=settings.max_response_bytes, transport=transport, monotonic=monotonic
+        )
+        self._metrics_worker = ThreadPoolExecutor(1, thread_name_prefix=f"triton-{self.name}-metrics")
+        self._metrics_pending: Future[tuple[MetricsScrape, float]] | None = None
         self._parser = MetricsParser()
+        self._stats_parser = StatsParser()
         self._models: dict[ModelKey, _Model] = {}
         self._index: tuple[IndexEntry, ...] = ()
         self._version: str | None = None
@@ -163,7 +182,9 @@ class ServerPoller:
         self._pids = pids
 
     def close(self) -> None:
+        self._metrics_worker.shutdown(wait=False, cancel_futures=True)
         self._fetcher.close()
+        self._metrics_fetcher.close()
 
     # -- one poll ---------------------------------------------------------------------------
 
@@ -171,6 +192,7 @@ class ServerPoller:
         """Poll once; None when the server is up and every endpoint answered (or absent)."""
         started = self._monotonic()
         p = _Poll(started=started, deadline=started + self._timeout, wall=self._clock())
+        metrics = self._start_metrics(p.deadline)
         try:
             self._api("GET", "/v2/health/ready", p.deadline)
         except FetchError as exc:
@@ -183,7 +205,7 @@ class ServerPoller:
         self._read_index(p)
         self._read_stats(p)
         self._read_configs(p, self._keys(p), until=started + self._timeout / 2)
-        self._read_metrics(p)
+        self._collect_metrics(p, metrics)
         return self._finish(p)
 
     def _api(self, method: str, path: str, deadline: float, body: object = None) -> bytes:
@@ -214,7 +236,7 @@ class ServerPoller:
         try:
             body = self._api("GET", "/v2/models/stats", p.deadline)
             p.stats_at = self._monotonic()
-            p.stats = parse_stats(decode_json(body))
+            p.stats = self._stats_parser.parse(decode_json(body))
         except FetchError as exc:
             p.failed("statistics", exc)
         except ShapeError as exc:
@@ -222,11 +244,32 @@ class ServerPoller:
         except ValueError as exc:
             p.fail("statistics", "garbage", str(exc))
 
-    def _read_metrics(self, p: _Poll) -> None:
+    def _start_metrics(self, deadline: float) -> Future[tuple[MetricsScrape, float]] | None:
+        """Fetch and parse /metrics on the worker; None while the last one is still going.
+
+        The last one ran under its own poll's deadline, so it is over, or about to be: a poll
+        that ended early (the API was down) may not have waited for it."""
+        pending = self._metrics_pending
+        if pending is not None and not pending.done():
+            wait([pending], timeout=max(0.0, deadline - self._monotonic()))
+            if not pending.done():
+                return None
+        self._metrics_pending = self._metrics_worker.submit(self._fetch_metrics, deadline)
+        return self._metrics_pending
+
+    def _fetch_metrics(self, deadline: float) -> tuple[MetricsScrape, float]:
+        _, body = self._metrics_fetcher.fetch("GET", self.metrics_url, deadline)
+        at = self._monotonic()
+        return self._parser.parse(decode_text(body)), at
+
+    def _collect_metrics(self, p: _Poll, future: Future[tuple[MetricsScrape, float]] | None) -> None:
+        if future is None:
+            p.fail("metrics", "timeout", "the previous request has not finished")
+            return
         try:
-            _, body = self._fetcher.fetch("GET", self.metrics_url, p.deadline)
-            p.metrics_at = self._monotonic()
-            p.metrics = self._parser.parse(decode_text(body))
+            p.metrics, p.metrics_at = future.result(timeout=max(0.0, p.deadline - self._monotonic()))
+        except FuturesTimeout:
+            p.fail("metrics", "timeout", f"no answer within {self._timeout:.2g} s")
         except FetchError as exc:
             p.failed("metrics", exc)
         except ShapeError as exc:
@@ -344,7 +387,9 @@ class ServerPoller:
     def _derive(self, p: _Poll, recovering: bool) -> tuple[model.ModelStats, ...]:
         keys = self._keys(p)
         stats = p.stats.models if p.stats is not None else {}
-        metrics = p.metrics.models if p.metrics is not None else {}
+        # A model version that is not loaded can keep a few series (an unloaded or never-loaded
+        # model's failure counters): without its success counter it is not in /metrics.
+        metrics = {k: v for k, v in p.metrics.models.items() if SUCCESS in v.values} if p.metrics else {}
         states = {(e.name, e.version or ""): e for e in self._index}
         resets: dict[ModelKey, str] = {}
         had_baseline = 0
@@ -352,15 +397,24 @@ class ServerPoller:
             mem = self._models[key]
             old = mem.reading
             s_new, m_new = stats.get(key), metrics.get(key)
+            # (The statistics parser hands back the same object for an unchanged entry.)
             s_reset = (
                 s_new is not None
                 and old.stats is not None
+                and s_new is not old.stats
                 and (mem.stats_gone or derive.stats_restarted(old.stats, s_new))
             )
             m_reset = (
                 m_new is not None
                 and old.metrics is not None
-                and (mem.metrics_gone or derive.metrics_restarted(old.metrics, m_new))
+                and (
+                    mem.metrics_gone
+                    or (m_new.values != old.metrics.values and derive.metrics_restarted(old.metrics, m_new))
+                    or (
+                        m_new.failures_by_reason != old.metrics.failures_by_reason
+                        and derive.metrics_restarted(old.metrics, m_new)
+                    )
+                )
             )
             if old.stats is not None or old.metrics is not None:
                 had_baseline += 1
@@ -468,6 +522,11 @@ class ServerPoller:
             reasons.append(mem.config_error)
         s, m = s_new, m_new
         last_ms = s.last_inference_ms if s is not None else None
+        cache_enabled = cfg.response_cache if cfg else None
+        totals_from = (s, m.values if m else None, m.failures_by_reason if m else None, cache_enabled)
+        if mem.totals is None or not _same_inputs(mem.totals_from, totals_from):
+            mem.totals = derive.totals(derive.Reading(s, None, m, None), cache_enabled=cache_enabled)
+            mem.totals_from = totals_from
         return model.ModelStats(
             server=self.name,
             name=key[0],
@@ -486,9 +545,7 @@ class ServerPoller:
             ensemble_steps=cfg.ensemble_steps if cfg else (),
             pending_requests=derive.pending(m),
             last_inference_at=last_ms / 1000.0 if last_ms else None,
-            totals=derive.totals(
-                derive.Reading(s, None, m, None), cache_enabled=cfg.response_cache if cfg else None
-            ),
+            totals=mem.totals,
             interval=interval,
             llm_metrics=dict(m.llm) if m is not None else {},
         )

@@ -22,7 +22,7 @@ the two sources never mix in a ratio. A counter that went down means that source
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from gpuwatch import model
 from gpuwatch.collect.triton_parse import (
@@ -47,9 +47,9 @@ MIN_INTERVAL_SECONDS = 1e-3
 """Two readings closer than this give no rates (they would be noise over almost nothing)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """The last reading of each source for one model version, with its monotonic time."""
+class Reading(NamedTuple):
+    """The last reading of each source for one model version, with its monotonic time.
+    (A NamedTuple: the collector makes three per model per poll, and it stays inside it.)"""
 
     stats: StatsModel | None = None
     stats_at: float | None = None
@@ -148,6 +148,8 @@ def interval(
     m_dt = _dt(prev.metrics_at, cur.metrics_at)
     s0, s1 = (prev.stats, cur.stats) if s_dt else (None, None)
     m0, m1 = (prev.metrics, cur.metrics) if m_dt else (None, None)
+    if s_dt and s0 is not None and s0 is s1 and (m0 is None or m1 is None or _same_metrics(m0, m1)):
+        return _idle(s_dt, m0, m1)
     if s0 is not None and s1 is not None and s_dt:
         figures = _from_stats(s0, s1, s_dt, config, ensemble)
         dt = s_dt
@@ -165,6 +167,30 @@ def interval(
         # A server older than 2.48 has one series without a reason: a total, no breakdown.
         figures["failures_per_second_by_reason"] = {r: v for r, v in by_reason.items() if r}
     return model.ModelInterval(interval_seconds=dt, **figures)  # type: ignore[arg-type]
+
+
+def _same_metrics(a: MetricsModel, b: MetricsModel) -> bool:
+    return a.values == b.values and a.failures_by_reason == b.failures_by_reason
+
+
+def _idle(dt: float, m0: MetricsModel | None, m1: MetricsModel | None) -> model.ModelInterval:
+    """What `interval` gives when nothing changed (the statistics parser hands back the very
+    same entry for an idle model): every rate 0, no averages, an empty histogram. Built
+    directly, because most models of a big server are idle at any moment."""
+    by_reason = (
+        {r: 0.0 for r in m1.failures_by_reason if r}
+        if m0 is not None and m1 is not None and m0.failures_by_reason and m1.failures_by_reason
+        else {}
+    )
+    return model.ModelInterval(
+        interval_seconds=dt,
+        requests_per_second=0.0,
+        inferences_per_second=0.0,
+        executions_per_second=0.0,
+        failures_per_second=0.0,
+        failures_per_second_by_reason=by_reason,
+        mean_queue_depth=0.0,
+    )
 
 
 Figures = dict[str, object]

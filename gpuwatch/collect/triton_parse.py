@@ -16,8 +16,8 @@ timestamp) after the series, so the part of a line before the value identifies t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from math import isnan
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -90,90 +90,137 @@ class MetricsScrape:
 @dataclass(frozen=True, slots=True)
 class _Series:
     family: str
-    model: str
-    version: str
+    model: ModelKey
     role: str
     """"value" (a model family), "failure", "llm", or "unused" (server gauges, quantiles)."""
     gpu_uuid: str | None
     detail: str
-    """The failure reason, or the LLM key (family and its other labels)."""
+    """The family (role "value"), the failure reason, or the LLM key (family and other labels)."""
 
 
 class MetricsParser:
     """Parses Triton's /metrics, remembering each series it has parsed (see the module doc).
 
+    Two memories, both rebuilt from each body so they hold only what the server has now: the
+    series (the line up to its value → what it is), and the whole lines of the last body (a
+    line seen before, value included, needs no parsing at all: an idle model's lines).
     Not thread-safe: the collector keeps one per server and polls a server from one thread."""
 
     def __init__(self) -> None:
         self._series: dict[str, _Series | None] = {}
+        """Series key → what it is; None: a series whose value cannot be read alone."""
+        self._lines: dict[str, tuple[_Series, float]] = {}
 
     def parse(self, text: str) -> MetricsScrape:
         known = self._series
-        seen: dict[str, _Series | None] = {}
+        known_lines = self._lines
+        lines: dict[str, tuple[_Series, float]] = {}
+        new: dict[str, _Series | None] = {}
         acc: dict[ModelKey, _Accumulator] = {}
         families: set[str] = set()
         problems: list[str] = []
-        bad_lines = 0
-        samples = 0
+        bad_lines = hits = samples = 0
         type_line = ""
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line:
-                continue
-            if line[0] == "#":
-                parts = line.split(None, 3)
-                if len(parts) >= 3 and parts[1] == "TYPE":
-                    type_line = line
-                    families.add(parts[2])
-                continue
-            brace = line.rfind("}")
-            if brace >= 0:
-                key, rest = line[: brace + 1], line[brace + 1 :]
+        line_hits = 0
+        for raw in text.split("\n"):
+            seen = known_lines.get(raw)
+            if seen is not None:  # the very same line as last time
+                series, value = seen
+                line_hits += 1
+                hits += 1
+                samples += 1
             else:
-                key, _, rest = line.partition(" ")
-            tokens = rest.split()
-            value: float | None
-            if key in known:
-                series = known[key]
-                seen[key] = series
-                if series is not None:  # the common case: a series parsed on an earlier poll
-                    if series.role == "unused" or not tokens:
-                        continue
-                    value = _float(tokens[0])
-                    if value is None:
-                        bad_lines += 1
-                        if bad_lines == 1:
-                            problems.append(f"unparseable value in {_quote(line)}")
-                        continue
-                else:  # parsed before, but its value cannot be read alone (it has a timestamp)
+                line = raw if raw[:1] not in ("", " ", "\t", "\r") else raw.strip()
+                if not line:
+                    continue
+                if line[0] == "#":
+                    parts = line.split(None, 3)
+                    if len(parts) >= 3 and parts[1] == "TYPE":
+                        type_line = line
+                        families.add(parts[2])
+                    continue
+                brace = line.rfind("}")
+                if brace >= 0:
+                    key, rest = line[: brace + 1], line[brace + 1 :]
+                else:
+                    key, _, rest = line.partition(" ")
+                cached = known.get(key)
+                if cached is not None:  # a series parsed on an earlier poll, with a new value
+                    series = cached
+                    hits += 1
+                    try:
+                        value = float(rest)
+                    except ValueError:  # a timestamp after the value, or no number at all
+                        tokens = rest.split()
+                        read = _float(tokens[0]) if tokens else None
+                        if read is None:
+                            bad_lines += 1
+                            if bad_lines == 1:
+                                problems.append(f"unparseable value in {_quote(line)}")
+                            continue
+                        value = read
+                    else:
+                        lines[raw] = (series, value)
+                else:
                     parsed = _parse_line(type_line, line)
                     if parsed is None:
+                        bad_lines += 1
+                        if bad_lines == 1:
+                            problems.append(f"unparseable line {_quote(line)}")
                         continue
-                    series, value, _ = parsed
-            else:
-                parsed = _parse_line(type_line, line)
-                if parsed is None:
-                    bad_lines += 1
-                    if bad_lines == 1:
-                        problems.append(f"unparseable line {_quote(line)}")
-                    continue
-                series, value, cacheable = parsed
-                families.add(series.family)
-                seen[key] = series if cacheable and tokens and _same(_float(tokens[0]), value) else None
-            samples += 1
-            if series.role == "unused" or math.isnan(value):
+                    series, value, cacheable = parsed
+                    families.add(series.family)
+                    if key in known:
+                        hits += 1  # a series whose value cannot be read alone: parsed every time
+                    else:
+                        tokens = rest.split()
+                        readable = cacheable and bool(tokens) and _same(_float(tokens[0]), value)
+                        new[key] = series if readable else None
+                        if readable and len(tokens) == 1:
+                            lines[raw] = (series, value)
+                samples += 1
+            if series.role == "unused" or isnan(value):
                 continue
-            bucket = acc.get((series.model, series.version))
+            bucket = acc.get(series.model)
             if bucket is None:
-                bucket = acc[(series.model, series.version)] = _Accumulator()
-            bucket.add(series, value)
+                bucket = acc[series.model] = _Accumulator()
+            if series.gpu_uuid:
+                bucket.gpus.add(series.gpu_uuid)
+            role = series.role
+            target = (
+                bucket.values if role == "value" else bucket.failures if role == "failure" else bucket.llm
+            )
+            target[series.detail] = target.get(series.detail, 0.0) + value
         if bad_lines > 1:
             problems[0] += f" (and {bad_lines - 1} more)"
         if samples == 0 and bad_lines:
             raise ShapeError(f"not Prometheus text: {problems[0]}")
-        self._series = seen  # forget series that vanished (unloaded models) so memory stays bounded
+        if line_hits != len(known_lines) or lines:  # some line changed: remember this body's
+            lines.update((raw, known_lines[raw]) for raw in text.split("\n") if raw in known_lines)
+            self._lines = lines
+        if new or hits != len(known):
+            self._series = _remember(text, known, new)
         models = {k: a.freeze() for k, a in acc.items()}
         return MetricsScrape(models, frozenset(families), tuple(problems))
+
+
+def _remember(
+    text: str, known: dict[str, _Series | None], new: dict[str, _Series | None]
+) -> dict[str, _Series | None]:
+    """The series this body has, and only those: an unloaded model's are forgotten, so memory
+    follows the server. A second pass, made only when the set of series changed."""
+    kept: dict[str, _Series | None] = {}
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line or line[0] == "#":
+            continue
+        brace = line.rfind("}")
+        key = line[: brace + 1] if brace >= 0 else line.partition(" ")[0]
+        if key in new:
+            kept[key] = new[key]
+        elif key in known:
+            kept[key] = known[key]
+    return kept
 
 
 class _Accumulator:
@@ -184,16 +231,6 @@ class _Accumulator:
         self.failures: dict[str, float] = {}
         self.gpus: set[str] = set()
         self.llm: dict[str, float] = {}
-
-    def add(self, s: _Series, value: float) -> None:
-        if s.gpu_uuid:
-            self.gpus.add(s.gpu_uuid)
-        if s.role == "value":
-            self.values[s.family] = self.values.get(s.family, 0.0) + value
-        elif s.role == "failure":
-            self.failures[s.detail] = self.failures.get(s.detail, 0.0) + value
-        else:
-            self.llm[s.detail] = self.llm.get(s.detail, 0.0) + value
 
     def freeze(self) -> MetricsModel:
         return MetricsModel(self.values, self.failures, tuple(sorted(self.gpus)), self.llm)
@@ -222,24 +259,23 @@ def _parse_line(type_line: str, line: str) -> tuple[_Series, float, bool] | None
 
 
 def _classify(family: str, kind: str, sample_name: str, labels: dict[str, str]) -> _Series:
-    model = labels.get("model") or labels.get("model_name")
-    if model is None:
-        return _Series(family, "", "", "unused", None, "")  # server-wide: pinned memory, CPU, GPUs
-    version = labels.get("version", "")
+    name = labels.get("model") or labels.get("model_name")
+    if name is None:
+        return _Series(family, ("", ""), "unused", None, "")  # server-wide: pinned memory, CPU, GPUs
+    key = (name, labels.get("version", ""))
     gpu = labels.get("gpu_uuid") or None
+    histogram = kind in ("histogram", "summary", "gaugehistogram")
     if family.startswith(LLM_PREFIXES):
-        if kind in ("histogram", "summary", "gaugehistogram") and not sample_name.endswith(
-            ("_sum", "_count")
-        ):
-            return _Series(family, model, version, "unused", gpu, "")
-        name = sample_name if kind in ("histogram", "summary", "gaugehistogram") else family
+        if histogram and not sample_name.endswith(("_sum", "_count")):
+            return _Series(family, key, "unused", gpu, "")
+        shown = sample_name if histogram else family
         extra = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k not in _LLM_LABELS_DROPPED)
-        return _Series(family, model, version, "llm", gpu, f"{name}{{{extra}}}" if extra else name)
+        return _Series(family, key, "llm", gpu, f"{shown}{{{extra}}}" if extra else shown)
     if family == FAILURE:
-        return _Series(family, model, version, "failure", gpu, labels.get("reason", ""))
-    if family in MODEL_FAMILIES and kind in ("counter", "gauge", "unknown", "untyped"):
-        return _Series(family, model, version, "value", gpu, "")
-    return _Series(family, model, version, "unused", gpu, "")
+        return _Series(family, key, "failure", gpu, labels.get("reason", ""))
+    if family in MODEL_FAMILIES and not histogram:
+        return _Series(family, key, "value", gpu, family)
+    return _Series(family, key, "unused", gpu, "")
 
 
 def _float(token: str) -> float | None:
@@ -250,7 +286,7 @@ def _float(token: str) -> float | None:
 
 
 def _same(a: float | None, b: float) -> bool:
-    return a is not None and (a == b or (math.isnan(a) and math.isnan(b)))
+    return a is not None and (a == b or (isnan(a) and isnan(b)))
 
 
 def _quote(text: str, width: int = 60) -> str:
@@ -301,25 +337,96 @@ class StatsScrape:
 _INFERENCE_STATS = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
 
 
+class StatsParser:
+    """Parses `GET /v2/models/stats`, reusing the parsed entry of a model whose entry is the
+    same as last time (an idle model's: every count, every ns and last_inference unchanged).
+    The same object comes back, so the derivations can tell "nothing happened" by identity.
+    Not thread-safe: one per server, polled from one thread."""
+
+    def __init__(self) -> None:
+        self._last: dict[ModelKey, tuple[Any, StatsModel]] = {}
+
+    def parse(self, doc: Any) -> StatsScrape:
+        if not isinstance(doc, dict):
+            raise ShapeError(f"expected a JSON object with model_stats, got {_kind(doc)}")
+        entries = doc.get("model_stats")
+        if not isinstance(entries, list):
+            raise ShapeError(f"model_stats: expected a list, got {_kind(entries)}")
+        last = self._last
+        kept: dict[ModelKey, tuple[Any, StatsModel]] = {}
+        models: dict[ModelKey, StatsModel] = {}
+        problems: dict[str, str] = {}
+        for i, entry in enumerate(entries):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            version = entry.get("version") if isinstance(entry, dict) else None
+            label = name if isinstance(name, str) and name else f"model_stats[{i}]"
+            memo = (name, version) if isinstance(name, str) and isinstance(version, str) else None
+            previous = last.get(memo) if memo is not None else None
+            if previous is not None and previous[0] == entry:
+                stats = previous[1]
+            else:
+                try:
+                    parsed = _stats_entry_fast(entry)
+                    if parsed is None:  # something is off: the careful path says exactly what
+                        parsed = _stats_entry(entry, f"model_stats[{i}]")
+                except ShapeError as exc:
+                    problems[label] = str(exc)
+                    continue
+                stats = parsed
+            if memo is not None:
+                kept[memo] = (entry, stats)
+            models[(stats.name, stats.version)] = stats
+        self._last = kept
+        return StatsScrape(models, problems)
+
+
 def parse_stats(doc: Any) -> StatsScrape:
-    """`GET /v2/models/stats` → per model version statistics."""
-    if not isinstance(doc, dict):
-        raise ShapeError(f"expected a JSON object with model_stats, got {_kind(doc)}")
-    entries = doc.get("model_stats")
-    if not isinstance(entries, list):
-        raise ShapeError(f"model_stats: expected a list, got {_kind(entries)}")
-    models: dict[ModelKey, StatsModel] = {}
-    problems: dict[str, str] = {}
-    for i, entry in enumerate(entries):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        label = name if isinstance(name, str) and name else f"model_stats[{i}]"
-        try:
-            stats = _stats_entry(entry, f"model_stats[{i}]")
-        except ShapeError as exc:
-            problems[label] = str(exc)
-            continue
-        models[(stats.name, stats.version)] = stats
-    return StatsScrape(models, problems)
+    """`GET /v2/models/stats` → per model version statistics, with no memory of earlier ones."""
+    return StatsParser().parse(doc)
+
+
+def _stats_entry_fast(entry: Any) -> StatsModel | None:
+    """The usual, well-formed entry, read without naming every field's path; None at the
+    first thing that does not fit (then `_stats_entry` finds and names it)."""
+    try:
+        st = entry["inference_stats"]
+        leaves = [st[k] for k in _INFERENCE_STATS]
+        hit, miss = st.get("cache_hit"), st.get("cache_miss")
+        ints = [leaf[f] for leaf in leaves for f in ("count", "ns")]
+        ints += [entry["inference_count"], entry["execution_count"], entry.get("last_inference", 0)]
+        cache = [Duration(c["count"], c["ns"]) if c is not None else None for c in (hit, miss)]
+        batches: dict[int, int] = {}
+        for b in entry.get("batch_stats", ()):
+            size, n = b["batch_size"], b["compute_infer"]["count"]
+            ints += (size, n)
+            batches[size] = batches.get(size, 0) + n
+        name, version = entry["name"], entry["version"]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    for c in cache:
+        if c is not None:
+            ints += (c.count, c.ns)
+    if type(name) is not str or not name or type(version) is not str:
+        return None
+    if not all(type(v) is int and v >= 0 for v in ints):
+        return None  # a negative, a float, a quoted 64-bit integer: the careful path decides
+    d = [Duration(ints[j], ints[j + 1]) for j in range(0, 12, 2)]
+    return StatsModel(
+        name=name,
+        version=version,
+        last_inference_ms=ints[14] or None,
+        inference_count=ints[12],
+        execution_count=ints[13],
+        success=d[0],
+        fail=d[1],
+        queue=d[2],
+        compute_input=d[3],
+        compute_infer=d[4],
+        compute_output=d[5],
+        cache_hit=cache[0],
+        cache_miss=cache[1],
+        batch_executions=batches,
+    )
 
 
 def _stats_entry(entry: Any, where: str) -> StatsModel:

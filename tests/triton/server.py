@@ -10,6 +10,7 @@ left behind. Nothing here imports gpuwatch: it is the thing gpuwatch is tested a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -23,14 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIX = "triton_python_backend_shm_region_"
 
 # One model.py for every test model. Parameters (config.pbtxt `parameters`) choose behaviour:
 #   sleep_ms      time one execution takes (makes requests queue, so batches form)
-#   raise_marker  "1": raise in execute when a request's INPUT0[0] is negative (the whole
-#                 batch then fails, so the failing model runs without batching for exact counts)
+#   raise_marker  "1": raise in execute when a request's INPUT0[0] is -1 (the whole batch
+#                 then fails, so the failing test model runs without batching for exact counts),
+#                 and answer with an error response (no raise) when it is -2
 #   fail_init     "1": raise in initialize (the model never becomes READY)
 MODEL_PY = """\
 import json
@@ -55,8 +58,13 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             data = pb_utils.get_input_tensor_by_name(request, "INPUT0").as_numpy()
-            if self.raise_marker and (data.reshape(-1, data.shape[-1])[:, 0] < 0).any():
-                raise pb_utils.TritonModelException("negative marker: this batch fails on purpose")
+            marker = data.reshape(-1, data.shape[-1])[:, 0]
+            if self.raise_marker and (marker == -1).any():
+                raise pb_utils.TritonModelException("marker -1: this batch fails on purpose")
+            if self.raise_marker and (marker == -2).any():
+                error = pb_utils.TritonError("marker -2: an error response, not a raise")
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=error))
+                continue
             out = pb_utils.Tensor("OUTPUT0", (data * 2).astype(np.float32))
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
         return responses
@@ -122,8 +130,9 @@ class ModelSpec:
 
 
 # The models the issue names: dynamically batched with 2 instances and preferred sizes; one
-# that raises for a known share of requests; one without batching; an ensemble over two steps;
-# one that fails to load; one for unload/load and config-override reloads.
+# that raises for a known share of requests; one without batching; ensembles over two steps
+# (one of them through the failing model); one that fails to load; one for unload/load and
+# config-override reloads; one with the response cache.
 TEST_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         "resnet",
@@ -137,6 +146,7 @@ TEST_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("bert_raise", max_batch_size=8, raise_marker=True, sleep_ms=1),
     ModelSpec("plain", max_batch_size=0, sleep_ms=1),
     ModelSpec("pipeline", max_batch_size=8, steps=("prep", "resnet")),
+    ModelSpec("pipeline_raise", max_batch_size=8, steps=("prep", "bert_raise")),
     ModelSpec("cycle", max_batch_size=16, max_queue_delay_us=1000, sleep_ms=1),
     ModelSpec("cached", max_batch_size=8, sleep_ms=1, response_cache=True),
     ModelSpec("broken", max_batch_size=4, fail_init=True),
@@ -254,6 +264,7 @@ class TritonProcess:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM by PID (3–5 s with --exit-timeout-secs=5), SIGKILL if it will not go."""
+        stubs = self._stubs()
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -261,13 +272,23 @@ class TritonProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        _reap(stubs)
         self.cleanup_shm()
 
     def kill(self) -> None:
         """SIGKILL: what a crash looks like to a monitor."""
+        stubs = self._stubs()
         if self.alive():
             self.proc.kill()
             self.proc.wait(5)
+        _reap(stubs)
+
+    def _stubs(self) -> list[psutil.Process]:
+        """The Python backend's stub processes this server started."""
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return []
 
     def restart(self, ready_timeout: float = 60.0) -> None:
         """Start the same server again on the same ports (after stop() or kill())."""
@@ -280,7 +301,6 @@ class TritonProcess:
 
     def cleanup_shm(self, wait_seconds: float = 5.0) -> None:
         """Remove this server's regions once its stubs (which may outlive a SIGKILL) let go."""
-        self.regions |= set()
         deadline = time.monotonic() + wait_seconds
         while True:
             in_use = _regions_in_use()
@@ -291,6 +311,16 @@ class TritonProcess:
             if not self.regions or time.monotonic() > deadline:
                 return
             time.sleep(0.2)
+
+
+def _reap(stubs: list[psutil.Process], wait_seconds: float = 5.0) -> None:
+    """Stubs leave on their own when their server is gone; one that was left behind (an
+    instance stuck unloading, seen after a config-override reload) is killed by its PID."""
+    _, alive = psutil.wait_procs(stubs, timeout=wait_seconds)
+    for stub in alive:
+        with contextlib.suppress(psutil.Error):
+            stub.kill()
+    psutil.wait_procs(alive, timeout=5)
 
 
 def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
