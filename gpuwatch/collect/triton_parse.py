@@ -126,6 +126,7 @@ class MetricsParser:
             seen = known_lines.get(raw)
             if seen is not None:  # the very same line as last time
                 series, value = seen
+                families.add(series.family)
                 line_hits += 1
                 hits += 1
                 samples += 1
@@ -147,6 +148,7 @@ class MetricsParser:
                 cached = known.get(key)
                 if cached is not None:  # a series parsed on an earlier poll, with a new value
                     series = cached
+                    families.add(series.family)
                     hits += 1
                     try:
                         value = float(rest)

@@ -9,7 +9,9 @@ client hung up), or any JSON document.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +62,7 @@ class FakeTriton:
         self.routes = capture_routes()
         self.faults: dict[str, Fault] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._connections: set[socket.socket] = set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,6 +71,14 @@ class FakeTriton:
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
+
+            def setup(self) -> None:
+                super().setup()
+                fake._connections.add(self.connection)
+
+            def finish(self) -> None:
+                fake._connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self) -> None:
                 fake._handle(self, "GET")
@@ -100,6 +111,9 @@ class FakeTriton:
             fault.release.set()
         self._server.shutdown()
         self._server.server_close()
+        for conn in list(self._connections):  # a server that is gone closes its connections too
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def set_body(
         self, method: str, path: str, body: bytes | Any, content_type: str = "application/json"

@@ -207,3 +207,19 @@ def test_a_reset_interval_carries_no_rates() -> None:
 def test_readings_too_close_give_no_interval() -> None:
     stats = doc("models_stats.json")
     assert derive.interval(reading(stats, None, 5.0), reading(stats, None, 5.0), None) is None
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_the_idle_shortcut_gives_what_the_full_derivation_gives(ensemble: bool) -> None:
+    """The collector gets the very same statistics object back for an unchanged entry, and the
+    derivation then builds the idle interval directly: it must equal the long way round."""
+    stats = doc("models_stats.json")
+    metrics = (DATA / "metrics.txt").read_text()
+    prev = reading(stats, metrics, 0.0)
+    same_objects = derive.Reading(prev.stats, DT, prev.metrics, DT)
+    equal_copies = reading(stats, metrics, DT)
+    assert equal_copies.stats is not prev.stats and equal_copies.stats == prev.stats
+    shortcut = derive.interval(prev, same_objects, RESNET_CONFIG, ensemble=ensemble)
+    full = derive.interval(prev, equal_copies, RESNET_CONFIG, ensemble=ensemble)
+    assert shortcut == full
+    assert shortcut is not None and shortcut.requests_per_second == 0 and shortcut.average_batch_size is None

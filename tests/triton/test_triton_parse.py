@@ -161,6 +161,10 @@ def test_a_remembered_series_reads_its_new_value() -> None:
     assert first.values["nv_inference_request_success"] == 300
     assert second.values["nv_inference_request_success"] == 777
     assert second.values["nv_inference_count"] == 300
+    # the same body a third time: every line is known, nothing is parsed, the result is the same
+    third = parser.parse(later)
+    assert third.models == parser.parse(later).models == parse_metrics(later).models
+    assert third.families == parse_metrics(later).families
 
 
 def test_a_sample_with_a_timestamp_is_read_by_its_value_not_its_timestamp() -> None:
