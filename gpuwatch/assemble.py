@@ -81,11 +81,7 @@ def build_triton(
     polled even when `[triton] enabled = false`; each is explicit, so nothing listening there
     is "down", not "absent"."""
     if demo:
-        if not settings.demo.triton:
-            return None
-        uuids = [recorded_gpu_uuid(i) for i in range(settings.demo.gpus)]
-        transport = RecordedTriton(clock=clock, gpu_uuids=uuids)
-        return TritonCollector(settings.triton, [DEMO_TRITON], transport=transport, clock=clock)
+        return build_recorded_triton(settings, clock)[0] if settings.demo.triton else None
     servers: Sequence[TritonServerSettings]
     if urls:
         servers, implicit = [triton_server_from_url(u) for u in urls], False
@@ -94,6 +90,16 @@ def build_triton(
     else:
         return None
     return TritonCollector(settings.triton, _unique_names(servers), implicit=implicit, clock=clock)
+
+
+def build_recorded_triton(
+    settings: Settings, clock: Callable[[], float] = time.time
+) -> tuple[TritonCollector, RecordedTriton]:
+    """The demo's Triton: the real collector over the recorded server, and that server (demo
+    scenarios put their model faults on it: `RecordedTriton.fail_requests`, `stall`, …)."""
+    uuids = [recorded_gpu_uuid(i) for i in range(settings.demo.gpus)]
+    recorded = RecordedTriton(clock=clock, gpu_uuids=uuids)
+    return TritonCollector(settings.triton, [DEMO_TRITON], transport=recorded, clock=clock), recorded
 
 
 def _unique_names(servers: Sequence[TritonServerSettings]) -> list[TritonServerSettings]:

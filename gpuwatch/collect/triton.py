@@ -16,7 +16,9 @@ One poll of one server, all under one deadline (`timeout_seconds`) and a byte ca
 4. `GET /v2/models/NAME/versions/V/config` for models whose cached config is older than
    `config_refresh_seconds` or that were just reset (instance_group can change without a reload),
    using at most half the poll's time so the other endpoints are never starved.
-5. `GET metrics_url` (`/metrics` on the metrics port).
+5. `GET metrics_url` (`/metrics` on the metrics port), fetched and parsed on a worker of its
+   own from the start of the poll: the two ports answer side by side, and a stall on one
+   leaves the other its whole deadline.
 
 Each endpoint that fails adds one clause to the server's reason and the poll goes on with the
 others: the server is `up` when any of index, stats and metrics could be used, `down` when they

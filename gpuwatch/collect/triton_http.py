@@ -142,7 +142,7 @@ class BoundedFetcher:
 
 
 def decode_json(body: bytes) -> Any:
-    """JSON, or FetchError-free ValueError with a one-line reason (the caller names the endpoint)."""
+    """The body as JSON, or ValueError with a one-line reason (the caller names the endpoint)."""
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

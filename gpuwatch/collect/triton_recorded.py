@@ -38,6 +38,8 @@ from urllib.parse import unquote
 
 import httpx
 
+from gpuwatch.collect.triton_recorded_faults import Fault, FaultPlan, metrics_role, stats_role
+
 RECORDING = "data/triton/demo.jsonl.gz"
 DEMO_PLACEMENT: dict[str, tuple[int, ...]] = {
     "resnet50": (0, 1),
@@ -131,6 +133,8 @@ class RecordedTriton(httpx.BaseTransport):
             if self._uuids
         }
         self._lock = threading.Lock()
+        self._started = clock()
+        self.faults = FaultPlan()
         self._prepare()
 
     # -- preparing the capture ------------------------------------------------------------
@@ -252,16 +256,33 @@ class RecordedTriton(httpx.BaseTransport):
 
     def metrics_text(self) -> str:
         g, frac = self._position()
-        out = []
+        elapsed = self._clock() - self._started
+        rows: list[tuple[str, str | None, str | None]] = []  # (line or key, model, …)
+        values: dict[str, float] = {}
+        by_model: dict[str, list[str]] = {}
         for line, key in self._lines[g % self._n]:
             if key is None:
-                out.append(line)
+                rows.append((line, None, None))
                 continue
-            counter = key in self._metric_counters
-            value = self._value(self._metric_series[key], g, frac, counter)
+            value = self._value(self._metric_series[key], g, frac, key in self._metric_counters)
             if value is None:
                 continue
-            out.extend(self._placed_lines(key, value))
+            match = _MODEL_LABEL.search(key)
+            name = match.group(1) if match else None
+            if name is not None and self.faults.state(name, elapsed) not in (None, "READY"):
+                continue  # a model that is not ready has left /metrics
+            values[key] = value
+            rows.append((key, name, key))
+            if name is not None and name in self.faults.faults:
+                by_model.setdefault(name, []).append(key)
+        for name, keys in by_model.items():
+            raw: dict[object, float] = {k: values[k] for k in keys}
+            served = self.faults.apply("metrics", name, elapsed, raw, {k: metrics_role(k) for k in keys})
+            for k in keys:
+                values[k] = served[k]
+        out = []
+        for text, _, key in rows:
+            out.extend([text] if key is None else self._placed_lines(key, values[key]))
         return "\n".join(out) + "\n"
 
     def _placed_lines(self, key: str, value: float) -> list[str]:
@@ -286,19 +307,35 @@ class RecordedTriton(httpx.BaseTransport):
         if doc is None:
             return None
         now_ms = int(self._clock() * 1000)
+        elapsed = self._clock() - self._started
         entries = []
         for entry in doc.get("model_stats", []):
             key = (entry["name"], entry["version"])
-
-            def val(*path: Any, key: tuple[str, str] = key) -> int:
-                value = self._value(self._stats_series[(*key, *path)], g, frac, True)
-                return int(value or 0)
-
-            last = entry.get("last_inference", 0)
-            inference_stats = {
-                leaf: {"count": val(leaf, "count"), "ns": val(leaf, "ns")}
-                for leaf in entry["inference_stats"]
+            if self.faults.state(entry["name"], elapsed) not in (None, "READY"):
+                continue  # not ready: the statistics no longer list it
+            paths: list[tuple[Any, ...]] = [("inference_count",), ("execution_count",)]
+            paths += [(leaf, part) for leaf in entry["inference_stats"] for part in ("count", "ns")]
+            paths += [
+                ("batch", size, leaf, part)
+                for size in self._bins.get(key, [])
+                for leaf in ("compute_input", "compute_infer", "compute_output")
+                for part in ("count", "ns")
+            ]
+            raw: dict[tuple[Any, ...], float] = {
+                p: self._value(self._stats_series[(*key, *p)], g, frac, True) or 0 for p in paths
             }
+            last = entry.get("last_inference", 0)
+            raw[("last_inference",)] = now_ms - (frame["wall_ms"] - last) if last else 0
+            if entry["name"] in self.faults.faults:
+                roles: dict[object, str] = {
+                    p: "last_inference" if p == ("last_inference",) else stats_role(p) for p in raw
+                }
+                served = self.faults.apply("stats", entry["name"], elapsed, dict(raw), roles)
+                raw = {p: served[p] for p in raw}
+
+            def val(*path: Any, raw: dict[tuple[Any, ...], float] = raw) -> int:
+                return int(raw[path])
+
             batches = []
             for size in self._bins.get(key, []):
                 b = {
@@ -311,16 +348,64 @@ class RecordedTriton(httpx.BaseTransport):
                 {
                     "name": entry["name"],
                     "version": entry["version"],
-                    "last_inference": now_ms - (frame["wall_ms"] - last) if last else 0,
+                    "last_inference": val("last_inference"),
                     "inference_count": val("inference_count"),
                     "execution_count": val("execution_count"),
-                    "inference_stats": inference_stats,
+                    "inference_stats": {
+                        leaf: {"count": val(leaf, "count"), "ns": val(leaf, "ns")}
+                        for leaf in entry["inference_stats"]
+                    },
                     "response_stats": entry.get("response_stats", {}),
                     "batch_stats": batches,
                     "memory_usage": entry.get("memory_usage", []),
                 }
             )
         return {"model_stats": entries}
+
+    def index_doc(self) -> list[dict[str, Any]]:
+        g, _ = self._position()
+        elapsed = self._clock() - self._started
+        rows = []
+        for recorded in self._rec.frames[g % self._n]["index"]:
+            state = self.faults.state(recorded.get("name", ""), elapsed)
+            if state is None:
+                rows.append(recorded)
+                continue
+            row = {"name": recorded["name"], "version": recorded.get("version", "1"), "state": state}
+            if state != "READY":
+                row["reason"] = "demo scenario: the model was taken out of service"
+            rows.append(row)
+        return rows
+
+    # -- faults (collect/scenarios.py asks for them) ---------------------------------------
+
+    def model_names(self) -> tuple[str, ...]:
+        """The model names this recording serves."""
+        names = {row["name"] for f in self._rec.frames for row in f["index"]}
+        return tuple(sorted(names))
+
+    def fail_requests(self, model: str, failure_ratio: float, *, from_seconds: float) -> None:
+        """That share of the model's requests fails (reason BACKEND); the rest succeed."""
+        self._fault(model, Fault("fail", from_seconds, ratio=failure_ratio))
+
+    def stall(self, model: str, *, from_seconds: float) -> None:
+        """Requests keep arriving and wait in the queue (pending grows); none completes."""
+        self._fault(model, Fault("stall", from_seconds))
+
+    def set_state(self, model: str, state: str, *, from_seconds: float) -> None:
+        """The model version reports `state` in the index (and, unless READY, leaves the
+        statistics and /metrics, as an unloaded model does)."""
+        self._fault(model, Fault("state", from_seconds, state=state))
+
+    def queue_share(self, model: str, queue_share_ratio: float, *, from_seconds: float) -> None:
+        """That share of each request's latency is spent in the queue (the rest computing)."""
+        self._fault(model, Fault("queue", from_seconds, ratio=queue_share_ratio))
+
+    def _fault(self, model: str, fault: Fault) -> None:
+        if model not in self.model_names():
+            raise ValueError(f"the recording has no model {model!r}: {', '.join(self.model_names())}")
+        with self._lock:
+            self.faults.add(model, fault)
 
     # -- the transport ----------------------------------------------------------------------
 
@@ -341,7 +426,7 @@ class RecordedTriton(httpx.BaseTransport):
             if path == "/v2" and method == "GET":
                 return _json(200, self._rec.header.get("metadata", {}))
             if path == "/v2/repository/index" and method == "POST":
-                return _json(200, frame["index"])
+                return _json(200, self.index_doc())
             if path == "/v2/models/stats" and method == "GET":
                 doc = self.stats_doc()
                 return _json(200, doc) if doc is not None else _error(400, "statistics are not available")
@@ -358,7 +443,7 @@ class RecordedTriton(httpx.BaseTransport):
                 cfg = configs.get(f"{name}/{version}")
                 ready = any(
                     r.get("name") == name and r.get("state") == "READY" and r.get("version") == version
-                    for r in frame["index"]
+                    for r in self.index_doc()
                 )
                 if cfg is None or not ready:
                     return _error(400, f"Request for unknown model: '{name}' is not found")

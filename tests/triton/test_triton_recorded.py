@@ -147,3 +147,49 @@ def test_demo_without_triton() -> None:
     settings = Settings()
     no_triton = replace(settings, demo=replace(settings.demo, triton=False))
     assert build_triton(no_triton, demo=True, urls=None) is None
+
+
+def test_scenario_faults_show_through_the_real_collector(clock: ManualClock) -> None:
+    """What `collect/scenarios.py`'s model-failing asks of the source: one model fails 30 % of
+    its requests, one stalls, one is taken out of service, one queues 80 % of its latency."""
+    faulted = RecordedTriton(clock=clock, gpu_uuids=UUIDS)
+    plain = RecordedTriton(clock=clock, gpu_uuids=UUIDS)  # the same replay, untouched
+    assert faulted.model_names() == ("bert_base", "bert_pipeline", "embedder", "resnet50", "tokenizer")
+    faulted.fail_requests("bert_base", 0.3, from_seconds=5)
+    faulted.stall("bert_pipeline", from_seconds=5)
+    faulted.set_state("embedder", "UNAVAILABLE", from_seconds=5)
+    faulted.queue_share("resnet50", 0.8, from_seconds=5)
+    with pytest.raises(ValueError, match="no model 'nope'"):
+        faulted.stall("nope", from_seconds=0)
+    settings = TritonSettings()
+    a = TritonCollector(settings, [DEMO_TRITON], transport=faulted, clock=clock, monotonic=clock)
+    b = TritonCollector(settings, [DEMO_TRITON], transport=plain, clock=clock, monotonic=clock)
+    sums: Counter[str] = Counter()
+    pending = []
+    for second in range(25):
+        a.pollers[0].poll()
+        b.pollers[0].poll()
+        if second >= 7:  # the faults started at 5 s and the first interval after them is over
+            fa = {m.name: m for m in a.view()[0].models}
+            fb = {m.name: m for m in b.view()[0].models}
+            ia, ib = fa["bert_base"].interval, fb["bert_base"].interval
+            assert ia is not None and ib is not None
+            sums["requests"] += ia.requests_per_second or 0
+            sums["failures"] += ia.failures_per_second or 0
+            sums["plain_requests"] += ib.requests_per_second or 0
+            sums["plain_failures"] += ib.failures_per_second or 0
+            assert ia.failures_per_second_by_reason.get("BACKEND", 0) == pytest.approx(ia.failures_per_second)
+            stalled = fa["bert_pipeline"].interval
+            assert stalled is not None and stalled.requests_per_second == 0
+            pending.append(fa["bert_pipeline"].pending_requests)
+            assert (fa["embedder"].state, fa["embedder"].interval) == ("UNAVAILABLE", None)
+            assert fa["embedder"].state_reason == "demo scenario: the model was taken out of service"
+            queued = fa["resnet50"].interval
+            assert queued is not None and queued.queue_share_ratio == pytest.approx(0.8, abs=0.01)
+        clock.advance(1.0)
+    assert sums["plain_requests"] > 500 and sums["plain_failures"] > 0  # the recording is busy
+    assert sums["requests"] == pytest.approx(0.7 * sums["plain_requests"], rel=0.02)
+    assert sums["failures"] == pytest.approx(sums["plain_failures"] + 0.3 * sums["plain_requests"], rel=0.02)
+    assert pending == sorted(pending) and pending[-1] > pending[0] > 0  # requests pile up
+    states = [e for e in a.drain_events() if e.kind == model.EventKind.MODEL_STATE and e.model == "embedder"]
+    assert [e.message.split(": ", 1)[1][:20] for e in states][:1] == ["READY → UNAVAILABLE "]
