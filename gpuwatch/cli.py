@@ -211,8 +211,9 @@ def _add_snapshot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--triton",
         action="append",
-        metavar="URL",
-        help="poll this Triton server (repeatable; replaces the config's servers)",
+        metavar="URL[,METRICS_URL]",
+        help="poll this Triton server: its HTTP URL, and its metrics URL if not at the HTTP port + 2 "
+        "(repeatable; replaces the config's servers)",
     )
     p.set_defaults(handler=run_snapshot)
 

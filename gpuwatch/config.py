@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 DEFAULT_CONFIG_PATH = Path("/etc/gpuwatch/config.toml")
 CONFIG_ENV = "GPUWATCH_CONFIG"
@@ -180,11 +181,42 @@ class Settings:
             return Path(self.daemon.database)
         return Path(self.daemon.state_dir) / "gpuwatch.db"
 
-    def triton_servers(self) -> tuple[TritonServerSettings, bool]:
+    def triton_servers(self) -> tuple[tuple[TritonServerSettings, ...], bool]:
         """The servers to poll, and whether they are the implicit default (absent is quiet)."""
         if self.triton.servers:
-            return tuple(self.triton.servers), False  # type: ignore[return-value]
-        return (TritonServerSettings(),), True  # type: ignore[return-value]
+            return tuple(self.triton.servers), False
+        return (TritonServerSettings(),), True
+
+
+def triton_server_from_url(spec: str) -> TritonServerSettings:
+    """`--triton URL[,METRICS_URL]` → a server. Without METRICS_URL the metrics URL is Triton's
+    default layout: the same host, the HTTP port + 2 (8000 → 8002), path /metrics. The server's
+    name is HOST:PORT of the HTTP URL."""
+    url, _, metrics_url = (part.strip() for part in spec.partition(","))
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise ConfigError(
+            f"--triton {spec!r}: expected Triton's HTTP URL, like http://HOST:8000 "
+            "(optionally followed by ,METRICS_URL)"
+        )
+    http_port = port if port is not None else (443 if parts.scheme == "https" else 80)
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if metrics_url:
+        if "://" not in metrics_url:
+            metrics_url = "http://" + metrics_url
+        if not urlsplit(metrics_url).hostname:
+            raise ConfigError(f"--triton {spec!r}: the metrics URL {metrics_url!r} has no host")
+    else:
+        metrics_url = f"http://{host}:{http_port + 2}/metrics"
+    return TritonServerSettings(
+        name=f"{host}:{http_port}", url=url.rstrip("/"), metrics_url=metrics_url, headers={}
+    )
 
 
 # --------------------------------------------------------------------------- loading

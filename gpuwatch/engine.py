@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gpuwatch import model
+from gpuwatch.collect.triton_link import resolve_gpu_indexes
 
 log = logging.getLogger("gpuwatch.engine")
 
@@ -253,9 +254,11 @@ class Engine:
         servers: tuple[model.TritonServerStatus, ...] = ()
         processes = view.processes
         if self.triton is not None:
-            servers = self.triton.view()
-            events += self.triton.drain_events()
+            # Link first, so each server's view carries the PIDs found in this tick's processes;
+            # then turn Triton's gpu_uuid labels into NVML indexes here, where the GPUs are known.
             processes = self.triton.link_processes(processes)
+            servers = resolve_gpu_indexes(self.triton.view(), view.devices)
+            events += self.triton.drain_events()
         with self._lock:
             events += self._own_events
             self._own_events = []

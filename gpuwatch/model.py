@@ -317,6 +317,10 @@ class ModelStats:
     instance_count: int | None = None
     instance_kind: str | None = None
     gpu_indexes: tuple[int, ...] = ()
+    """NVML indexes of the GPUs this model's instances run on: from `gpu_uuids` where NVML
+    knows them, else instance_group `gpus` (CUDA device numbers as Triton sees them)."""
+    gpu_uuids: tuple[str, ...] = ()
+    """The `gpu_uuid` labels of this model's series in Triton's /metrics."""
     ensemble_steps: tuple[str, ...] = ()
     """For an ensemble: the composing models, in step order. Empty for a plain model."""
     pending_requests: int | None = None

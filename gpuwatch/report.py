@@ -21,6 +21,11 @@ def render(snapshot: model.Snapshot) -> str:
     if snapshot.gpus:
         lines.extend(_gpus(snapshot))
         lines.append("")
+    triton = _triton(snapshot)
+    if triton:
+        lines.extend(triton)
+        lines.append("")
+    if snapshot.gpus:
         lines.extend(_processes(snapshot.processes))
     # Collector health and NVML's own status are already said above; list what happened.
     quiet = {
@@ -126,3 +131,144 @@ def _processes(processes: Iterable[model.ProcessSample]) -> list[str]:
             command = f"[triton {p.triton_server}] {command or ''}"
         out.append(line + fmt.clip(command, WIDTH - len(line)))
     return out
+
+
+# --------------------------------------------------------------------------- Triton
+
+_STATE_WORDS = {"UNAVAILABLE": "UNAVAIL", "UNLOADING": "UNLOAD"}
+
+
+def _triton(s: model.Snapshot) -> list[str]:
+    """One block per Triton server that is not quietly absent: the server, then its models,
+    an ensemble as a tree over its steps (the steps are not repeated, nor summed with it)."""
+    out: list[str] = []
+    for server in s.triton:
+        if server.state == model.ServerState.ABSENT:
+            continue
+        if out:
+            out.append("")
+        out.append(fmt.clip(_server_line(server), WIDTH))
+        if server.state != model.ServerState.UP:
+            out.append(
+                fmt.clip(f"  ! {server.state.value.upper()}: {server.reason or 'no reason given'}", WIDTH)
+            )
+            continue
+        if server.reason:
+            out.append(fmt.clip(f"  ! {server.reason}", WIDTH))
+        if not server.models:
+            out.append("  No models.")
+            continue
+        out.append(
+            f"{'Model':<18} {'State':<7}{'Req/s':>7}{'Fail/s':>7}{'Batch':>8}{'Queue':>9}"
+            f"{'Compute':>9}{'Q%':>5}{'Pend':>5} GPU"
+        )
+        for prefix, m in _model_tree(server.models):
+            out.extend(_model_lines(prefix, m, s.timestamp))
+    return out
+
+
+def _server_line(server: model.TritonServerStatus) -> str:
+    parts = [f"Triton {server.name}", server.state.value]
+    if server.version:
+        parts.append(f"v{server.version}")
+    parts.append(server.url)
+    if server.pids:
+        parts.append("pid " + ",".join(str(p) for p in server.pids))
+    if server.poll_seconds is not None:
+        parts.append(f"poll {fmt.seconds(server.poll_seconds)}")
+    return " · ".join(parts)
+
+
+def _model_tree(models: tuple[model.ModelStats, ...]) -> list[tuple[str, model.ModelStats]]:
+    """(prefix, model) rows: top-level models by name, each ensemble followed by its steps."""
+    by_name: dict[str, model.ModelStats] = {}
+    for m in sorted(models, key=lambda m: (m.name, _version_key(m.version))):
+        by_name[m.name] = m  # a step runs its newest version (version -1 in the ensemble)
+    steps = {step for m in models for step in m.ensemble_steps if step in by_name}
+    rows: list[tuple[str, model.ModelStats]] = []
+    for m in sorted(models, key=lambda m: (m.name, _version_key(m.version))):
+        if m.name in steps:
+            continue
+        rows.append(("", m))
+        present = [by_name[step] for step in m.ensemble_steps if step in by_name]
+        for i, step in enumerate(present):
+            rows.append(("└ " if i == len(present) - 1 else "├ ", step))
+    return rows
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
+
+
+def _model_lines(prefix: str, m: model.ModelStats, now: float) -> list[str]:
+    label = fmt.clip(prefix + (f"{m.name}:{m.version}" if m.version else m.name), 18)
+    state = _STATE_WORDS.get(m.state or "", m.state or fmt.MISSING)
+    i = m.interval
+    rates = i is not None and not i.reset
+    req = fmt.number(i.requests_per_second, 1) if rates and i else fmt.MISSING
+    fail = fmt.number(i.failures_per_second, 1) if rates and i else fmt.MISSING
+    compute = _compute_seconds(i) if rates else None
+    line = (
+        f"{label:<18} {state:<7}{req:>7}{fail:>7}{_batch(m):>8}"
+        f"{fmt.seconds(i.average_queue_seconds if rates and i else None):>9}{fmt.seconds(compute):>9}"
+        f"{fmt.percent(i.queue_share_ratio if rates and i else None):>5}{fmt.number(m.pending_requests):>5} "
+        f"{_gpus_text(m)}"
+    )
+    out = [fmt.clip(line, WIDTH)]
+    indent = "   " if prefix else "  "
+    if m.state_reason:
+        mark = (
+            "! " if m.state != "READY" or "config" in m.state_reason or "statistics" in m.state_reason else ""
+        )
+        out.append(fmt.clip(f"{indent}{mark}{m.state_reason}", WIDTH))
+    if i is not None and i.reset:
+        out.append(fmt.clip(f"{indent}reset: {i.reset_reason or 'counters started again'}", WIDTH))
+    elif i is not None and i.failures_per_second:
+        reasons = ", ".join(
+            f"{r} {v:.1f}/s" for r, v in sorted(i.failures_per_second_by_reason.items()) if v > 0
+        )
+        share = _share(i.failures_per_second, i.requests_per_second)
+        out.append(
+            fmt.clip(f"{indent}! failing {share} of requests{': ' + reasons if reasons else ''}", WIDTH)
+        )
+    elif i is not None and i.requests_per_second == 0 and m.last_inference_at is not None:
+        out.append(fmt.clip(f"{indent}idle, last inference {fmt.ago(m.last_inference_at, now)}", WIDTH))
+    return out
+
+
+def _batch(m: model.ModelStats) -> str:
+    """Average executed batch against max_batch_size: "5.2/32"."""
+    if m.ensemble_steps:
+        return fmt.MISSING  # an ensemble does not execute batches itself: see its steps
+    i = m.interval
+    average = i.average_batch_size if i is not None and not i.reset else None
+    if m.max_batch_size == 0:
+        return "off"  # max_batch_size 0: the model does not batch
+    if m.max_batch_size is None:
+        return fmt.number(average, 1)
+    return f"{fmt.number(average, 1)}/{m.max_batch_size}"
+
+
+def _compute_seconds(i: model.ModelInterval | None) -> float | None:
+    """Input + infer + output: the time a request spends being computed."""
+    if i is None or i.average_compute_infer_seconds is None:
+        return None
+    parts = (
+        i.average_compute_input_seconds,
+        i.average_compute_infer_seconds,
+        i.average_compute_output_seconds,
+    )
+    return sum(p for p in parts if p is not None)
+
+
+def _share(failures: float | None, successes: float | None) -> str:
+    total = (failures or 0.0) + (successes or 0.0)
+    return fmt.percent((failures or 0.0) / total) if total else fmt.MISSING
+
+
+def _gpus_text(m: model.ModelStats) -> str:
+    if m.gpu_indexes:
+        return ",".join(str(g) for g in m.gpu_indexes)
+    if m.instance_kind == "CPU":
+        return "cpu"
+    return ""

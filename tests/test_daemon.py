@@ -101,7 +101,7 @@ def test_daemon_under_systemd_notify_serves_and_stops_cleanly(notify: NotifySock
         assert any(line.startswith("STATUS=serving http://127.0.0.1:") for line in ready.splitlines())
         # keep-alives every half WATCHDOG_USEC once the engine ticks, and a status naming the GPUs
         notify.wait_for("WATCHDOG=1")
-        notify.wait_for("STATUS=4/4 GPUs ok; serving " + url)
+        notify.wait_for("STATUS=4/4 GPUs ok; Triton 1/1 up; serving " + url)
         metrics = httpx.get(url + "/metrics", timeout=10).text
         assert 'gpuwatch_build_info{version="0.1.0",source="recorded"} 1' in metrics
         assert "gpuwatch_gpu_up{" in metrics

@@ -93,6 +93,13 @@ def load_probe() -> dict[str, Any]:
     return data
 
 
+def recorded_gpu_uuid(gpu: int, probe_values: dict[str, Any] | None = None) -> str:
+    """The UUID the recorded source gives GPU `gpu` (the demo's Triton labels its series with it)."""
+    values = probe_values if probe_values is not None else load_probe()["values"]
+    base = uuid_module.UUID(values["uuid"][4:])
+    return "GPU-" + str(uuid_module.uuid5(base, str(gpu)))
+
+
 def load_cpu_costs_us() -> dict[str, float]:
     """CPU cost per call measured on the H100 under load, by pynvml function name."""
     text = resources.files("gpuwatch.collect").joinpath("data/nvml_cpu_cost_load.json").read_text()
@@ -358,8 +365,7 @@ class RecordedNvml:
         return 1000 * (gpu + 1) + pid
 
     def _uuid(self, gpu: int) -> str:
-        base = uuid_module.UUID(self._probe["uuid"][4:])
-        return "GPU-" + str(uuid_module.uuid5(base, str(gpu)))
+        return recorded_gpu_uuid(gpu, self._probe)
 
     # -- library ---------------------------------------------------------------------------
 

@@ -1,0 +1,113 @@
+"""Linking Triton to the rest of the snapshot: `tritonserver` processes to their configured
+server, Triton's gpu_uuid labels to NVML's GPU indexes; and the server-level resets the
+collector names (a restart seen as every counter going down, recovery after an outage)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from gpuwatch import model
+from gpuwatch.collect.triton import TritonCollector
+from gpuwatch.collect.triton_link import http_port, resolve_gpu_indexes, tritonserver_links
+from gpuwatch.config import TritonServerSettings, TritonSettings
+from tests.triton.fake_triton import DATA, FakeTriton
+
+
+def proc(pid: int, command: str, name: str | None = None) -> model.ProcessSample:
+    return model.ProcessSample(pid=pid, gpu_index=0, gpu_uuid="GPU-a", name=name, command=command)
+
+
+def test_processes_are_matched_to_servers_by_their_http_port() -> None:
+    servers = [
+        ("a", "http://127.0.0.1:8000"),
+        ("b", "http://localhost:9000"),
+        ("far", "http://10.9.9.9:7000"),
+    ]
+    processes = [
+        proc(10, "/opt/tritonserver/bin/tritonserver --model-repository=/m"),  # default port 8000
+        proc(11, "tritonserver --model-repository /m --http-port 9000"),
+        proc(12, "tritonserver --http-port=7000"),  # a far server's port, but this host: no link
+        proc(13, "python3 serve.py --http-port=8000"),  # not Triton
+        proc(14, "/usr/bin/python3 -m triton_worker", name="tritonserver"),  # named so by NVML/psutil
+    ]
+    links = tritonserver_links(processes, servers, local_names=frozenset({"node-7"}))
+    assert links == {10: "a", 11: "b", 14: "a"}
+
+
+def test_one_local_server_takes_a_container_with_another_port() -> None:
+    servers = [("only", "http://node-7:8100")]  # docker run -p 8100:8000
+    links = tritonserver_links(
+        [proc(20, "tritonserver --model-repository=/models")], servers, frozenset({"node-7"})
+    )
+    assert links == {20: "only"}
+    assert (
+        tritonserver_links([proc(20, "tritonserver")], [("far", "http://10.0.0.2:8000")], frozenset()) == {}
+    )
+
+
+def test_http_port_of_a_command_line() -> None:
+    assert http_port("tritonserver --http-port=8123") == 8123
+    assert http_port("tritonserver --http-port 8124 --grpc-port 8125") == 8124
+    assert http_port("tritonserver") == 8000
+    assert http_port("tritonserver --http-port=oops") == 8000
+
+
+def test_gpu_uuids_resolve_to_nvml_indexes() -> None:
+    devices = (model.GpuInfo(index=0, uuid="GPU-AAAA-1"), model.GpuInfo(index=3, uuid="GPU-bbbb-2"))
+    models = (
+        model.ModelStats(server="s", name="on_gpus", version="1", gpu_uuids=("gpu-aaaa-1", "bbbb-2")),
+        model.ModelStats(server="s", name="unknown", version="1", gpu_uuids=("GPU-ffff",), gpu_indexes=(1,)),
+        model.ModelStats(server="s", name="cpu", version="1"),
+    )
+    server = model.TritonServerStatus("s", "http://h:8000", model.ServerState.UP, models=models)
+    (linked,) = resolve_gpu_indexes((server,), devices)
+    assert [m.gpu_indexes for m in linked.models] == [(0, 3), (1,), ()]
+
+
+# --------------------------------------------------------------------------- server-level resets
+
+
+def collector(fake: FakeTriton) -> TritonCollector:
+    server = TritonServerSettings(name="fake", url=fake.url, metrics_url=fake.metrics_url)
+    return TritonCollector(TritonSettings(timeout_seconds=0.5), [server])
+
+
+def test_every_model_restarting_at_once_is_a_server_restart() -> None:
+    with FakeTriton() as fake:
+        c = collector(fake)
+        c.pollers[0].poll()
+        stats = json.loads((DATA / "models_stats.json").read_text())
+        for entry in stats["model_stats"]:
+            entry["inference_count"] = entry["execution_count"] = 1
+            for leaf in entry["inference_stats"].values():
+                leaf["count"], leaf["ns"] = min(leaf["count"], 1), min(leaf["ns"], 1000)
+            entry["batch_stats"] = []
+        fake.set_body("GET", "/v2/models/stats", stats)
+        metrics = (DATA / "metrics.txt").read_text()
+        fake.set_body(
+            "GET", "/metrics", re.sub(r"(\} )\d+$", r"\g<1>1", metrics, flags=re.MULTILINE), "text/plain"
+        )
+        c.pollers[0].poll()
+        status = c.view()[0]
+        assert {m.interval.reset_reason for m in status.models if m.interval} == {"server restart"}
+        kinds = [e.kind for e in c.drain_events()]
+        assert kinds == [model.EventKind.TRITON_RESTART]
+
+
+def test_recovery_after_an_outage_re_baselines_without_a_restart() -> None:
+    with FakeTriton() as fake:
+        port = fake.port
+        c = collector(fake)
+        c.pollers[0].poll()
+    c.pollers[0].poll()
+    assert c.view()[0].state == model.ServerState.DOWN
+    with FakeTriton(port):
+        c.pollers[0].poll()
+    status = c.view()[0]
+    assert status.state == model.ServerState.UP
+    reasons = {m.interval.reset_reason for m in status.models if m.interval}
+    assert reasons == {"re-baselined: the server was unreachable since the last poll"}
+    assert all(m.interval.requests_per_second is None for m in status.models if m.interval)
+    kinds = [e.kind for e in c.drain_events()]
+    assert kinds == [model.EventKind.TRITON_DOWN, model.EventKind.TRITON_UP]
