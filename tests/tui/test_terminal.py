@@ -73,7 +73,7 @@ def test_top_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     lines = screen.splitlines()
     assert len(lines) == 24 and max(len(line) for line in lines) <= 80
     assert "demo" in lines[0] and "LIVE" in lines[0]
-    assert "PID" in screen and "alice" in screen  # the processes, beside the GPUs
+    assert "PID" in screen and "Processes ·" in screen  # the processes, beside the GPUs
     models = tmux.wait_for(lambda s: "resnet50" in s and "bert_base" in s)  # the recorded Triton models
     assert "failing" in models  # bert_base raises for a share of its batches in the recording
 
