@@ -26,7 +26,7 @@ from gpuwatch.config import ConfigError
 
 FAULT_START_SECONDS = 30.0
 
-SECONDS_TO_TICK = Callable[[float], int]
+SecondsToTick = Callable[[float], int]
 """Seconds after the fault start → the recorded NVML source's tick."""
 
 
@@ -60,7 +60,7 @@ class Scenario:
     name: str
     summary: str
     min_gpus: int = 1
-    gpus: Callable[[RecordedNvml, SECONDS_TO_TICK], None] | None = None
+    gpus: Callable[[RecordedNvml, SecondsToTick], None] | None = None
     triton: Callable[[RecordedTritonFaults], None] | None = None
 
 
@@ -69,12 +69,12 @@ def _bits(*names: str) -> int:
     return sum(by_name[n] for n in names)
 
 
-def _gpu_lost(nvml: RecordedNvml, at: SECONDS_TO_TICK) -> None:
+def _gpu_lost(nvml: RecordedNvml, at: SecondsToTick) -> None:
     nvml.inject_xid(1, 79, at_tick=at(0))
     nvml.inject("GPU_IS_LOST", gpu=1, from_tick=at(2))
 
 
-def _xid_burst(nvml: RecordedNvml, at: SECONDS_TO_TICK) -> None:
+def _xid_burst(nvml: RecordedNvml, at: SecondsToTick) -> None:
     # GPU 0: the workload faults; the driver reports it, nothing is wrong with the GPU.
     for i, xid in enumerate(decode.APPLICATION_XIDS):
         nvml.inject_xid(0, xid, at_tick=at(i))
@@ -92,7 +92,7 @@ def _xid_burst(nvml: RecordedNvml, at: SECONDS_TO_TICK) -> None:
     nvml.override(3, {"remapped_rows": [0, 8, 0, 1]}, from_tick=at(3))
 
 
-def _thermal(nvml: RecordedNvml, at: SECONDS_TO_TICK) -> None:
+def _thermal(nvml: RecordedNvml, at: SecondsToTick) -> None:
     # Past its slowdown temperature (89 °C on the recorded H100) the GPU halves its clocks.
     hot = {
         "temp_c": 92,
