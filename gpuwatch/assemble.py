@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from gpuwatch.collect import scenarios
 from gpuwatch.collect.host import HostProcess, HostProcesses, RecordedProcesses
 from gpuwatch.collect.nvml import NvmlCollector, open_real_nvml
 from gpuwatch.collect.nvml_recorded import RecordedNvml, recorded_gpu_uuid
@@ -28,8 +29,16 @@ def build_engine(
     triton_urls: list[str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Engine:
-    gpus = build_recorded_gpus(settings, clock) if demo else open_real_nvml(settings.nvml, HostProcesses())
-    triton = build_triton(settings, demo=demo, urls=triton_urls, clock=clock)
+    if not demo:
+        gpus = open_real_nvml(settings.nvml, HostProcesses())
+        triton = build_triton(settings, demo=False, urls=triton_urls, clock=clock)
+        return Engine(gpus, triton, tick_seconds=settings.nvml.interval_seconds, clock=clock)
+    scenario = scenarios.get(settings.demo.scenario)
+    recorded_triton = build_recorded_triton(settings, clock) if settings.demo.triton else None
+    if scenario is not None:  # before anything starts: a scenario that cannot run stops here
+        scenarios.apply_to_triton(scenario, recorded_triton[1] if recorded_triton else None)
+    gpus = build_recorded_gpus(settings, clock)
+    triton = recorded_triton[0] if recorded_triton else None
     return Engine(gpus, triton, tick_seconds=settings.nvml.interval_seconds, clock=clock)
 
 
@@ -42,10 +51,13 @@ DEMO_TRITON_PID = 900
 
 
 def build_recorded_gpus(settings: Settings, clock: Callable[[], float] = time.time) -> NvmlCollector:
+    """The recorded GPUs of --demo, with `[demo] scenario`'s faults scheduled on them."""
+    tick = settings.nvml.interval_seconds
     extra = demo_triton_processes(settings, clock()) if settings.demo.triton else []
-    recorded = RecordedNvml(
-        settings.demo.gpus, clock=clock, tick_seconds=settings.nvml.interval_seconds, extra_processes=extra
-    )
+    recorded = RecordedNvml(settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra)
+    scenario = scenarios.get(settings.demo.scenario)
+    if scenario is not None:
+        scenarios.apply_to_gpus(scenario, recorded, tick_seconds=tick)
     return NvmlCollector(
         recorded,
         settings.nvml,

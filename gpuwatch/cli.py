@@ -10,6 +10,7 @@ reason on stderr), 2 a usage or config error (one line, no traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -259,6 +260,12 @@ def _add_daemon(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "port 0 picks a free port, printed at start",
     )
     p.add_argument("--db", metavar="PATH", help="history database file (default: [daemon] database)")
+    p.add_argument(
+        "--scenario",
+        metavar="NAME",
+        help="with --demo, play a fault scenario: " + ", ".join(config.DEMO_SCENARIOS) + " "
+        "(default: [demo] scenario); prometheus/gpuwatch.rules.yml alerts on each",
+    )
     p.set_defaults(handler=run_daemon)
 
 
@@ -268,6 +275,8 @@ def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
     from gpuwatch.serve.notify import Notifier
 
     settings = daemon.with_overrides(settings, listen=args.listen, database=args.db)
+    if args.scenario is not None:
+        settings = _with_scenario(settings, args.scenario, demo=args.demo)
     logging.getLogger().setLevel(settings.daemon.log_level.upper())
     try:
         runner = daemon.Daemon(
@@ -283,6 +292,14 @@ def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
         return EXIT_UNAVAILABLE
     runner.run()
     return EXIT_OK
+
+
+def _with_scenario(settings: config.Settings, name: str, *, demo: bool) -> config.Settings:
+    if not demo:
+        raise UsageError(f"--scenario {name}: fault scenarios play on recorded GPUs only; add --demo")
+    if name not in config.DEMO_SCENARIOS:
+        raise UsageError(f"--scenario {name!r}: expected one of {', '.join(config.DEMO_SCENARIOS)}")
+    return dataclasses.replace(settings, demo=dataclasses.replace(settings.demo, scenario=name))
 
 
 # --------------------------------------------------------------------------- config

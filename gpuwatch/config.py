@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 DEFAULT_CONFIG_PATH = Path("/etc/gpuwatch/config.toml")
 CONFIG_ENV = "GPUWATCH_CONFIG"
 DEFAULT_PORT = 9477
+DEMO_SCENARIOS = ("gpu-lost", "xid-burst", "thermal", "model-failing")
+"""The fault scenarios `--demo` can run (defined in gpuwatch/collect/scenarios.py)."""
 
 
 class ConfigError(ValueError):
@@ -161,7 +163,9 @@ class TopSettings:
 class DemoSettings:
     gpus: int = _setting(4, "recorded GPUs in --demo", minimum=1, maximum=64)
     scenario: str = _setting(
-        "", "fault scenario for --demo: gpu-lost, xid-burst, thermal, model-failing, or empty"
+        "",
+        "fault scenario for --demo: gpu-lost, xid-burst, thermal, model-failing, or empty",
+        choices=("", *DEMO_SCENARIOS),
     )
     triton: bool = _setting(True, "replay recorded Triton models beside the GPUs in --demo")
 
@@ -316,7 +320,7 @@ def _convert(tp: Any, value: Any, f: dataclasses.Field[Any], source: str, where:
             raise fail("a string")
         choices = meta.get("choices")
         if choices and value not in choices:
-            raise fail("one of " + ", ".join(choices))
+            raise fail("one of " + ", ".join(c or '"" (none)' for c in choices))
         return value
     raise TypeError(f"unsupported setting type {tp!r}")  # a bug in this file, not user input
 

@@ -76,11 +76,13 @@ class Daemon:
         auth = Authenticator.from_settings(daemon)
         check_exposure(address, daemon, auth)
         tls = tls_context(daemon)
-        self.store = open_store(settings, clock=clock)  # first: nothing else to undo if it fails
+        # The engine first: building one starts nothing, so a setting it refuses (a demo
+        # scenario that cannot run) stops the daemon before the database is touched.
+        self.engine = engine_factory(settings)
         try:
-            self.engine = engine_factory(settings)
+            self.store = open_store(settings, clock=clock)
         except BaseException:
-            self.store.close()
+            self.engine.stop()
             raise
         self.store.attach(self.engine)
         self.state = MetricsState()

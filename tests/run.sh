@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: promtool/prometheus (alert rules, end to end), tmux (a real
-# terminal), systemd-analyze (the unit file). Installed only when missing.
+# Debian packages the tests use: promtool/prometheus (alert rules, end to end), Alertmanager
+# (the alerts' routing, end to end), tmux (a real terminal), systemd-analyze (the unit file).
+# Installed only when missing.
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then

@@ -315,12 +315,13 @@ def test_the_daemon_refuses_a_remote_listen_without_auth_in_one_line() -> None:
     assert len(lines) == 1 and lines[0].startswith("gpuwatch: refusing to listen on 0.0.0.0:0"), result.stderr
 
 
-def test_the_daemon_says_when_its_port_is_taken() -> None:
+def test_the_daemon_says_when_its_port_is_taken(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_gpuwatch("daemon", "--demo", "--listen", f"127.0.0.1:{port}", timeout=60)
+        db = str(tmp_path / "g.db")
+        result = run_gpuwatch("daemon", "--demo", "--listen", f"127.0.0.1:{port}", "--db", db, timeout=60)
     assert result.returncode == 1
     assert f"gpuwatch: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
 

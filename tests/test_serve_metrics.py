@@ -93,8 +93,9 @@ def test_golden_output_says_what_happened(golden_exporter: MetricsExporter) -> N
     assert got[("gpuwatch_gpu_power_watts", "1", None)] > 0
     assert got[("gpuwatch_gpu_xid_errors_total", "1", "79")] == 1
     assert got[("gpuwatch_gpu_xid_errors_total", "1", "13")] == 1
-    assert got[("gpuwatch_gpu_xid_errors_total", "0", "79")] == 0  # critical codes start at 0
-    assert ("gpuwatch_gpu_xid_errors_total", "0", "13") not in got
+    assert got[("gpuwatch_gpu_xid_errors_total", "0", "79")] == 0  # every catalogued code starts at 0
+    assert got[("gpuwatch_gpu_xid_errors_total", "0", "13")] == 0  # (so alerts see the first one)
+    assert ("gpuwatch_gpu_xid_errors_total", "0", "999") not in got
     assert got[("gpuwatch_gpu_clock_event_hw_thermal_slowdown", "3", None)] == 1
     assert got[("gpuwatch_gpu_temperature_celsius", "3", None)] == 92
     assert got[("gpuwatch_gpu_sm_clock_hertz", "0", None)] >= 1e8  # MHz → Hz

@@ -384,6 +384,10 @@ class RecordedTriton(httpx.BaseTransport):
         names = {row["name"] for f in self._rec.frames for row in f["index"]}
         return tuple(sorted(names))
 
+    def heal(self, model: str, *, from_seconds: float) -> None:
+        """The recording's own failures of this model are not served: what it completes succeeds."""
+        self._fault(model, Fault("heal", from_seconds))
+
     def fail_requests(self, model: str, failure_ratio: float, *, from_seconds: float) -> None:
         """That share of the model's requests fails (reason BACKEND); the rest succeed."""
         self._fault(model, Fault("fail", from_seconds, ratio=failure_ratio))

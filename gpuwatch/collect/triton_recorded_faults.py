@@ -14,7 +14,9 @@ executions and batches but not in inferences; a stalled request is pending, not 
   recording gains; the failure counter (reason BACKEND) gains r of the recorded requests;
 - stalled: no counter gains anything; the pending count grows by every recorded request;
 - queueing (share r): the queue time gains r of the request time, compute the rest;
-- a state (UNAVAILABLE, …): the index says so, and the model leaves statistics and /metrics.
+- a state (UNAVAILABLE, …): the index says so, and the model leaves statistics and /metrics;
+- healed: the recording's own failures are not served (its failure counters gain nothing), so
+  a scenario starts from models that fail only as it says.
 
 A recorded reset (a counter that goes down) restarts the faulted counters from 0 as well.
 """
@@ -59,7 +61,9 @@ METRICS_ROLES = {
 def metrics_role(key: str) -> str:
     family = key.split("{", 1)[0]
     if family == "nv_inference_request_failure":
-        return "fail" if 'reason="BACKEND"' in key or "reason=" not in key else "other"
+        # A scenario's failures are BACKEND (a model that raises); the other reasons are kept
+        # apart so that healing and stalling clear them too.
+        return "fail" if 'reason="BACKEND"' in key or "reason=" not in key else "fail_other"
     return METRICS_ROLES.get(family, "other")
 
 
@@ -82,7 +86,7 @@ def stats_role(path: tuple[object, ...]) -> str:
 @dataclass
 class Fault:
     kind: str
-    """"fail", "stall", "queue" or "state"."""
+    """"heal", "fail", "stall", "queue" or "state"."""
     from_seconds: float
     ratio: float = 0.0
     state: str = ""
@@ -146,7 +150,10 @@ class FaultPlan:
         for fault in faults:
             for key, gain in list(gains.items()):
                 role = roles.get(key, "other")
-                if fault.kind == "fail":
+                if fault.kind == "heal":
+                    if role in ("fail", "fail_ns", "fail_other"):
+                        gains[key] = 0.0
+                elif fault.kind == "fail":
                     if role in COMPLETING:
                         gains[key] = gain * (1.0 - fault.ratio)
                     elif role == "fail":

@@ -154,9 +154,9 @@ GPU_STATE: tuple[Family, ...] = (
         "gpu_xid_errors_total",
         (*GPU, "xid"),
         "",
-        "XID errors since the daemon started, by code. The critical codes "
-        f"({', '.join(str(c) for c in decode.CRITICAL_XIDS)}) are exported at 0 for every GPU so "
-        "that the first one counts in increase().",
+        "XID errors since the daemon started, by code. Every code of gpuwatch's XID catalogue "
+        f"({', '.join(str(c) for c in sorted(decode.XIDS))}) is exported at 0 for every GPU so "
+        "that the first one counts in increase(); another code appears when it first happens.",
     ),
 )
 

@@ -83,7 +83,7 @@ class MetricsState:
                     self._xids.setdefault(key, Counter())[event.code] += 1
             for gpu in snapshot.devices:
                 counts = self._xids.setdefault((str(gpu.index), gpu.uuid), Counter())
-                for code in decode.CRITICAL_XIDS:
+                for code in decode.XIDS:
                     counts.setdefault(code, 0)
             self._count_batches(snapshot.triton)
             self.generation += 1
