@@ -52,7 +52,8 @@ class Client(Protocol):
 
     @property
     def name(self) -> str:
-        """How the user named this node: a hostname for in-process, host:port for a daemon."""
+        """A short name for this node: the hostname in-process; a daemon's host, with its port
+        unless it is gpuwatch's 9477."""
         ...
 
     @property

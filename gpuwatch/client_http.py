@@ -46,7 +46,7 @@ from gpuwatch.client import (
     NotReadyError,
     SourceUnavailableError,
 )
-from gpuwatch.connect import parse_daemon_url
+from gpuwatch.connect import DEFAULT_PORT, parse_daemon_url
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 2.0
@@ -91,7 +91,7 @@ class HttpClient:
     ) -> None:
         self.url = parse_daemon_url(url)
         parts = urlsplit(self.url)
-        self._name = name or parts.netloc
+        self._name = name or parts.netloc.removesuffix(f":{DEFAULT_PORT}")
         self._connect_timeout = connect_timeout_seconds
         self._read_timeout = read_timeout_seconds
         self._deadline = deadline_seconds

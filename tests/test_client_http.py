@@ -299,3 +299,17 @@ def test_a_server_that_never_answers_times_out() -> None:
                 client.snapshot()
         finally:
             client.close()
+
+
+def test_names_and_origins() -> None:
+    named = [HttpClient(u) for u in ("gpu-node-02", "gpu-node-02:9000", "https://[::1]:9477/gw")]
+    try:
+        assert [c.name for c in named] == ["gpu-node-02", "gpu-node-02:9000", "[::1]"]
+        assert [c.origin for c in named] == [
+            "daemon http://gpu-node-02:9477",
+            "daemon http://gpu-node-02:9000",
+            "daemon https://[::1]:9477/gw",
+        ]
+    finally:
+        for c in named:
+            c.close()
