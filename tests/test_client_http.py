@@ -145,15 +145,22 @@ def test_killed_daemon_is_refused_then_a_new_one_on_its_port_answers() -> None:
             second.stop()
 
 
-def test_before_the_first_tick_is_not_ready(clock: ManualClock) -> None:
-    served = Served(clock, snapshots=False)  # the daemon's own server and API, no tick yet
-    client = HttpClient(served.url)
+def test_before_the_first_tick_is_not_ready(tmp_path: Path) -> None:
+    # A daemon that ticks on the hour: it serves at once, and has no snapshot until then.
+    if 3600 - time.time() % 3600 < 10:
+        time.sleep(3600 - time.time() % 3600 + 1)  # not with the hour about to strike
+    config = tmp_path / "config.toml"
+    config.write_text("[nvml]\ninterval_seconds = 3600\n")
+    daemon = Daemon(config=config, ready=False)
+    client = HttpClient(daemon.url)
     try:
-        with pytest.raises(NotReadyError, match="the daemon is starting: no snapshot yet"):
+        assert daemon.get("snapshot").status_code == 503
+        with pytest.raises(NotReadyError, match=r"^the daemon is starting: no snapshot yet$"):
             client.snapshot()
+        assert client.events(0, time.time() + 5) == []  # its history answers: empty until a tick
     finally:
         client.close()
-        served.close()
+        daemon.kill()  # a clean stop would wait two ticks for its last event
 
 
 def test_a_daemon_whose_engine_stopped_reads_stale_by_its_own_clock() -> None:
