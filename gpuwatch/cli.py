@@ -114,10 +114,19 @@ def _add_top(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "top",
         help="the live dashboard: GPUs, processes, models, history and events",
-        description="The live dashboard. With no daemon it runs gpuwatch's engine in this "
-        "process (--demo: over a recorded H100). Keys: ? for help, q to quit.",
+        description="The live dashboard. It reads the gpuwatch daemons named by --connect (or "
+        "[top] connect; several open the cluster view), else the local daemon if one answers, "
+        "else runs gpuwatch's engine in this process (--demo: over a recorded H100, always "
+        "in-process). Keys: ? for help, q to quit.",
     )
     _common(p)
+    p.add_argument(
+        "--connect",
+        action="append",
+        metavar="URL",
+        help="read the gpuwatch daemon at URL, e.g. http://gpu-node-02:9477 (repeatable: several "
+        "open the cluster view; replaces [top] connect); a token from [top] token_file",
+    )
     p.add_argument("--no-color", action="store_true", help="monochrome (also set by NO_COLOR)")
     p.add_argument(
         "--refresh",
@@ -132,18 +141,28 @@ def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
     refresh = settings.top.refresh_seconds if args.refresh is None else args.refresh
     if not 0.1 <= refresh <= 60:
         raise UsageError(f"--refresh {args.refresh}: expected seconds from 0.1 to 60")
-    if settings.top.connect:
-        # Stage 2 turns these (and --connect URL, repeatable) into HTTP clients.
+    if args.demo and args.connect:
         raise UsageError(
-            "[top] connect: reading daemons is not in this version of gpuwatch top; "
-            "remove the setting to watch this node in-process"
+            "--demo runs recorded GPUs in this process: drop --connect, or drop --demo to read the daemons"
         )
+    from gpuwatch import connect
+
+    try:
+        plan = connect.plan(args.connect, settings, demo=args.demo)
+    except connect.DaemonUrlError as exc:
+        raise UsageError(str(exc)) from None
     monochrome = args.no_color or settings.top.no_color or "NO_COLOR" in os.environ
     # Textual first: importing it while the engine's first reads run on their threads would
     # have both fight over the GIL and put off the first frame.
     from gpuwatch import tui
 
-    clients = [_in_process_client(settings, demo=args.demo)]
+    clients: list[client_module.Client]
+    if plan.urls:
+        from gpuwatch.client_http import HttpClient
+
+        clients = [HttpClient(url, token=plan.token, verify=plan.verify) for url in plan.urls]
+    else:
+        clients = [_in_process_client(settings, demo=args.demo)]
 
     # The terminal belongs to the dashboard while it runs: a log line on stderr would tear it.
     # What the logs would say (a lost GPU, a failing collector) is on screen and in its events.

@@ -6,7 +6,7 @@ never from the UI thread, since a client may wait on the network. Two implementa
 
 - `InProcessClient` (here) reads an engine running in this process and an in-memory history:
   `gpuwatch top` with no daemon, and `--demo`;
-- `HttpClient` (stage 2, its own module) speaks the daemon's JSON API: `GET /api/v1/snapshot`
+- `HttpClient` (`gpuwatch.client_http`) speaks a daemon's JSON API: `GET /api/v1/snapshot`
   (decoded by `gpuwatch.codec.decode_snapshot`), `/api/v1/history`, `/api/v1/events`.
 
 Errors, the whole tree (as httpx writes its own down in one place):
@@ -15,7 +15,8 @@ Errors, the whole tree (as httpx writes its own down in one place):
     ├── SourceUnavailableError     the node cannot answer now: refused, timed out, the engine
     │   │                          stopped ticking, a reply gpuwatch cannot decode. str() is one
     │   │                          line for the screen; the caller keeps its last data and retries.
-    │   └── NotReadyError          it answers but has no snapshot yet (just started): wait.
+    │   ├── NotReadyError          it answers but has no snapshot yet (just started): wait.
+    │   └── AuthenticationError    it answers, but not to us: no token, or a token it refuses.
     └── (series.UnknownSeriesError, a KeyError: a series name not in the catalog)
 
 Every method may be called from several threads at once.
@@ -42,12 +43,22 @@ class NotReadyError(SourceUnavailableError):
     """The node answers but has no snapshot yet: it has just started. Not a fault."""
 
 
+class AuthenticationError(SourceUnavailableError):
+    """The node requires credentials we did not send, or refused the ones we sent."""
+
+
 class Client(Protocol):
     """One node, as the TUI sees it. Blocking calls: run them in a worker thread."""
 
     @property
     def name(self) -> str:
-        """How the user named this node: a hostname for in-process, the URL for a daemon."""
+        """A short name for this node: the hostname in-process; a daemon's host, with its port
+        unless it is gpuwatch's 9477."""
+        ...
+
+    @property
+    def origin(self) -> str:
+        """Where the data comes from, for the header: "in-process" or "daemon URL"."""
         ...
 
     def snapshot(self) -> model.Snapshot:
@@ -111,6 +122,10 @@ class InProcessClient:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def origin(self) -> str:
+        return "in-process"
 
     def snapshot(self) -> model.Snapshot:
         latest = self._engine.latest()

@@ -153,9 +153,11 @@ class StoreSettings:
 class TopSettings:
     refresh_seconds: float = _setting(1.0, "seconds between screen refreshes", minimum=0.1, maximum=60)
     connect: list[str] = _setting(
-        [], "daemon URLs for the cluster view; empty means the local daemon, or in-process"
+        [],
+        "daemon URLs (several: the cluster view); empty: the local daemon if it answers, else in-process",
     )
     token_file: str = _setting("", "bearer token file for daemons that require authentication")
+    ca_file: str = _setting("", "PEM CA bundle that signs https daemons' certificates; empty: the system's")
     no_color: bool = _setting(False, "monochrome (also set by NO_COLOR or --no-color)")
 
 

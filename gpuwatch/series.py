@@ -235,9 +235,13 @@ def model_labels(stats: model.ModelStats) -> tuple[tuple[str, str], ...]:
     return (("server", stats.server), ("model", stats.name), ("version", stats.version))
 
 
-def extract(snapshot: model.Snapshot) -> Iterator[tuple[SeriesKey, float]]:
-    """Every (series, value) a snapshot holds. A None value is no point, never a 0."""
-    for name, (series_info, getter) in _CATALOG.items():
+def extract(
+    snapshot: model.Snapshot, names: Iterable[str] | None = None
+) -> Iterator[tuple[SeriesKey, float]]:
+    """Every (series, value) a snapshot holds, or those of the series in `names`. A None
+    value is no point, never a 0."""
+    chosen = _CATALOG.items() if names is None else [(n, _CATALOG[n]) for n in names if n in _CATALOG]
+    for name, (series_info, getter) in chosen:
         if series_info.entity == Entity.GPU:
             for gpu in snapshot.gpus:
                 value = getter(gpu)

@@ -6,13 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, run_gpuwatch
 
 
 def test_help_names_the_options() -> None:
     result = run_gpuwatch("top", "--help")
     assert result.returncode == 0
-    for option in ("--demo", "--config", "--no-color", "--refresh"):
+    for option in ("--demo", "--config", "--no-color", "--refresh", "--connect"):
         assert option in result.stdout
     assert "top" in run_gpuwatch("--help").stdout
 
@@ -23,18 +25,53 @@ def test_bad_refresh_is_one_line_and_exit_2() -> None:
     assert result.stderr.strip().splitlines() == ["gpuwatch: --refresh 0.0: expected seconds from 0.1 to 60"]
 
 
-def test_daemon_urls_in_config_are_refused_until_the_http_client_exists(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "config_text", "line"),
+    [
+        (
+            ["--connect", "ftp://gpu-node-02"],
+            "",
+            "gpuwatch: --connect 'ftp://gpu-node-02': expected an http:// or https:// URL, "
+            "e.g. http://gpu-node-02:9477",
+        ),
+        (
+            [],
+            '[top]\nconnect = ["gpu-node-01", "http://gpu-node-02:99999"]\n',
+            "gpuwatch: [top] connect 'http://gpu-node-02:99999': the port is not a number from 1 to 65535",
+        ),
+        (
+            ["--demo", "--connect", "gpu-node-02"],
+            "",
+            "gpuwatch: --demo runs recorded GPUs in this process: drop --connect, or drop --demo "
+            "to read the daemons",
+        ),
+        (
+            ["--connect", "gpu-node-02"],
+            '[top]\ntoken_file = "/nonexistent/gpuwatch-token"\n',
+            "gpuwatch: [top] token_file /nonexistent/gpuwatch-token: no such file",
+        ),
+        (
+            ["--connect", "https://gpu-node-02"],
+            '[top]\nca_file = "/nonexistent/ca.pem"\n',
+            "gpuwatch: [top] ca_file /nonexistent/ca.pem: no such file",
+        ),
+    ],
+    ids=["bad-url", "bad-config-url", "demo-and-connect", "token-file", "ca-file"],
+)
+def test_what_to_read_errors_are_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], config_text: str, line: str
+) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[top]\nconnect = ["http://gpu-node-02:9477"]\n')
-    result = run_gpuwatch("top", "--demo", "--config", str(path))
+    path.write_text(config_text)
+    result = run_gpuwatch("top", "--config", str(path), *args)
     assert result.returncode == 2
-    assert "[top] connect" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [line]
 
 
 def test_the_dashboard_loads_no_collector_engine_or_store() -> None:
     """The lint rule keeps imports out of gpuwatch/tui; this checks what actually loads."""
     code = (
-        "import sys, gpuwatch.tui.app, gpuwatch.client; "
+        "import sys, gpuwatch.tui.app, gpuwatch.client, gpuwatch.client_http, gpuwatch.connect; "
         "bad = ('pynvml', 'gpuwatch.collect', 'gpuwatch.engine', 'gpuwatch.assemble', "
         "'gpuwatch.store', 'sqlalchemy', 'sqlite3'); "
         "print(sorted(m for m in sys.modules if m.startswith(bad)))"

@@ -8,7 +8,9 @@ every screen: `q`, `?`, the monochrome mode, and the message for a terminal too 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 from textual import events
@@ -23,6 +25,9 @@ from gpuwatch.tui.help_screen import HelpScreen
 from gpuwatch.tui.node_screen import NodeScreen
 from gpuwatch.tui.palette import palette_for
 from gpuwatch.tui.too_small import MIN_SIZE, TooSmallScreen
+
+SCREEN_WORKER_THREADS = 6
+"""Threads beside one per node: an open dashboard's sparkline, event, chart and model fetches."""
 
 
 class TopApp(App[None]):
@@ -50,6 +55,16 @@ class TopApp(App[None]):
         self.monochrome = monochrome or self.no_color
         self._monochrome_filter = Monochrome()
         self.palette = palette_for(self.current_theme, self.monochrome)
+
+    def on_load(self) -> None:
+        # Thread workers run in the event loop's default executor: min(32, cores + 4) threads,
+        # 6 on a 2-core node, fewer than a cluster of unreachable nodes can keep waiting on
+        # their timeouts, and a live node's poll would queue behind them.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(
+                max_workers=len(self.clients) + SCREEN_WORKER_THREADS, thread_name_prefix="top-worker"
+            )
+        )
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         filters = list(super().get_line_filters())

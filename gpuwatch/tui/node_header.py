@@ -1,10 +1,12 @@
-"""`NodeHeader`: the top line of a node's dashboard: which node, its driver, the data's time,
-and whether the data is live or stale (and why).
+"""`NodeHeader`: the top line of a node's dashboard: which node, where its data comes from (a
+daemon's URL, or in-process), its driver, the data's time, and whether the data is live or
+stale (and why).
 
 Place in the flow: the node screen sets `snapshot` on each update and `problem` when its feed
 fails. When the source stops answering, the last snapshot stays on screen and this line says
 STALE with the reason and the time of the data shown; it goes back to LIVE by itself when the
-feed answers again.
+feed answers again. When the line is short, the driver and CUDA versions go first, then
+"demo"; the node, the origin, the time and the status stay.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ class NodeHeader(Widget):
     waiting: reactive[str | None] = reactive(None)
     """Why there is nothing yet when the source has just started (not a fault)."""
 
-    def __init__(self, node_name: str, palette: Palette, *, id: str | None = None) -> None:
+    def __init__(self, node_name: str, palette: Palette, *, origin: str = "", id: str | None = None) -> None:
         super().__init__(id=id)
         self.node_name = node_name
+        self.origin = origin
         self.palette = palette
 
     def status(self) -> Text:
@@ -45,21 +48,33 @@ class NodeHeader(Widget):
         word = "STALE" if self.snapshot is not None else "NO DATA"
         return Text(f" ! {word}: {self.problem} ", style=self.palette.fault)
 
-    def render(self) -> Text:
+    def parts(self) -> list[tuple[int, str]]:
+        """(drop order, text) of the left side: 0 stays, higher numbers go first."""
         s = self.snapshot
-        parts = [s.node.hostname if s else self.node_name]
+        parts = [(0, s.node.hostname if s else self.node_name)]
+        if self.origin:
+            parts.append((0, self.origin))
         if s is not None:
             if s.node.driver_version:
-                parts.append(f"driver {s.node.driver_version}")
+                parts.append((2, f"driver {s.node.driver_version}"))
             if s.node.cuda_driver_version:
-                parts.append(f"CUDA {s.node.cuda_driver_version}")
+                parts.append((2, f"CUDA {s.node.cuda_driver_version}"))
             if s.node.source == "recorded":
-                parts.append("demo")
-            parts.append(("data of " if self.problem else "") + fmt.clock_time(s.timestamp))
-        left = Text(" " + " · ".join(parts), style="bold")
+                parts.append((1, "demo"))
+            parts.append((0, ("data of " if self.problem else "") + fmt.clock_time(s.timestamp)))
+        return parts
+
+    def render(self) -> Text:
         right = self.status()
-        width = self.size.width
-        room = width - right.cell_len
+        room = self.size.width - right.cell_len
+        parts = self.parts()
+        while True:
+            line = " " + " · ".join(text for _, text in parts)
+            droppable = max((order for order, _ in parts), default=0)
+            if len(line) + 1 <= room or droppable == 0:
+                break
+            parts = [p for p in parts if p[0] != droppable]
+        left = Text(line, style="bold")
         if left.cell_len > room:
             left.truncate(max(0, room - 1), overflow="ellipsis")
         return Text.assemble(left, " " * max(1, room - left.cell_len), right)

@@ -6,6 +6,12 @@ it when their tab opens) and fetches, in worker threads, what the panels ask for
 history, a chart's series and events, the selected model's recent figures, the event list.
 Panels never see the client, and nothing here runs a network call on the UI thread.
 
+History is asked for when it can have changed, not on every refresh: the sparklines once per
+slot (`sparks.SparkLines` keeps the newest slot live from the snapshots in between), a model's
+figures once per step, a chart when its range has moved by a column, events every 30 s or when
+a snapshot carries new ones. Against a daemon that is a handful of requests a minute beside
+the snapshot each refresh.
+
 When the feed fails, the screen keeps the last snapshot on every panel and the header says
 STALE with the reason; the feed keeps asking, and the first answer makes it live again.
 """
@@ -40,6 +46,7 @@ from gpuwatch.tui.model_panel import ModelPanel
 from gpuwatch.tui.node_header import NodeHeader
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.process_panel import ProcessPanel
+from gpuwatch.tui.sparks import SparkLines, Window, tick_seconds
 
 EVENTS_SECONDS = 86400.0
 """The events panel lists the last day."""
@@ -94,10 +101,19 @@ class NodeScreen(Screen[None]):
     problem: reactive[str | None] = reactive(None, init=False)
 
     class SparksFetched(Message):
-        def __init__(self, figure: Figure, values: dict[int, list[float | None]]) -> None:
+        def __init__(
+            self,
+            window: Window,
+            at: float,
+            tick_seconds: float,
+            slots: dict[int, list[series.Point | None]] | None,
+        ) -> None:
             super().__init__()
-            self.figure = figure
-            self.values = values
+            self.window = window
+            self.at = at
+            self.tick_seconds = tick_seconds
+            self.slots = slots
+            """None: the fetch failed."""
 
     class EventsFetched(Message):
         def __init__(self, events: list[model.Event]) -> None:
@@ -142,12 +158,13 @@ class NodeScreen(Screen[None]):
         self._events_at: float | None = None
         self._model_history_at: tuple[Any, float] | None = None
         self._xids: dict[int, model.Event] = {}
+        self._sparks = SparkLines(SPARK_SECONDS)
 
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         pal = self.palette
-        yield NodeHeader(self.client.name, pal, id="header")
+        yield NodeHeader(self.client.name, pal, origin=self.client.origin, id="header")
         with TabbedContent(id="tabs", initial="overview"):
             with TabPane("1 Overview", id="overview"):
                 yield GpuPanel(pal, id="gpus")
@@ -226,8 +243,10 @@ class NodeScreen(Screen[None]):
         self.query_one(NodeHeader).snapshot = snapshot
         self._push_snapshot()
         gpus = self.query_one(GpuPanel)
+        if self._sparks.observe(snapshot, gpus.figure.series):
+            gpus.sparks = self._sparks.values()
         if self.active_tab == "overview":
-            self._fetch_sparks(gpus.figure, snapshot.timestamp, gpus.spark_points)
+            self._fetch_sparks(gpus.figure, snapshot)
         due = self._events_at is None or snapshot.timestamp - self._events_at >= EVENTS_REFETCH_SECONDS
         if snapshot.events or due:
             self._fetch_events(snapshot.timestamp)
@@ -259,7 +278,7 @@ class NodeScreen(Screen[None]):
     def on_gpu_panel_figure_changed(self, event: GpuPanel.FigureChanged) -> None:
         event.stop()
         if self.snapshot is not None:
-            self._fetch_sparks(event.figure, self.snapshot.timestamp, self.query_one(GpuPanel).spark_points)
+            self._fetch_sparks(event.figure, self.snapshot)
 
     def on_gpu_panel_opened(self, event: GpuPanel.Opened) -> None:
         event.stop()
@@ -304,30 +323,39 @@ class NodeScreen(Screen[None]):
         with self._busy_lock:
             self._busy.discard(kind)
 
-    def _fetch_sparks(self, figure: Figure, end: float, points: int) -> None:
+    def _fetch_sparks(self, figure: Figure, snapshot: model.Snapshot) -> None:
+        window = self._sparks.want(figure.series, snapshot.timestamp, self.query_one(GpuPanel).spark_points)
+        if window is None:
+            return  # this slot's history is here (or on its way); snapshots keep it live
         if self._claim("sparks"):
-            self._sparks_worker(figure, end, points)
+            self._sparks_worker(window, snapshot.timestamp, tick_seconds(snapshot))
+        else:
+            self._sparks.failed(window)  # another figure's fetch is out: ask on the next snapshot
 
     @work(thread=True, group="sparks", exit_on_error=False)
-    def _sparks_worker(self, figure: Figure, end: float, points: int) -> None:
+    def _sparks_worker(self, window: Window, at: float, tick: float) -> None:
+        slots: dict[int, list[series.Point | None]] | None = None
         try:
-            start, end, points = aligned_range(end, SPARK_SECONDS, points)
-            data = self.client.history(figure.series, {}, start, end, points)
-            values = {}
+            data = self.client.history(window.series, {}, window.start, window.end, window.slots)
+            slots = {}
             for s in data:
                 gpu = s.key.label("gpu")
                 if gpu is not None:
-                    values[int(gpu)] = means(to_slots(s.points, start, end, points))
-            self.post_message(self.SparksFetched(figure, values))
+                    slots[int(gpu)] = to_slots(s.points, window.start, window.end, window.slots)
         except (ClientError, KeyError):
             pass  # the sparkline keeps its last values; the header says why the node is stale
         finally:
             self._release("sparks")
+        self.post_message(self.SparksFetched(window, at, tick, slots))
 
     def on_node_screen_sparks_fetched(self, message: SparksFetched) -> None:
+        if message.slots is None:
+            self._sparks.failed(message.window)
+            return
+        self._sparks.fetched(message.window, message.at, message.tick_seconds, message.slots)
         gpus = self.query_one(GpuPanel)
-        if message.figure == gpus.figure:
-            gpus.sparks = message.values
+        if message.window.series == gpus.figure.series:
+            gpus.sparks = self._sparks.values()
 
     def _fetch_events(self, end: float) -> None:
         if self._claim("events"):

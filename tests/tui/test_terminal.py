@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.daemons import Daemon
 
 pytestmark = pytest.mark.tmux
 
@@ -88,3 +89,50 @@ def test_top_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     while not status.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert status.read_text().strip() == "0"
+
+
+def _wait_for_status(status: Path) -> str:
+    deadline = time.monotonic() + 15
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return status.read_text().strip()
+
+
+def test_top_connect_to_a_real_daemon_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
+    daemon = Daemon()
+    try:
+        for name, args in (
+            ("named", f"--connect {daemon.url}"),
+            # No --connect: the local daemon, found where the config says it listens.
+            ("probed", f"--config {_config_listening_on(tmp_path, daemon.port)}"),
+        ):
+            status = tmp_path / f"status-{name}"
+            env = f"PYTHONPATH={shlex.quote(str(REPO))} TERM=xterm-256color"
+            command = (
+                f"cd {shlex.quote(str(REPO))} && env {env} {shlex.quote(sys.executable)} -m gpuwatch top "
+                f"{args}; echo $? > {shlex.quote(str(status))}; sleep 30"
+            )
+            tmux("new-session", "-d", "-s", "top", "-x", "80", "-y", "24", command)
+
+            def gpus_shown(screen: str) -> bool:
+                rows = {m.group(1) for line in screen.splitlines() if (m := GPU_ROW.match(line))}
+                return rows == {"0", "1", "2", "3"} and "LIVE" in screen.splitlines()[0]
+
+            screen = tmux.wait_for(gpus_shown)
+            lines = screen.splitlines()
+            assert len(lines) == 24 and max(len(line) for line in lines) <= 80
+            assert f"daemon {daemon.url}" in lines[0] and "demo" in lines[0]
+            assert "PID" in screen and "alice" in screen
+            tmux("send-keys", "-t", "top", "5")
+            tmux.wait_for(lambda s: "gpuwatch daemon started" in s)  # the daemon's own event
+            tmux("send-keys", "-t", "top", "q")
+            assert _wait_for_status(status) == "0"
+            tmux("kill-session", "-t", "top")
+    finally:
+        daemon.stop()
+
+
+def _config_listening_on(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[daemon]\nlisten = "127.0.0.1:{port}"\n')
+    return path
