@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gpuwatch import decode, fmt, model
+from gpuwatch import decode, ensembles, fmt, model
 
 WIDTH = 80
 
@@ -162,7 +162,7 @@ def _triton(s: model.Snapshot) -> list[str]:
             f"{'Model':<18} {'State':<7}{'Req/s':>7}{'Fail/s':>7}{'Batch':>8}{'Queue':>9}"
             f"{'Compute':>9}{'Q%':>5}{'Pend':>5} GPU"
         )
-        for prefix, m in _model_tree(server.models):
+        for prefix, m in ensembles.model_tree(server.models):
             out.extend(_model_lines(prefix, m, s.timestamp))
     return out
 
@@ -177,27 +177,6 @@ def _server_line(server: model.TritonServerStatus) -> str:
     if server.poll_seconds is not None:
         parts.append(f"poll {fmt.seconds(server.poll_seconds)}")
     return " · ".join(parts)
-
-
-def _model_tree(models: tuple[model.ModelStats, ...]) -> list[tuple[str, model.ModelStats]]:
-    """(prefix, model) rows: top-level models by name, each ensemble followed by its steps."""
-    by_name: dict[str, model.ModelStats] = {}
-    for m in sorted(models, key=lambda m: (m.name, _version_key(m.version))):
-        by_name[m.name] = m  # a step runs its newest version (version -1 in the ensemble)
-    steps = {step for m in models for step in m.ensemble_steps if step in by_name}
-    rows: list[tuple[str, model.ModelStats]] = []
-    for m in sorted(models, key=lambda m: (m.name, _version_key(m.version))):
-        if m.name in steps:
-            continue
-        rows.append(("", m))
-        present = [by_name[step] for step in m.ensemble_steps if step in by_name]
-        for i, step in enumerate(present):
-            rows.append(("└ " if i == len(present) - 1 else "├ ", step))
-    return rows
-
-
-def _version_key(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (-1, version)
 
 
 def _model_lines(prefix: str, m: model.ModelStats, now: float) -> list[str]:

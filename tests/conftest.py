@@ -76,3 +76,18 @@ def run_gpuwatch(
         input=input_text,
         cwd=REPO,
     )
+
+
+DEFAULT_DATABASE = Path("/var/lib/gpuwatch/gpuwatch.db")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tests_never_touch_the_real_state_directory() -> Iterator[None]:
+    """Every daemon a test starts keeps its history under the test's own tmp dir."""
+
+    def seen() -> float | None:
+        return DEFAULT_DATABASE.stat().st_mtime if DEFAULT_DATABASE.exists() else None
+
+    before = seen()
+    yield
+    assert seen() == before, f"a test wrote {DEFAULT_DATABASE}: give its daemon --db under tmp_path"

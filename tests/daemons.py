@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -57,10 +58,14 @@ class Daemon:
         token: str | None = None,
         ca_file: Path | None = None,
         ready: bool = True,
+        db: Path | None = None,
     ) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         env.pop("GPUWATCH_CONFIG", None)
-        args = ["daemon", "--demo", "--listen", f"127.0.0.1:{port}"]
+        # Its own history: a database in a directory of its own, removed when it stops.
+        self._state = None if db is not None else tempfile.TemporaryDirectory(prefix="gpuwatch-daemon-")
+        self.db = db if db is not None else Path(self._state.name) / "gpuwatch.db"  # type: ignore[union-attr]
+        args = ["daemon", "--demo", "--listen", f"127.0.0.1:{port}", "--db", str(self.db)]
         if config is not None:
             args += ["--config", str(config)]
         self.proc = subprocess.Popen(
@@ -118,6 +123,8 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+        if self._state is not None:
+            self._state.cleanup()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -127,3 +134,5 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self._state is not None:
+            self._state.cleanup()

@@ -174,8 +174,8 @@ def batch_cell(stats: model.ModelStats, pal: Palette) -> Text:
     return text
 
 
-def model_cells(stats: model.ModelStats, pal: Palette) -> list[Cell]:
-    """Cells in MODEL_COLUMNS order (model_panel.py)."""
+def model_cells(stats: model.ModelStats, pal: Palette, prefix: str = "") -> list[Cell]:
+    """Cells in MODEL_COLUMNS order (model_panel.py); `prefix` draws an ensemble's tree."""
     i = stats.interval
     failures = i.failures_per_second if i else None
     fails = Text(fmt.per_second(failures))
@@ -185,7 +185,7 @@ def model_cells(stats: model.ModelStats, pal: Palette) -> list[Cell]:
     queue_share = Text(fmt.percent(share), style=pal.warn if share and share > QUEUE_SHARE_WARN else "")
     label = stats.name if stats.version in ("", "1") else f"{stats.name}:{stats.version}"
     return [
-        Text(label),
+        Text(prefix + label),
         model_state(stats, pal),
         fmt.per_second(i.requests_per_second if i else None),
         fails,

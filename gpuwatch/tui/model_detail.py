@@ -63,6 +63,7 @@ def describe(m: model.ModelStats, pal: Palette) -> Text:
         reasons = ", ".join(
             f"{reason} {fmt.per_second(rate)}/s"
             for reason, rate in sorted(i.failures_per_second_by_reason.items())
+            if rate
         )
         text.append(f"\n! failing {fmt.per_second(i.failures_per_second)}/s", style=pal.warn)
         if reasons:

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from gpuwatch import model
+from gpuwatch import ensembles, model
 from gpuwatch.tui.cells import all_models, model_cells, model_key, triton_note
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, SyncTable
@@ -83,7 +83,12 @@ class ModelPanel(Vertical):
         if snapshot is None:
             title.update("Models")
             return
-        models = sorted(all_models(snapshot), key=lambda m: (m.server, m.name, m.version))
+        rows = [
+            (prefix, m)
+            for server in sorted(snapshot.triton, key=lambda s: s.name)
+            for prefix, m in ensembles.model_tree(server.models)
+        ]
+        models = [m for _, m in rows]
         note = triton_note(snapshot)
         failing = sum(1 for m in models if m.interval and m.interval.failures_per_second)
         parts = [f"Models · {len(models)}"]
@@ -92,7 +97,7 @@ class ModelPanel(Vertical):
         if note:
             parts.append(note)
         title.update(" · ".join(parts))
-        self.table.show_rows([(model_key(m), model_cells(m, self.palette)) for m in models])
+        self.table.show_rows([(model_key(m), model_cells(m, self.palette, prefix)) for prefix, m in rows])
         self.post_message(self.Highlighted(self, self.selected()))
 
     def action_open(self) -> None:
