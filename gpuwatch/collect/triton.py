@@ -120,6 +120,10 @@ def _same_inputs(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return len(a) == len(b) and a[0] is b[0] and a[1:] == b[1:]
 
 
+ABSENT_RECHECK_SECONDS = 15.0
+"""How often the implicit local server is looked for while nothing listens there."""
+
+
 class ServerPoller:
     """Polls one Triton server; `poll()` runs on the engine's job thread for this server."""
 
@@ -160,6 +164,7 @@ class ServerPoller:
         self._index: tuple[IndexEntry, ...] = ()
         self._version: str | None = None
         self._ever_up = False
+        self._absent_until: float | None = None
         self._outage = False
         self._polls = 0
         self._pids: tuple[int, ...] = ()
@@ -193,6 +198,8 @@ class ServerPoller:
     def poll(self) -> str | None:
         """Poll once; None when the server is up and every endpoint answered (or absent)."""
         started = self._monotonic()
+        if self._absent_until is not None and started < self._absent_until:
+            return None  # the implicit local server was not there: look again later
         p = _Poll(started=started, deadline=started + self._timeout, wall=self._clock())
         metrics = self._start_metrics(p.deadline)
         try:
@@ -334,7 +341,11 @@ class ServerPoller:
     def _unreachable(self, p: _Poll, exc: FetchError) -> str | None:
         previous = self._status.state
         if self._implicit and exc.kind == "refused" and not self._ever_up:
-            self._publish(model.ServerState.ABSENT, f"nothing listens at {self.url}", p, ())
+            # Nobody configured this server, and nothing listens there: a poll costs ~1 ms of
+            # CPU for nothing, so look again every ABSENT_RECHECK_SECONDS, not every second.
+            self._absent_until = p.started + ABSENT_RECHECK_SECONDS
+            reason = f"nothing listens at {self.url} (looked again every {ABSENT_RECHECK_SECONDS:g} s)"
+            self._publish(model.ServerState.ABSENT, reason, p, ())
             return None
         reason = f"{self.url}: {exc.reason}"
         self._outage = True

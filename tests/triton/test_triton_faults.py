@@ -14,10 +14,10 @@ from collections.abc import Iterator
 import pytest
 
 from gpuwatch import model
-from gpuwatch.collect.triton import TritonCollector
+from gpuwatch.collect.triton import ABSENT_RECHECK_SECONDS, TritonCollector
 from gpuwatch.config import TritonServerSettings, TritonSettings
 from gpuwatch.engine import Engine
-from tests.conftest import make_collector
+from tests.conftest import ManualClock, make_collector
 from tests.triton.fake_triton import DATA, FakeTriton, Fault
 from tests.triton.server import free_ports
 
@@ -90,16 +90,26 @@ def test_the_implicit_local_server_is_quietly_absent_until_one_listens() -> None
     s = TritonServerSettings(
         name="local", url=f"http://127.0.0.1:{port}", metrics_url=f"http://127.0.0.1:{port}/metrics"
     )
-    c = TritonCollector(SETTINGS, [s], implicit=True)
+    monotonic = ManualClock(1000.0)
+    c = TritonCollector(SETTINGS, [s], implicit=True, monotonic=monotonic)
     assert c.pollers[0].poll() is None
     status = c.view()[0]
     assert status.state == model.ServerState.ABSENT
-    assert status.reason == f"nothing listens at http://127.0.0.1:{port}"
+    assert status.reason == f"nothing listens at http://127.0.0.1:{port} (looked again every 15 s)"
     assert c.drain_events() == []
     with FakeTriton(port):
+        # Absent, the implicit server is looked for every 15 s, not at every poll (a poll of
+        # nothing costs ~1 ms of CPU): one that starts is seen at the next look.
+        monotonic.advance(ABSENT_RECHECK_SECONDS - 1)
+        assert c.pollers[0].poll() is None
+        assert c.view()[0].state == model.ServerState.ABSENT
+        monotonic.advance(1)
         assert c.pollers[0].poll() is None
         assert c.view()[0].state == model.ServerState.UP
         assert kinds(c) == [model.EventKind.TRITON_UP]
+        monotonic.advance(1)  # up: polled at every tick again
+        assert c.pollers[0].poll() is None
+        assert c.view()[0].polled_at is not None
 
 
 # --------------------------------------------------------------------------- a 10 s stall
