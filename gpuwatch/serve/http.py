@@ -48,6 +48,10 @@ OVERFLOW_DEADLINE_SECONDS = 1.0
 MAX_REQUEST_LINE_BYTES = 8192
 
 
+IDLE_WAKE_SECONDS = 1.0
+"""How often an idle daemon's accept loop and reaper wake: an idle node should cost nothing."""
+
+
 class ExposureError(ValueError):
     """The daemon would listen in a way it must not, or cannot; str() is one line with the fix."""
 
@@ -338,6 +342,8 @@ class HttpServer:
         }
         self._lock = threading.Lock()
         self._connections: set[_Connection] = set()
+        self._busy = threading.Event()
+        """Set while any connection is open: the reaper sleeps otherwise."""
         self._stop = threading.Event()
         self._server = _Server(self, address)  # binds now: errors surface before start()
         self._threads: list[threading.Thread] = []
@@ -356,7 +362,7 @@ class HttpServer:
         self._threads = [
             threading.Thread(
                 target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.2},
+                kwargs={"poll_interval": IDLE_WAKE_SECONDS},  # only how soon stop() is noticed
                 name="http-accept",
                 daemon=True,
             ),
@@ -399,11 +405,14 @@ class HttpServer:
         conn = _Connection(sock, time.monotonic() + limit)
         with self._lock:
             self._connections.add(conn)
+            self._busy.set()
         return conn
 
     def unregister(self, conn: _Connection) -> None:
         with self._lock:
             self._connections.discard(conn)
+            if not self._connections:
+                self._busy.clear()
 
     def rearm(self, sock: socket.socket) -> None:
         """A new request (or keep-alive wait) starts on `sock`: its deadline starts again."""
@@ -415,6 +424,9 @@ class HttpServer:
     def _reap(self) -> None:
         period = min(0.25, self.timeout_seconds / 4)
         while not self._stop.wait(period):
+            if not self._busy.is_set():  # nothing to watch: sleep until a connection opens
+                self._busy.wait(IDLE_WAKE_SECONDS)
+                continue
             now = time.monotonic()
             with self._lock:
                 expired = [c for c in self._connections if c.deadline < now]

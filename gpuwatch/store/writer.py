@@ -50,6 +50,7 @@ RETRY_SECONDS = 1.0
 CHECK_SECONDS = 60.0
 """How often (by the store's clock) purges and the size budget are checked."""
 WAKE_SECONDS = 1.0
+SIZE_CHECK_SECONDS = 10.0
 RELEASE_FREE_RATIO = 0.1
 """Give free pages back to the file system when the file is over the size budget, or when they
 are more than this share of it (below that, SQLite reuses them for new rows)."""
@@ -82,6 +83,8 @@ class Writer:
         self._settings = settings
         self._path = path
         self._clock = clock
+        self._size_cached: int | None = None
+        self._size_due = 0.0
         self._on_event: Callable[[model.Event], None] | None = None
         self._cond = threading.Condition()
         # Shared with other threads, under _cond:
@@ -171,8 +174,16 @@ class Writer:
             last_error=error,
             write_errors_count=errors,
             queue_length=queued,
-            size_bytes=_file_bytes(self._path),
+            size_bytes=self._size_bytes(),
         )
+
+    def _size_bytes(self) -> int | None:
+        """The file's size, looked up at most every SIZE_CHECK_SECONDS (health is asked per tick)."""
+        now = time.monotonic()
+        if now >= self._size_due:
+            self._size_cached = _file_bytes(self._path)
+            self._size_due = now + SIZE_CHECK_SECONDS
+        return self._size_cached
 
     # -- the writer thread -----------------------------------------------------------------
 

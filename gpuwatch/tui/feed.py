@@ -10,6 +10,7 @@ same interval while the node fails: that is the reconnect.
 from __future__ import annotations
 
 import threading
+import time
 
 from textual import work
 from textual.message import Message
@@ -20,6 +21,8 @@ from textual.widget import Widget
 from gpuwatch import model
 from gpuwatch.client import Client, ClientError, NotReadyError
 
+NOT_READY_RETRIES = 40
+NOT_READY_RETRY_SECONDS = 0.05
 MIN_REFRESH_SECONDS = 0.1
 MAX_REFRESH_SECONDS = 60.0
 
@@ -68,6 +71,17 @@ class Feed(Widget):
         if not paused:
             self.poll()
 
+    def _first_ready(self) -> model.Snapshot:
+        """The snapshot; while the source is still starting, ask again every 50 ms (for up to
+        2 s) rather than a whole refresh interval later, so the first data is on screen as soon
+        as it exists."""
+        for _ in range(NOT_READY_RETRIES):
+            try:
+                return self.client.snapshot()
+            except NotReadyError:
+                time.sleep(NOT_READY_RETRY_SECONDS)
+        return self.client.snapshot()
+
     def poll(self) -> None:
         """Ask for a snapshot now, unless paused or a request is still out."""
         if self.paused or self._in_flight.is_set():
@@ -78,7 +92,7 @@ class Feed(Widget):
     @work(thread=True, group="feed", exit_on_error=False)
     def _fetch(self) -> None:
         try:
-            snapshot = self.client.snapshot()
+            snapshot = self._first_ready()
         except NotReadyError as exc:
             self.post_message(self.Failed(self, str(exc), not_ready=True))
         except ClientError as exc:
