@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,6 +34,9 @@ from gpuwatch.collect.nvml import NvmlCollector
 from gpuwatch.collect.nvml_recorded import RecordedNvml, load_cpu_costs_us
 from gpuwatch.config import NvmlSettings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nvml_capture import Capture
+
 FAST_PER_SLOW = 5
 
 
@@ -44,27 +46,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Capture:
-    """Stands between the collector and the source and writes down every call."""
-
-    def __init__(self, api: Any) -> None:
-        self._api = api
-        self.recording = False
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(self._api, name)
-        if not callable(target) or not name.startswith("nvml"):
-            return target
-
-        def call(*args: Any) -> Any:
-            if self.recording:
-                self.calls.append((name, args))
-            return target(*args)
-
-        return call
 
 
 def period(collector: NvmlCollector, clock: Clock) -> None:

@@ -15,7 +15,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -26,25 +25,8 @@ from gpuwatch.assemble import build_engine
 from gpuwatch.collect.host import HostProcesses
 from gpuwatch.collect.nvml import NvmlCollector
 
-
-class Capture:
-    """Stands between the collector and pynvml and writes down every call."""
-
-    def __init__(self) -> None:
-        self.recording = False
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        target = getattr(pynvml, name)
-        if not callable(target) or not name.startswith("nvml"):
-            return target
-
-        def call(*args: Any) -> Any:
-            if self.recording:
-                self.calls.append((name, args))
-            return target(*args)
-
-        return call
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nvml_capture import Capture
 
 
 def engine_mode(seconds: float, out: Path) -> None:
@@ -67,7 +49,7 @@ def engine_mode(seconds: float, out: Path) -> None:
 
 def bare_mode(seconds: float, out: Path) -> None:
     settings = config.Settings().nvml
-    capture = Capture()
+    capture = Capture(pynvml)
     collector = NvmlCollector(capture, settings, HostProcesses())
     for _ in range(2):  # warm up: init, GPM baselines
         collector.poll_fast()

@@ -10,7 +10,6 @@ Usage (on a GPU machine, repository root): python3 bench/device/cpu.py --out DIR
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import subprocess
@@ -20,29 +19,20 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import cpu_seconds
+
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    """CPU time of every thread of `proc`, in ns resolution from schedstat (cpu_times ticks in 10 ms)."""
-    total_ns = 0
-    for task in Path(f"/proc/{proc.pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total_ns += int((task / "schedstat").read_text().split()[0])
-    if total_ns == 0:  # no schedstat on this kernel
-        t = proc.cpu_times()
-        return t.user + t.system
-    return total_ns / 1e9
 
 
 def window(procs: dict[str, subprocess.Popen[bytes]], seconds: float, settle: float = 5) -> dict[str, float]:
     time.sleep(settle)
     ps = {k: psutil.Process(p.pid) for k, p in procs.items()}
-    c0 = {k: cpu_seconds(p) for k, p in ps.items()}
+    c0 = {k: cpu_seconds(p.pid) for k, p in ps.items()}
     t0 = time.time()
     time.sleep(seconds)
-    c1 = {k: cpu_seconds(p) for k, p in ps.items()}
+    c1 = {k: cpu_seconds(p.pid) for k, p in ps.items()}
     dt = time.time() - t0
     return {k: round((c1[k] - c0[k]) / dt * 100, 3) for k in ps}  # % of one core
 

@@ -11,7 +11,6 @@ Usage (GPU machine, repository root): python3 bench/device/daemon_cpu.py --out D
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import subprocess
@@ -23,21 +22,13 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import cpu_seconds
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PY = sys.executable
 SERVING = re.compile(r"serving (http://127\.0\.0\.1:\d+)/metrics")
-
-
-def cpu_seconds(pid: int) -> float:
-    total_ns = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total_ns += int((task / "schedstat").read_text().split()[0])
-    if total_ns:
-        return total_ns / 1e9
-    t = psutil.Process(pid).cpu_times()
-    return t.user + t.system
 
 
 def start_daemon(out: Path) -> tuple[subprocess.Popen[bytes], str]:

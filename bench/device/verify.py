@@ -13,7 +13,6 @@ Usage (on a GPU machine, from the repository root): python3 bench/device/verify.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -24,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import cpu_seconds
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -105,18 +107,6 @@ def compare(phase: str) -> dict[str, Any]:
     }
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    """CPU of every thread of `proc`, from schedstat (ns resolution; cpu_times ticks in 10 ms)."""
-    total_ns = 0
-    for task in Path(f"/proc/{proc.pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total_ns += int((task / "schedstat").read_text().split()[0])
-    if total_ns == 0:
-        t = proc.cpu_times()
-        return t.user + t.system
-    return total_ns / 1e9
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -153,7 +143,7 @@ def main() -> int:
     dmon = subprocess.Popen(["nvidia-smi", "dmon", "-d", "1"], stdout=subprocess.DEVNULL)
     time.sleep(4)  # both past start-up
     p_loop, p_dmon = psutil.Process(loop.pid), psutil.Process(dmon.pid)
-    c_loop0, c_dmon0, w0 = cpu_seconds(p_loop), cpu_seconds(p_dmon), time.time()
+    c_loop0, c_dmon0, w0 = cpu_seconds(p_loop.pid), cpu_seconds(p_dmon.pid), time.time()
 
     samples = []
     for delay in (10, 16, 22):
@@ -162,7 +152,7 @@ def main() -> int:
     results["snapshot_text_matmul"] = run([PY, "-m", "gpuwatch", "snapshot"]).stdout
 
     time.sleep(max(0.0, w0 + args.window - time.time()))
-    c_loop1, c_dmon1, w1 = cpu_seconds(p_loop), cpu_seconds(p_dmon), time.time()
+    c_loop1, c_dmon1, w1 = cpu_seconds(p_loop.pid), cpu_seconds(p_dmon.pid), time.time()
     dmon.terminate()
     loop.wait(timeout=60)
     results["cpu_window"] = {
