@@ -228,6 +228,23 @@ def test_the_daemon_keeps_its_history_and_events_in_the_store(tmp_path: Path) ->
     assert {"daemon_start", "daemon_stop"} <= kinds
 
 
+def test_a_second_daemon_on_the_same_database_stops_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "state" / "gpuwatch.db"
+    proc, url = start_daemon("--demo", db=db, env={})
+    try:
+        second = run_gpuwatch("daemon", "--demo", "--listen", "127.0.0.1:0", "--db", str(db))
+        assert second.returncode == 1
+        assert "Traceback" not in second.stderr
+        lines = [line for line in second.stderr.splitlines() if line.startswith("gpuwatch:")]
+        assert len(lines) == 1, second.stderr
+        assert f"database {db} is already being written by pid {proc.pid} " in lines[0]
+        health = httpx.get(url + "/api/v1/health", timeout=10).json()
+        assert health["store"]["ok"] is True  # the first daemon goes on writing
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+
+
 def test_a_database_it_cannot_use_stops_it_with_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the state directory should be\n")

@@ -20,7 +20,7 @@ from gpuwatch import errors, model
 from gpuwatch.collect.nvml_recorded import RecordedNvml
 from gpuwatch.config import NvmlSettings
 from gpuwatch.engine import Engine
-from gpuwatch.store import StateDirectoryError, Store, open_store, writer
+from gpuwatch.store import DatabaseInUseError, StateDirectoryError, Store, open_store, writer
 from tests.conftest import REPO, ManualClock, make_collector
 from tests.storekit import gpu, open_test_store, rows, settings, snapshot
 
@@ -49,20 +49,24 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 @pytest.mark.timeout(180)
+def _writer_child(db: Path) -> subprocess.Popen[str]:
+    """A daemon-shaped process writing recorded ticks into `db` (tests/store_writer_child.py)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.store_writer_child", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+
+
 def test_kill_9_at_random_moments_loses_at_most_the_last_tick(tmp_path: Path) -> None:
     db = tmp_path / "gpuwatch.db"
     rng = random.Random(20261124)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
     stored_before = 0
     for _round in range(4):
-        child = subprocess.Popen(
-            [sys.executable, "-m", "tests.store_writer_child", str(db)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env=env,
-        )
+        child = _writer_child(db)
         assert child.stdout is not None
         ticks: list[float] = []
         want = rng.randint(2, 8)
@@ -300,6 +304,51 @@ def test_a_directory_that_cannot_be_written_is_a_clear_error(tmp_path: Path, clo
         )
     finally:
         state.chmod(0o700)
+
+
+# --------------------------------------------------------------------------- one writer
+
+
+def test_a_second_writer_is_refused_before_it_touches_the_file(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "gpuwatch.db"
+    first = open_test_store(db, clock)
+    try:
+        first.submit(_tick(clock, 0))
+        assert first.flush(10)
+        before = db.read_bytes()
+        with pytest.raises(DatabaseInUseError) as caught:
+            open_test_store(db, clock)
+        assert isinstance(caught.value, errors.Unavailable)  # one line, exit 1
+        assert str(caught.value) == (
+            f"database {db} is already being written by pid {os.getpid()} "
+            "(another gpuwatch daemon?); stop it or give this one its own --db"
+        )
+        assert db.read_bytes() == before
+        first.submit(_tick(clock, 1))  # the first writer is undisturbed
+        assert first.flush(10) and first.health().ok
+    finally:
+        first.close()
+    second = open_test_store(db, clock)  # closing let it go
+    second.close()
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_a_killed_writer_leaves_no_lock_behind(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "gpuwatch.db"
+    child = _writer_child(db)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready", child.stderr
+        with pytest.raises(DatabaseInUseError, match=f"by pid {child.pid} "):
+            open_test_store(db, clock)
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
+    store = open_test_store(db, clock)  # the kernel dropped the dead writer's lock
+    try:
+        assert store.health().ok
+    finally:
+        store.close()
 
 
 # --------------------------------------------------------------------------- a GPU lost

@@ -24,16 +24,24 @@ The public names:
 - `open_history(path, *, clock=time.time) -> StoreHistory` — read-only `series.History` over a
   file, for the CLI; `StoreHistory.tiers`.
 - `parse_retention(text) -> tuple[Tier, ...]` (raises `config.ConfigError`), `Tier`.
-- `StoreError` and its kinds (`StateDirectoryError`, `NewerSchemaError`, `NotAStoreError`):
+- `StoreError` and its kinds (`StateDirectoryError`, `NewerSchemaError`, `NotAStoreError`,
+  `DatabaseInUseError`):
   every message is one line naming the file or directory and what to do.
 """
 
 from gpuwatch.store.api import Store, open_history, open_store
-from gpuwatch.store.errors import NewerSchemaError, NotAStoreError, StateDirectoryError, StoreError
+from gpuwatch.store.errors import (
+    DatabaseInUseError,
+    NewerSchemaError,
+    NotAStoreError,
+    StateDirectoryError,
+    StoreError,
+)
 from gpuwatch.store.query import StoreHistory
 from gpuwatch.store.retention import Tier, parse_retention
 
 __all__ = [
+    "DatabaseInUseError",
     "NewerSchemaError",
     "NotAStoreError",
     "StateDirectoryError",

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from gpuwatch import model
 from gpuwatch.config import Settings
 from gpuwatch.store import database
+from gpuwatch.store.lock import WriterLock, acquire_writer_lock
 from gpuwatch.store.query import StoreHistory
 from gpuwatch.store.retention import parse_retention
 from gpuwatch.store.writer import Writer
@@ -36,12 +37,15 @@ class EngineLike(Protocol):
 class Store:
     """An open database with its writer thread. Make one with `open_store`."""
 
-    def __init__(self, path: Path, writer: Writer, history: StoreHistory, reader_engine: Engine) -> None:
+    def __init__(
+        self, path: Path, writer: Writer, history: StoreHistory, reader_engine: Engine, lock: WriterLock
+    ) -> None:
         self.path = path
         self.history = history
         """`series.History` over this database, for the JSON API and the TUI."""
         self._writer = writer
         self._reader_engine = reader_engine
+        self._lock = lock
         self._closed = False
 
     def submit(self, snapshot: model.Snapshot) -> None:
@@ -79,6 +83,7 @@ class Store:
         self._closed = True
         self._writer.close(timeout)
         database.close_quietly(self._reader_engine)
+        self._lock.release()
 
 
 def open_store(
@@ -89,13 +94,20 @@ def open_store(
 ) -> Store:
     """Open (or create) the database at `path` (default `settings.database_path`) and start its
     writer. Raises `config.ConfigError` for a bad `[store] retention`, `StoreError` for a
-    database that cannot be used (see `gpuwatch.store.errors`)."""
+    database that cannot be used (see `gpuwatch.store.errors`), `DatabaseInUseError` when
+    another daemon is writing it (checked before the file is read or touched)."""
     tiers = parse_retention(settings.store.retention)
     db_path = path or settings.database_path
-    opened = database.open_database(db_path, tiers, clock)
-    writer = Writer(opened, settings.store, db_path, clock=clock)
-    reader = database.make_engine(db_path, "reader")
-    store = Store(db_path, writer, StoreHistory(reader, opened.schema, db_path, clock), reader)
+    database.prepare_directory(db_path.parent)
+    lock = acquire_writer_lock(db_path)
+    try:
+        opened = database.open_database(db_path, tiers, clock)
+        writer = Writer(opened, settings.store, db_path, clock=clock)
+        reader = database.make_engine(db_path, "reader")
+    except BaseException:
+        lock.release()
+        raise
+    store = Store(db_path, writer, StoreHistory(reader, opened.schema, db_path, clock), reader, lock)
     writer.start()
     return store
 

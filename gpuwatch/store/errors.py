@@ -4,7 +4,8 @@
     └── StoreError              the database cannot be opened, created or read
     ├── StateDirectoryError     its directory cannot be created or written
     ├── NewerSchemaError        a newer gpuwatch wrote it; this one refuses to touch it
-    └── NotAStoreError          an SQLite file that is not a gpuwatch database
+    ├── NotAStoreError          an SQLite file that is not a gpuwatch database
+    └── DatabaseInUseError      another daemon holds the file's writer lock
 
 Errors of SQLite itself are translated into these at one boundary (`database.py`); a write
 that fails while running (disk full) is not raised at all: the writer keeps the snapshots and
@@ -30,3 +31,7 @@ class NewerSchemaError(StoreError):
 
 class NotAStoreError(StoreError):
     """A valid SQLite database that gpuwatch did not create."""
+
+
+class DatabaseInUseError(StoreError):
+    """Another process (a second daemon) holds the database's writer lock."""
