@@ -54,7 +54,9 @@ class ClusterScreen(Screen[None]):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Open node")]
+    # priority: the table has focus and its own hidden enter binding would shadow this one in
+    # the footer.
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "open", "Open node", priority=True)]
 
     def __init__(self, clients: Sequence[Client], palette: Palette, *, refresh_seconds: float = 1.0) -> None:
         super().__init__()
