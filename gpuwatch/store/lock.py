@@ -70,8 +70,11 @@ def acquire_writer_lock(database_path: Path) -> WriterLock:
         os.close(fd)
         log.warning("cannot lock %s (%s); nothing stops a second daemon writing this database", path, error)
         return WriterLock(path, None)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass  # a full disk: the pid only names the owner in a second daemon's message
     return WriterLock(path, fd)
 
 
