@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -238,8 +239,22 @@ def test_a_second_daemon_on_the_same_database_stops_with_one_line(tmp_path: Path
         lines = [line for line in second.stderr.splitlines() if line.startswith("gpuwatch:")]
         assert len(lines) == 1, second.stderr
         assert f"database {db} is already being written by pid {proc.pid} " in lines[0]
-        health = httpx.get(url + "/api/v1/health", timeout=10).json()
-        assert health["store"]["ok"] is True  # the first daemon goes on writing
+        # The first daemon goes on writing (the second may have been refused before its first tick).
+        refused_at = time.time()
+        deadline = time.monotonic() + 30
+        health: dict[str, Any] = {}
+        later: list[object] = []
+        while time.monotonic() < deadline and not (later and (health.get("store") or {}).get("ok")):
+            health = httpx.get(url + "/api/v1/health", timeout=10).json()
+            doc = httpx.get(
+                url + "/api/v1/history",
+                params={"series": "gpu_power_watts", "gpu": "0", "from": str(refused_at)},
+                timeout=10,
+            ).json()
+            later = doc["result"][0]["points"] if doc["result"] else []
+            time.sleep(0.3)
+        assert later, "the first daemon stored nothing after the second was refused"
+        assert health["store"]["ok"] is True, health
     finally:
         code, err = stop(proc)
     assert code == 0, err
