@@ -9,7 +9,7 @@ threads), reported as µs per GPU per tick and as gpuwatch's overhead over the b
 
 Two sources are measured: the recorded stand-in as it is (its calls cost microseconds of
 Python, so this is the worst case for the ratio), and the same stand-in burning the CPU each
-call cost on a real H100 under load (data/nvml_cpu_cost_load.json), which models the driver.
+call cost on a real H100 under load (bench/data/nvml_cpu_cost_load.json, bench/nvml_cost_model.py), which models the driver.
 The real driver is measured on the GPU with bench/device/run.sh.
 
 Usage: python bench/collect_bench.py [--periods N]
@@ -29,13 +29,15 @@ import contextlib
 
 import pynvml
 
-from gpuwatch.collect.host import RecordedProcesses
-from gpuwatch.collect.nvml import NvmlCollector
-from gpuwatch.collect.nvml_recorded import RecordedNvml, load_cpu_costs_us
+from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
+from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.processes import RecordedProcesses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 from nvml_capture import Capture
+from nvml_cost_model import cost_burner, load_cpu_costs_us
 
 FAST_PER_SLOW = 5
 
@@ -65,7 +67,7 @@ def cpu(fn: Callable[[], None], repeat: int) -> float:
 
 def measure(gpus: int, periods: int, cost_us: dict[str, float] | None) -> dict[str, float]:
     clock = Clock()
-    recorded = RecordedNvml(gpus, clock=clock, cost_us=cost_us)
+    recorded = RecordedNvml(gpus, clock=clock, on_call=cost_burner(cost_us) if cost_us else None)
     capture = Capture(recorded)
     settings = NvmlSettings(interval_seconds=1.0, slow_interval_seconds=5.0, call_timeout_seconds=5.0)
     collector = NvmlCollector(capture, settings, RecordedProcesses(recorded.host_processes()), clock=clock)

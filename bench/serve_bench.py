@@ -26,13 +26,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from nvml_cost_model import cost_burner
 
 from gpuwatch import model
-from gpuwatch.collect.host import RecordedProcesses
-from gpuwatch.collect.nvml import NvmlCollector
-from gpuwatch.collect.nvml_recorded import RecordedNvml, load_cpu_costs_us
+from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
 from gpuwatch.daemon import SWITCH_INTERVAL_SECONDS
+from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.processes import RecordedProcesses
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from gpuwatch.serve.api import Api
@@ -297,7 +300,7 @@ def cpu_seconds() -> float:
 
 def run_engine(seconds: float, tick: float, serve: bool) -> tuple[float, int]:
     """CPU seconds used by the process while an engine over 8 recorded GPUs ran, and ticks."""
-    source = RecordedNvml(GPUS, tick_seconds=tick, cost_us=load_cpu_costs_us())
+    source = RecordedNvml(GPUS, tick_seconds=tick, on_call=cost_burner())
     settings = NvmlSettings(interval_seconds=tick, slow_interval_seconds=5 * tick)
     collector = NvmlCollector(
         source, settings, RecordedProcesses(source.host_processes()), source_name="recorded"

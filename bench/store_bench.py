@@ -17,7 +17,7 @@ ratio between them (speed is never asserted in tests; this prints it):
    ticks stored as REAL columns and as one row per value (the Home Assistant recorder's shape).
 
 How the 30 days are filled, fast but through the store where it matters: the newest 24 hours
-are 86 400 ticks of 8 recorded GPUs (the real H100 trace, `gpuwatch.collect.nvml_recorded`)
+are 86 400 ticks of 8 recorded GPUs (the real H100 trace, `gpuwatch.demo.nvml`)
 submitted to the store, which writes them, rolls them up into minutes and hours as it goes;
 the 29 days before are that day's minute rows copied back a day at a time (SQL, same
 distribution), and the hour tier is then back-filled from them by the store's own rollup.

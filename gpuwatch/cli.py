@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gpuwatch import __version__, config, errors
-from gpuwatch import client as client_module
+from gpuwatch.client import protocol as client_module
 
 if TYPE_CHECKING:
     from gpuwatch import series
+    from gpuwatch.client.inprocess import InProcessClient
     from gpuwatch.engine import Engine
 
 EXIT_OK = 0
@@ -145,7 +146,7 @@ def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
         raise UsageError(
             "--demo runs recorded GPUs in this process: drop --connect, or drop --demo to read the daemons"
         )
-    from gpuwatch import connect
+    from gpuwatch.client import connect
 
     try:
         plan = connect.plan(args.connect, settings, demo=args.demo)
@@ -158,7 +159,7 @@ def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
 
     clients: list[client_module.Client]
     if plan.urls:
-        from gpuwatch.client_http import HttpClient
+        from gpuwatch.client.http import HttpClient
 
         clients = [HttpClient(url, token=plan.token, verify=plan.verify) for url in plan.urls]
     else:
@@ -176,11 +177,12 @@ def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
         root.handlers = handlers
 
 
-def _in_process_client(settings: config.Settings, *, demo: bool) -> client_module.InProcessClient:
+def _in_process_client(settings: config.Settings, *, demo: bool) -> InProcessClient:
     """This node's engine, started here, with the last `IN_PROCESS_HISTORY_SECONDS` in memory."""
     import socket
 
     from gpuwatch.assemble import build_engine
+    from gpuwatch.client.inprocess import InProcessClient
     from gpuwatch.series import MemoryHistory
 
     engine = build_engine(settings, demo=demo)
@@ -189,7 +191,7 @@ def _in_process_client(settings: config.Settings, *, demo: bool) -> client_modul
     engine.start()
     threading.Thread(target=_publish_first_snapshot, args=(engine,), name="first-tick", daemon=True).start()
     tick = settings.nvml.interval_seconds
-    return client_module.InProcessClient(
+    return InProcessClient(
         engine,
         history,
         name=socket.gethostname(),
@@ -239,8 +241,9 @@ def _add_snapshot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
-    from gpuwatch import codec, report
+    from gpuwatch import jsonform
     from gpuwatch.assemble import build_engine
+    from gpuwatch.text import report
 
     if not 0.05 <= args.window <= 60:
         raise UsageError(f"--window {args.window}: expected seconds from 0.05 to 60")
@@ -250,7 +253,7 @@ def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
     finally:
         engine.stop()
     if args.json:
-        json.dump(codec.encode_snapshot(snapshot), sys.stdout, indent=2)
+        json.dump(jsonform.encode_snapshot(snapshot), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(report.render(snapshot))
@@ -472,7 +475,8 @@ def _match(args: argparse.Namespace, name: str) -> dict[str, str]:
 def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
     import time
 
-    from gpuwatch import codec, history_report
+    from gpuwatch import jsonform
+    from gpuwatch.text import history_report
 
     if args.list:
         sys.stdout.write(history_report.render_catalog())
@@ -488,7 +492,7 @@ def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
     data = [d for d in found if d.points]
     if args.json:
         json.dump(
-            codec.encode_history(name, match, start=start, end=end, points=args.points, results=data),
+            jsonform.encode_history(name, match, start=start, end=end, points=args.points, results=data),
             sys.stdout,
             indent=2,
         )
@@ -505,7 +509,8 @@ def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
 def run_events(args: argparse.Namespace, settings: config.Settings) -> int:
     import time
 
-    from gpuwatch import codec, history_report, model
+    from gpuwatch import jsonform, model
+    from gpuwatch.text import history_report
 
     kinds = None
     if args.kind:
@@ -519,7 +524,7 @@ def run_events(args: argparse.Namespace, settings: config.Settings) -> int:
     start, end = _window(args, time.time())
     events = _history_source(args, settings).events(start, end, kinds, args.limit)
     if args.json:
-        json.dump(codec.encode_events(start, end, events), sys.stdout, indent=2)
+        json.dump(jsonform.encode_events(start, end, events), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif events:
         sys.stdout.write(history_report.render_events(events, utc=args.utc))

@@ -3,7 +3,7 @@
 Collectors produce these values, the engine assembles them into one immutable `Snapshot` per
 tick, and the store, `/metrics`, the JSON API and the TUI only ever read them. Everything here
 is a frozen dataclass of plain values so that a snapshot can cross threads and processes, be
-encoded to JSON (`gpuwatch.codec`) and decoded back unchanged.
+encoded to JSON (`gpuwatch.jsonform`) and decoded back unchanged.
 
 Rules that hold for every field:
 - units live in names: `_bytes`, `_watts`, `_celsius`, `_mhz`, `_seconds`, `_per_second`,

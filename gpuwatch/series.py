@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from gpuwatch import decode, model
+from gpuwatch import model
+from gpuwatch.catalog import nvml_codes
 
 
 class Entity:
@@ -184,7 +185,7 @@ def _build_catalog() -> dict[str, tuple[SeriesInfo, Extractor]]:
         # GPM's PCIe and NVLink rates are already the sample's own pcie_*/nvlink_* fields.
         if f.name not in _GPM_FIELDS_SKIPPED and not f.name.startswith(("pcie", "nvlink")):
             add(f"gpu_{f.name}", Entity.GPU, f"GPM {f.name.replace('_', ' ')}", _gpm_getter(f.name))
-    for reason in decode.CLOCK_EVENT_REASONS:
+    for reason in nvml_codes.CLOCK_EVENT_REASONS:
         if reason.slows_work:
             add(
                 f"gpu_clock_event_{reason.name}",

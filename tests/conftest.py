@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from gpuwatch.collect.host import RecordedProcesses
-from gpuwatch.collect.nvml import NvmlCollector
-from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
+from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.processes import RecordedProcesses
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

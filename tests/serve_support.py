@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from gpuwatch import model
-from gpuwatch.collect.nvml_recorded import RecordedNvml
 from gpuwatch.config import NvmlSettings
+from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from tests.conftest import ManualClock, make_collector
 

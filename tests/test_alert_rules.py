@@ -1,6 +1,6 @@
 """The shipped alert rules (prometheus/gpuwatch.rules.yml): promtool's checks and unit tests, and
 what every alert must carry — a known severity, its annotations, a runbook section, metric names
-that /metrics really exports, XID codes that agree with gpuwatch/decode.py, and promtool cases
+that /metrics really exports, XID codes that agree with gpuwatch/nvml_codes.py, and promtool cases
 showing it both firing and silent."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gpuwatch import decode
+from gpuwatch.catalog import nvml_codes
 from gpuwatch.serve import families
 from tests.conftest import REPO
 
@@ -117,8 +117,8 @@ def test_xid_alerts_agree_with_the_decode_catalogue() -> None:
     alerts = _alerts()
     critical = _codes(alerts["GpuXidCritical"]["expr"], "=~")
     application = _codes(alerts["GpuXidApplication"]["expr"], "=~")
-    assert critical == set(decode.CRITICAL_XIDS)
-    assert application == set(decode.APPLICATION_XIDS)
+    assert critical == set(nvml_codes.CRITICAL_XIDS)
+    assert application == set(nvml_codes.APPLICATION_XIDS)
     assert _codes(alerts["GpuXidOther"]["expr"], "!~") == critical | application
     # Application XIDs never page.
     assert alerts["GpuXidApplication"]["labels"]["severity"] == "info"

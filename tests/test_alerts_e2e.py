@@ -37,7 +37,7 @@ import httpx
 import pytest
 import yaml
 
-from gpuwatch import decode
+from gpuwatch.catalog import nvml_codes
 from tests.conftest import REPO
 
 RULES = REPO / "prometheus" / "gpuwatch.rules.yml"
@@ -82,7 +82,7 @@ EXPECTED: tuple[Expected, ...] = (
     _xid("GpuXidCritical", "gpu-lost", 1, 79),
     _gpu("GpuLost", "gpu-lost", 1),
     # xid-burst: application XIDs (info only), XID 109, a double-bit ECC error and a failed remap.
-    *(_xid("GpuXidApplication", "xid-burst", 0, xid) for xid in decode.APPLICATION_XIDS),
+    *(_xid("GpuXidApplication", "xid-burst", 0, xid) for xid in nvml_codes.APPLICATION_XIDS),
     _xid("GpuXidOther", "xid-burst", 1, 109),
     *(_xid("GpuXidCritical", "xid-burst", 2, xid) for xid in (48, 63, 94)),
     _gpu("GpuEccUncorrectedErrors", "xid-burst", 2),
@@ -374,7 +374,7 @@ def test_each_scenario_fires_its_alerts_and_nothing_else(tmp_path: Path, webhook
     # Every expected alert was firing; application XIDs among them page no one.
     assert {str(e) for e in firing} == {str(e) for e in EXPECTED}
     paging = [a for a in final if a["severity"] == "critical"]
-    assert not [a for a in paging if int(a.get("xid", "0")) in decode.APPLICATION_XIDS], paging
+    assert not [a for a in paging if int(a.get("xid", "0")) in nvml_codes.APPLICATION_XIDS], paging
     assert all(a["severity"] == "info" for a in final if a["alertname"] == "GpuXidApplication")
     # Alertmanager sent every critical alert to the pager and nothing else; info reached no one.
     for path, labels in webhook.received:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuwatch import cli, codec, model
+from gpuwatch import cli, jsonform, model
 from gpuwatch.store import open_history
 from tests.conftest import ManualClock, run_gpuwatch
 from tests.storekit import gpu, model_stats, open_test_store, snapshot
@@ -88,7 +88,7 @@ def test_query_json_is_what_the_history_gives(db: Path, capsys: pytest.CaptureFi
     assert result["labels"] == {"gpu": "1", "uuid": "GPU-0001"}
     assert 0 < len(result["points"]) <= 7
     (expected,) = open_history(db).query("gpu_power_watts", {"gpu": "1"}, doc["from"], doc["to"], 7)
-    assert codec.decode_history(doc) == [expected]  # the API's form, read back
+    assert jsonform.decode_history(doc) == [expected]  # the API's form, read back
 
 
 def test_model_series_take_model_labels(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,7 +71,8 @@ def test_what_to_read_errors_are_one_line_and_exit_2(
 def test_the_dashboard_loads_no_collector_engine_or_store() -> None:
     """The lint rule keeps imports out of gpuwatch/tui; this checks what actually loads."""
     code = (
-        "import sys, gpuwatch.tui.app, gpuwatch.client, gpuwatch.client_http, gpuwatch.connect; "
+        "import sys, gpuwatch.tui.app, gpuwatch.client.protocol, gpuwatch.client.http, "
+        "gpuwatch.client.connect; "
         "bad = ('pynvml', 'gpuwatch.collect', 'gpuwatch.engine', 'gpuwatch.assemble', "
         "'gpuwatch.store', 'sqlalchemy', 'sqlite3'); "
         "print(sorted(m for m in sys.modules if m.startswith(bad)))"

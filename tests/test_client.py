@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gpuwatch import model
-from gpuwatch.client import Client, InProcessClient, SourceUnavailableError
-from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.client.inprocess import InProcessClient
+from gpuwatch.client.protocol import Client, SourceUnavailableError
+from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory, UnknownSeriesError
 from tests.conftest import ManualClock, make_collector

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from gpuwatch import codec, model
-from gpuwatch.client import AuthenticationError, ClientError, NotReadyError, SourceUnavailableError
-from gpuwatch.client_http import HttpClient
-from gpuwatch.connect import tls_context
+from gpuwatch import jsonform, model
+from gpuwatch.client.connect import tls_context
+from gpuwatch.client.http import HttpClient
+from gpuwatch.client.protocol import AuthenticationError, ClientError, NotReadyError, SourceUnavailableError
 from gpuwatch.series import UnknownSeriesError
 from tests.conftest import ManualClock
 from tests.daemons import Daemon, unused_port, wait_until
@@ -52,8 +52,8 @@ def test_snapshot_is_what_the_daemon_serves(daemon: Daemon, client: HttpClient) 
         return (raw, got) if raw["timestamp"] == got.timestamp else None
 
     raw, got = wait_until(same_tick)
-    assert got == codec.decode_snapshot(raw)
-    assert codec.encode_snapshot(got) == raw  # nothing lost or added on the way
+    assert got == jsonform.decode_snapshot(raw)
+    assert jsonform.encode_snapshot(got) == raw  # nothing lost or added on the way
     assert [g.index for g in got.gpus] == [0, 1, 2, 3] and got.node.source == "recorded"
     assert client.name == f"127.0.0.1:{daemon.port}" and client.origin == f"daemon {daemon.url}"
 
@@ -85,7 +85,7 @@ def test_events_newest_first_and_filtered(daemon: Daemon, client: HttpClient) ->
     now = client.snapshot().timestamp
     events = client.events(now - 3600, now + 5)
     raw = daemon.get("events", **{"from": repr(now - 3600), "to": repr(now + 5)}).json()["events"]
-    assert events == [codec.decode(model.Event, e) for e in raw]
+    assert events == [jsonform.decode(model.Event, e) for e in raw]
     started = [e for e in events if e.kind == model.EventKind.DAEMON_START]
     assert len(started) == 1 and started[0].message == "gpuwatch daemon started"
     assert client.events(now - 3600, now + 5, kinds=[model.EventKind.DAEMON_START], limit=1) == started

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gpuwatch import config
-from gpuwatch.connect import (
+from gpuwatch.client.connect import (
     DaemonUrlError,
     local_daemon_url,
     parse_daemon_url,

@@ -4,8 +4,8 @@ import itertools
 import time
 
 from gpuwatch import model
-from gpuwatch.collect.nvml_recorded import RecordedNvml
 from gpuwatch.config import NvmlSettings
+from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from tests.conftest import make_collector
 from tests.test_nvml_collector import wait_for

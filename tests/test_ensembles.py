@@ -1,6 +1,7 @@
 """Ensembles listed as trees over their steps: the order every face shows models in."""
 
-from gpuwatch import ensembles, model
+from gpuwatch import model
+from gpuwatch.text import ensembles
 
 
 def stats(name: str, version: str = "1", steps: tuple[str, ...] = ()) -> model.ModelStats:

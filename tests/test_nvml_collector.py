@@ -15,9 +15,9 @@ from collections.abc import Callable
 import pytest
 
 from gpuwatch import model
-from gpuwatch.collect.nvml import NvmlCollector
-from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
+from gpuwatch.demo.nvml import RecordedNvml
 from tests.conftest import ManualClock, make_collector
 
 OK = model.GpuState.OK

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from gpuwatch.collect.nvml_gateway import GpuLostError, NvmlGateway, NvmlUnavailableError
-from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.collect.nvml.gateway import GpuLostError, NvmlGateway, NvmlUnavailableError
+from gpuwatch.demo.nvml import RecordedNvml
 from tests.conftest import ManualClock
 
 

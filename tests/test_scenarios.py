@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from gpuwatch import config, model
-from gpuwatch.assemble import DEMO_TRITON, build_recorded_gpus
-from gpuwatch.collect import scenarios
-from gpuwatch.collect.nvml import NvmlCollector
-from gpuwatch.collect.nvml_recorded import recorded_gpu_uuid
-from gpuwatch.collect.triton import TritonCollector
-from gpuwatch.collect.triton_recorded import RecordedTriton
+from gpuwatch.collect.nvml.collector import NvmlCollector
+from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import TritonSettings
+from gpuwatch.demo import scenarios
+from gpuwatch.demo.assemble import DEMO_TRITON, build_recorded_gpus
+from gpuwatch.demo.nvml import recorded_gpu_uuid
+from gpuwatch.demo.triton import RecordedTriton
 from gpuwatch.engine import Engine
 from tests.conftest import ManualClock, run_gpuwatch
 

@@ -16,7 +16,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 from referencing import Registry, Resource
 
-from gpuwatch import codec, model
+from gpuwatch import jsonform, model
 from gpuwatch.serve import openapi
 from tests.conftest import ManualClock
 from tests.serve_support import Served
@@ -72,7 +72,7 @@ def test_openapi_is_valid_and_describes_every_served_path(served: Served, client
 def test_snapshot_is_the_codec_form_of_the_latest(served: Served, client: httpx.Client) -> None:
     doc = client.get("/api/v1/snapshot").json()
     assert served.latest is not None
-    assert codec.decode_snapshot(doc) == served.latest
+    assert jsonform.decode_snapshot(doc) == served.latest
 
 
 def test_snapshot_before_the_first_tick_is_a_503_with_a_reason(clock: ManualClock) -> None:

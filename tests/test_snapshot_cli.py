@@ -5,15 +5,15 @@ import json
 import jsonschema
 import pytest
 
-from gpuwatch import codec, model, schema
+from gpuwatch import jsonform, model
 from tests.conftest import REPO, run_gpuwatch
 
 SCHEMA_PATH = REPO / "docs" / "snapshot.schema.json"
 
 
 def test_documented_schema_is_current() -> None:
-    assert json.loads(SCHEMA_PATH.read_text()) == schema.snapshot_schema(), (
-        "docs/snapshot.schema.json is stale: python -m gpuwatch.schema > docs/snapshot.schema.json"
+    assert json.loads(SCHEMA_PATH.read_text()) == jsonform.snapshot_schema(), (
+        "docs/snapshot.schema.json is stale: python -m gpuwatch.jsonform > docs/snapshot.schema.json"
     )
 
 
@@ -44,17 +44,17 @@ def test_schema_rejects_what_the_contract_forbids(demo_json: dict[str, object]) 
 
 
 def test_json_decodes_back_to_the_same_snapshot(demo_json: dict[str, object]) -> None:
-    snapshot = codec.decode_snapshot(demo_json)
+    snapshot = jsonform.decode_snapshot(demo_json)
     assert len(snapshot.gpus) == 4
-    assert codec.encode_snapshot(snapshot) == demo_json
+    assert jsonform.encode_snapshot(snapshot) == demo_json
     assert all(g.state == model.GpuState.OK for g in snapshot.gpus)
     assert snapshot.node.source == "recorded"
     assert any(p.user == "svc-infer" for p in snapshot.processes)
 
 
 def test_decode_rejects_a_wrong_shape_with_a_path() -> None:
-    with pytest.raises(codec.DecodeError, match=r"\$\.gpus\[0\]\.index: expected an integer"):
-        codec.decode_snapshot(
+    with pytest.raises(jsonform.DecodeError, match=r"\$\.gpus\[0\]\.index: expected an integer"):
+        jsonform.decode_snapshot(
             {
                 "schema_version": model.SCHEMA_VERSION,
                 "timestamp": 1.0,
@@ -62,8 +62,8 @@ def test_decode_rejects_a_wrong_shape_with_a_path() -> None:
                 "gpus": [{"index": "zero", "uuid": "u"}],
             }
         )
-    with pytest.raises(codec.DecodeError, match="schema_version"):
-        codec.decode_snapshot({"schema_version": 999})
+    with pytest.raises(jsonform.DecodeError, match="schema_version"):
+        jsonform.decode_snapshot({"schema_version": 999})
 
 
 def test_text_fits_80_columns_and_shows_what_nvidia_smi_does_and_more() -> None:
@@ -98,4 +98,4 @@ def test_usage_errors_exit_2() -> None:
 
 def test_documented_field_tables_are_current() -> None:
     doc = (REPO / "docs" / "snapshot.md").read_text()
-    assert schema.markdown_tables() in doc, "docs/snapshot.md is stale: see its Fields section"
+    assert jsonform.markdown_tables() in doc, "docs/snapshot.md is stale: see its Fields section"

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from gpuwatch import errors, model
-from gpuwatch.collect.nvml_recorded import RecordedNvml
 from gpuwatch.config import NvmlSettings
+from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from gpuwatch.store import DatabaseInUseError, StateDirectoryError, Store, open_store, writer
 from tests.conftest import REPO, ManualClock, make_collector

@@ -20,10 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pynvml
 
-from gpuwatch import codec, config
+from gpuwatch import config, jsonform
 from gpuwatch.assemble import build_engine
 from gpuwatch.collect.host import HostProcesses
-from gpuwatch.collect.nvml import NvmlCollector
+from gpuwatch.collect.nvml.collector import NvmlCollector
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nvml_capture import Capture
@@ -40,7 +40,7 @@ def engine_mode(seconds: float, out: Path) -> None:
     gateway = engine.gpus.gateway  # type: ignore[attr-defined]
     doc = {
         "ticks": len(ticks),
-        "snapshot": codec.encode_snapshot(latest) if latest else None,
+        "snapshot": jsonform.encode_snapshot(latest) if latest else None,
         "unsupported": [list(x) for x in gateway.stats().unsupported],
         "calls": gateway.stats().calls_count,
     }

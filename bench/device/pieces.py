@@ -20,7 +20,7 @@ import contextlib
 import pynvml
 
 from gpuwatch.collect.host import HostProcesses
-from gpuwatch.collect.nvml import NvmlCollector
+from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
 from gpuwatch.engine import Engine
 

@@ -2,8 +2,8 @@
 
 The NVML collector asks a `ProcessInfoSource` about each PID it sees on a GPU. `HostProcesses`
 reads the real host through psutil and /proc/PID/cgroup, caching each PID while it stays on a
-GPU; the demo uses `RecordedProcesses`, which answers for the PIDs the recorded NVML source
-invents. Parsing a cgroup file is a pure function with its own tests.
+GPU; the demo's stand-in (`gpuwatch.demo.processes`) answers for the PIDs the recorded NVML
+source invents. Parsing a cgroup file is a pure function with its own tests.
 """
 
 from __future__ import annotations
@@ -98,16 +98,3 @@ class HostProcesses:
         except OSError:
             cgroup = ""
         return HostProcess(user, name, command, parse_container_id(cgroup), started)
-
-
-class RecordedProcesses:
-    """Host facts for the PIDs of the recorded NVML source (the demo has no such processes)."""
-
-    def __init__(self, table: dict[int, HostProcess]) -> None:
-        self._table = dict(table)
-
-    def describe(self, pid: int) -> HostProcess | None:
-        return self._table.get(pid)
-
-    def forget_except(self, pids: set[int]) -> None:
-        return None

@@ -1,7 +1,7 @@
 """The JSON API under /api/v1/: request → validated parameters → JSON response, no HTTP here.
 
 Place in the flow: the HTTP server (`gpuwatch.serve.http`) hands each GET under /api/v1/ to
-`Api.handle`; answers come from the engine's latest snapshot (through `gpuwatch.codec`, the one
+`Api.handle`; answers come from the engine's latest snapshot (through `gpuwatch.jsonform`, the one
 JSON form of the data model), the engine's live collector health and the history
 (`gpuwatch.series.History`: in memory now, the SQLite store when it is wired). Nothing here
 calls NVML or Triton.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from gpuwatch import codec, model, series
+from gpuwatch import jsonform, model, series
 from gpuwatch.serve import families, openapi
 
 log = logging.getLogger("gpuwatch.api")
@@ -166,7 +166,7 @@ class Api:
         snapshot = self._latest()
         if snapshot is None:
             return error(503, "no snapshot yet: the daemon is starting, its first tick has not completed")
-        return ok(codec.encode_snapshot(snapshot))
+        return ok(jsonform.encode_snapshot(snapshot))
 
     def _history_range(self, q: _Query) -> Response:
         name = q.get("series")
@@ -188,7 +188,7 @@ class Api:
         except Exception as exc:
             log.exception("history query failed")
             return error(503, f"history is unavailable: {type(exc).__name__}: {exc}")
-        return ok(codec.encode_history(name, match, start=start, end=end, points=points, results=result))
+        return ok(jsonform.encode_history(name, match, start=start, end=end, points=points, results=result))
 
     def _events(self, q: _Query) -> Response:
         start, end = _range(q, self._clock())
@@ -210,7 +210,7 @@ class Api:
         except Exception as exc:
             log.exception("events query failed")
             return error(503, f"history is unavailable: {type(exc).__name__}: {exc}")
-        return ok(codec.encode_events(start, end, events[:limit]))
+        return ok(jsonform.encode_events(start, end, events[:limit]))
 
     def _health(self, q: _Query) -> Response:
         snapshot = self._latest()
@@ -235,9 +235,9 @@ class Api:
                 "snapshot_timestamp": snapshot.timestamp if snapshot else None,
                 "snapshot_age_seconds": max(0.0, now - snapshot.timestamp) if snapshot else None,
                 "nvml": {"up": snapshot is not None and nvml_status is None, "status": nvml_status},
-                "collectors": [codec.encode(c) for c in collectors],
-                "store": codec.encode(store) if store is not None else None,
-                "node": codec.encode(snapshot.node) if snapshot else None,
+                "collectors": [jsonform.encode(c) for c in collectors],
+                "store": jsonform.encode(store) if store is not None else None,
+                "node": jsonform.encode(snapshot.node) if snapshot else None,
             }
         )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from gpuwatch import decode
+from gpuwatch.catalog import nvml_codes
 
 PREFIX = "gpuwatch_"
 
@@ -155,7 +155,7 @@ GPU_STATE: tuple[Family, ...] = (
         (*GPU, "xid"),
         "",
         "XID errors since the daemon started, by code. Every code of gpuwatch's XID catalogue "
-        f"({', '.join(str(c) for c in sorted(decode.XIDS))}) is exported at 0 for every GPU so "
+        f"({', '.join(str(c) for c in sorted(nvml_codes.XIDS))}) is exported at 0 for every GPU so "
         "that the first one counts in increase(); another code appears when it first happens.",
     ),
 )
@@ -333,7 +333,7 @@ CLOCK_EVENTS: tuple[ReasonFamily, ...] = tuple(
             f"1 while the clocks are held down by: {r.words}.",
         ),
     )
-    for r in decode.CLOCK_EVENT_REASONS
+    for r in nvml_codes.CLOCK_EVENT_REASONS
     if r.slows_work
 )
 

@@ -29,7 +29,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gpuwatch import __version__, decode, model
+from gpuwatch import __version__, model
+from gpuwatch.catalog import nvml_codes
 from gpuwatch.serve import families as fam
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -83,7 +84,7 @@ class MetricsState:
                     self._xids.setdefault(key, Counter())[event.code] += 1
             for gpu in snapshot.devices:
                 counts = self._xids.setdefault((str(gpu.index), gpu.uuid), Counter())
-                for code in decode.XIDS:
+                for code in nvml_codes.XIDS:
                     counts.setdefault(code, 0)
             self._count_batches(snapshot.triton)
             self.generation += 1

@@ -1,6 +1,6 @@
 """The terminal dashboard, `gpuwatch top` (Textual).
 
-Place in the flow: a reader. It is handed `gpuwatch.client.Client` objects and draws the
+Place in the flow: a reader. It is handed `gpuwatch.client.protocol.Client` objects and draws the
 snapshots and history they return; it never imports NVML, the collectors, the engine or the
 store (gpuwatch/tui/ruff.toml makes that a lint rule). `app.TopApp` is the application;
 each panel is a small widget in its own module, fed data by `node_screen.NodeScreen`, which
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gpuwatch.client import Client
+from gpuwatch.client.protocol import Client
 from gpuwatch.tui.app import TopApp
 
 

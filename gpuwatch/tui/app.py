@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.filter import LineFilter, Monochrome
 from textual.screen import Screen
 
-from gpuwatch.client import Client
+from gpuwatch.client.protocol import Client
 from gpuwatch.tui.cluster_screen import ClusterScreen
 from gpuwatch.tui.help_screen import HelpScreen
 from gpuwatch.tui.node_screen import NodeScreen

@@ -2,7 +2,7 @@
 
 Place in the flow: snapshot → **cells** → `SyncTable`. No widget, no client: a row is text
 built from frozen data with the `Palette`'s styles, so what a row says can be read (and
-tested) without a screen. Numbers are formatted by `gpuwatch.fmt`, like every other face.
+tested) without a screen. Numbers are formatted by `gpuwatch.text.fmt`, like every other face.
 Anything that needs attention says so in words ("! power cap", "LOST", "! 3.2" failures/s),
 with colour only on top (see `palette.py`).
 """
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from gpuwatch import decode, fmt, model
+from gpuwatch import model
+from gpuwatch.catalog import nvml_codes
+from gpuwatch.text import fmt
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.summary import NodeSummary
 from gpuwatch.tui.table import Cell
@@ -49,10 +51,10 @@ def gpu_flags(sample: model.GpuSample, xid: int | None, pal: Palette) -> Text:
     elif sample.remapped_rows_pending:
         add("! remap", pal.warn)
     if xid is not None:
-        add(f"XID {xid}", pal.fault if xid in decode.CRITICAL_XIDS else pal.warn)
-    slowing = decode.slowing_reasons(sample.clock_event_reasons)
+        add(f"XID {xid}", pal.fault if xid in nvml_codes.CRITICAL_XIDS else pal.warn)
+    slowing = nvml_codes.slowing_reasons(sample.clock_event_reasons)
     if slowing:
-        add("! " + decode.clock_event_words(slowing), pal.warn)
+        add("! " + nvml_codes.clock_event_words(slowing), pal.warn)
     if not text:
         idle = "gpu_idle" in sample.clock_event_reasons
         text.append("idle" if idle else "ok", style=pal.dim)
@@ -75,7 +77,7 @@ def gpu_cells(
         return Text(text if ok else fmt.MISSING, style=pal.dim if not ok else "")
 
     power = Text(fmt.of(sample.power_watts, sample.power_limit_watts) if ok else fmt.MISSING)
-    if ok and decode.slowing_reasons(sample.clock_event_reasons):
+    if ok and nvml_codes.slowing_reasons(sample.clock_event_reasons):
         power.stylize(pal.warn)
         clock = Text(fmt.number(sample.sm_clock_mhz), style=pal.warn)
     else:
@@ -104,7 +106,7 @@ def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.E
     if sample.state != model.GpuState.OK:
         return f"{head} · {state_words(sample.state)}: {sample.state_reason or 'no reason given'}"
     parts = [head]
-    reasons = decode.clock_event_words(sample.clock_event_reasons)
+    reasons = nvml_codes.clock_event_words(sample.clock_event_reasons)
     if reasons:
         parts.append(f"clocks held by: {reasons}")
     gpm = sample.gpm
@@ -120,7 +122,7 @@ def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.E
             f"{sample.ecc_uncorrected_volatile_count} uncorrected"
         )
     if xid is not None and xid.code is not None:
-        parts.append(f"XID {xid.code} at {fmt.time_of_day(xid.timestamp)}: {decode.xid_words(xid.code)}")
+        parts.append(f"XID {xid.code} at {fmt.time_of_day(xid.timestamp)}: {nvml_codes.xid_words(xid.code)}")
     return " · ".join(parts)
 
 

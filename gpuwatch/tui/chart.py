@@ -16,8 +16,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from gpuwatch import fmt, model
+from gpuwatch import model
 from gpuwatch.series import Point
+from gpuwatch.text import fmt
 from gpuwatch.tui.buckets import slot_of, to_slots
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"

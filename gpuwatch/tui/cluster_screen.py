@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from gpuwatch.client import Client
+from gpuwatch.client.protocol import Client
 from gpuwatch.tui.cells import node_cells
 from gpuwatch.tui.feed import Feed
 from gpuwatch.tui.node_screen import NodeScreen

@@ -13,7 +13,8 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from gpuwatch import fmt, model
+from gpuwatch import model
+from gpuwatch.text import fmt
 from gpuwatch.tui.cells import event_cells
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, SyncTable

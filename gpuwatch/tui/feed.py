@@ -19,7 +19,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 
 from gpuwatch import model
-from gpuwatch.client import Client, ClientError, NotReadyError
+from gpuwatch.client.protocol import Client, ClientError, NotReadyError
 
 NOT_READY_RETRIES = 40
 NOT_READY_RETRY_SECONDS = 0.05

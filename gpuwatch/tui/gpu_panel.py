@@ -20,7 +20,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from gpuwatch import fmt, model
+from gpuwatch import model
+from gpuwatch.text import fmt
 from gpuwatch.tui.cells import gpu_cells, gpu_detail
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, Row, SyncTable

@@ -21,7 +21,8 @@ from textual.reactive import reactive
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from gpuwatch import fmt, model, series
+from gpuwatch import model, series
+from gpuwatch.text import fmt
 from gpuwatch.tui.buckets import aligned_range
 from gpuwatch.tui.chart import Chart, ChartData, event_mark
 from gpuwatch.tui.palette import Palette

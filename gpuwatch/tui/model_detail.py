@@ -15,7 +15,8 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from gpuwatch import fmt, model
+from gpuwatch import model
+from gpuwatch.text import fmt
 from gpuwatch.tui.palette import Palette
 
 MODEL_SPARK_FIGURES: tuple[tuple[str, str], ...] = (

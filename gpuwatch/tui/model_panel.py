@@ -14,7 +14,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from gpuwatch import ensembles, model
+from gpuwatch import model
+from gpuwatch.text import ensembles
 from gpuwatch.tui.cells import all_models, model_cells, model_key, triton_note
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, SyncTable

@@ -15,7 +15,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from gpuwatch import fmt, model
+from gpuwatch import model
+from gpuwatch.text import fmt
 from gpuwatch.tui.palette import Palette
 
 

@@ -35,7 +35,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from gpuwatch import model, series
-from gpuwatch.client import Client, ClientError
+from gpuwatch.client.protocol import Client, ClientError
 from gpuwatch.tui.buckets import aligned_range, means, to_slots
 from gpuwatch.tui.events_panel import EventsPanel
 from gpuwatch.tui.feed import Feed

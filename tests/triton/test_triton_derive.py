@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from gpuwatch.collect import triton_derive as derive
-from gpuwatch.collect.triton_parse import (
+from gpuwatch.collect.triton import derive
+from gpuwatch.collect.triton.parse import (
     ModelConfig,
     parse_config,
     parse_metrics,

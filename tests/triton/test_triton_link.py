@@ -8,8 +8,8 @@ import json
 import re
 
 from gpuwatch import model
-from gpuwatch.collect.triton import TritonCollector
-from gpuwatch.collect.triton_link import http_port, resolve_gpu_indexes, tritonserver_links
+from gpuwatch.collect.triton.collector import TritonCollector
+from gpuwatch.collect.triton.link import http_port, resolve_gpu_indexes, tritonserver_links
 from gpuwatch.config import TritonServerSettings, TritonSettings
 from tests.triton.fake_triton import DATA, FakeTriton
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from gpuwatch import model
-from gpuwatch.collect.triton import TritonCollector
+from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import TritonServerSettings, TritonSettings
 from tests.conftest import run_gpuwatch
 from tests.triton.conftest import Load

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gpuwatch.collect.triton_parse import (
+from gpuwatch.collect.triton.parse import (
     MetricsParser,
     ShapeError,
     parse_config,

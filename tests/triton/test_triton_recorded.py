@@ -9,12 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from gpuwatch import codec, model, series
-from gpuwatch.assemble import DEMO_TRITON, DEMO_TRITON_PID, build_recorded_gpus, build_triton
-from gpuwatch.collect.nvml_recorded import recorded_gpu_uuid
-from gpuwatch.collect.triton import TritonCollector
-from gpuwatch.collect.triton_recorded import RecordedTriton, load_recording
+from gpuwatch import jsonform, model, series
+from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import Settings, TritonSettings
+from gpuwatch.demo.assemble import DEMO_TRITON, DEMO_TRITON_PID, build_demo_sources, build_recorded_gpus
+from gpuwatch.demo.nvml import recorded_gpu_uuid
+from gpuwatch.demo.triton import RecordedTriton, load_recording
 from gpuwatch.engine import Engine
 from tests.conftest import ManualClock, run_gpuwatch
 
@@ -84,7 +84,7 @@ def test_two_polls_within_one_frame_still_see_traffic(clock: ManualClock) -> Non
 def test_the_demo_places_models_on_recorded_gpus_and_links_tritonserver() -> None:
     settings = Settings()
     gpus = build_recorded_gpus(settings)
-    triton = build_triton(settings, demo=True, urls=None)
+    triton = build_demo_sources(settings)[1]
     assert triton is not None
     engine = Engine(gpus, triton)
     try:
@@ -101,7 +101,7 @@ def test_the_demo_places_models_on_recorded_gpus_and_links_tritonserver() -> Non
     assert models["tokenizer"].gpu_indexes == () and models["tokenizer"].instance_kind == "CPU"
     assert models["bert_pipeline"].ensemble_steps == ("tokenizer", "bert_base")
     # the snapshot crosses the codec unchanged, and the history catalog finds the model series
-    assert codec.decode_snapshot(codec.encode_snapshot(snapshot)) == snapshot
+    assert jsonform.decode_snapshot(jsonform.encode_snapshot(snapshot)) == snapshot
     keys = {(k.name, k.label("model")) for k, _ in series.extract(snapshot)}
     assert ("model_requests_per_second", "resnet50") in keys and (
         "model_queue_share_ratio",
@@ -146,7 +146,7 @@ def test_snapshot_demo_shows_the_models() -> None:
 def test_demo_without_triton() -> None:
     settings = Settings()
     no_triton = replace(settings, demo=replace(settings.demo, triton=False))
-    assert build_triton(no_triton, demo=True, urls=None) is None
+    assert build_demo_sources(no_triton)[1] is None
 
 
 def test_scenario_faults_show_through_the_real_collector(clock: ManualClock) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from gpuwatch import model, report
+from gpuwatch import model
 from gpuwatch.assemble import build_triton
-from gpuwatch.collect.triton import TritonCollector
+from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import (
     ConfigError,
     Settings,
@@ -15,6 +15,7 @@ from gpuwatch.config import (
     TritonSettings,
     triton_server_from_url,
 )
+from gpuwatch.text import report
 from tests.conftest import run_gpuwatch
 
 NODE = model.NodeInfo(hostname="node-7", gpuwatch_version="0", source="nvml")
@@ -182,17 +183,17 @@ def test_a_bad_triton_url_on_the_command_line_exits_2() -> None:
 
 
 def test_the_default_is_one_implicit_local_server_and_urls_replace_it() -> None:
-    default = build_triton(Settings(), demo=False, urls=None)
+    default = build_triton(Settings(), urls=None)
     assert isinstance(default, TritonCollector)
     assert [(p.name, p.url, p.metrics_url, p._implicit) for p in default.pollers] == [
         ("local", "http://127.0.0.1:8000", "http://127.0.0.1:8002/metrics", True)
     ]
-    given = build_triton(Settings(), demo=False, urls=["h1:8000", "h1:8000"])
+    given = build_triton(Settings(), urls=["h1:8000", "h1:8000"])
     assert isinstance(given, TritonCollector)
     assert [(p.name, p._implicit) for p in given.pollers] == [("h1:8000", False), ("h1:8000-2", False)]
     off = Settings(triton=TritonSettings(enabled=False))
-    assert build_triton(off, demo=False, urls=None) is None
+    assert build_triton(off, urls=None) is None
     configured = Settings(triton=TritonSettings(servers=[TritonServerSettings(name="a", headers={"k": "v"})]))
-    collector = build_triton(configured, demo=False, urls=None)
+    collector = build_triton(configured, urls=None)
     assert isinstance(collector, TritonCollector)
     assert [(p.name, p._headers, p._implicit) for p in collector.pollers] == [("a", {"k": "v"}, False)]

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 import pytest
 
 from gpuwatch import model
-from gpuwatch.client import InProcessClient
-from gpuwatch.collect.nvml import NvmlCollector
-from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.client.inprocess import InProcessClient
+from gpuwatch.collect.contract import Job
+from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
-from gpuwatch.engine import Engine, Job
+from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from tests.conftest import ManualClock, make_collector
 

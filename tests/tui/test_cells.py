@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from textual.theme import BUILTIN_THEMES
 
-from gpuwatch import fmt, model
+from gpuwatch import model
 from gpuwatch.series import Point
+from gpuwatch.text import fmt
 from gpuwatch.tui.buckets import aligned_range, column_seconds, to_slots
 from gpuwatch.tui.cells import gpu_flags, model_cells, node_cells
 from gpuwatch.tui.events_panel import collectors_line

@@ -11,8 +11,8 @@ import pytest
 from textual.widgets import Static, TabbedContent
 
 from gpuwatch import model
-from gpuwatch.client import InProcessClient
-from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.client.inprocess import InProcessClient
+from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from gpuwatch.tui.app import TopApp

@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import Static
 
 from gpuwatch import model
-from gpuwatch.client_http import HttpClient
+from gpuwatch.client.http import HttpClient
 from gpuwatch.tui.app import TopApp
 from gpuwatch.tui.chart import Chart
 from gpuwatch.tui.cluster_screen import ClusterScreen

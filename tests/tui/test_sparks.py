@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 import pytest
 
 from gpuwatch import model, series
-from gpuwatch.client import InProcessClient
+from gpuwatch.client.inprocess import InProcessClient
 from gpuwatch.tui.app import TopApp
 from gpuwatch.tui.buckets import to_slots
 from gpuwatch.tui.gpu_panel import SPARK_SECONDS, GpuPanel

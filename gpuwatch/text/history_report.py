@@ -3,14 +3,15 @@
 Place in the flow: a `series.History` (the database read-only, or one day a daemon's API) →
 `SeriesData` / `Event` values → **these renderers** → stdout. They take values, never a
 database, so every history source prints the same way. `--json` output goes through
-`gpuwatch.codec` instead, like every other face.
+`gpuwatch.jsonform` instead, like every other face.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from gpuwatch import fmt, model, series, timespec
+from gpuwatch import model, series, timespec
+from gpuwatch.text import fmt
 
 WIDTH = 80
 _VALUE_WIDTH = 12

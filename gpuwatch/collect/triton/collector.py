@@ -4,7 +4,7 @@ Place in the flow: the engine runs one job per configured server (`jobs()`), eac
 thread, so a stalled server never delays another server or an NVML tick; it reads `view()`,
 `drain_events()` and `link_processes()` when it builds a snapshot. Nothing here formats, stores
 or serves, and nothing here calls NVML: GPU UUIDs are resolved to indexes by the engine
-(`triton_link.resolve_gpu_indexes`).
+(`link.resolve_gpu_indexes`).
 
 One poll of one server, all under one deadline (`timeout_seconds`) and a byte cap per body
 (`triton_http`):
@@ -44,10 +44,10 @@ from urllib.parse import quote
 import httpx
 
 from gpuwatch import model
-from gpuwatch.collect import triton_derive as derive
-from gpuwatch.collect import triton_link
-from gpuwatch.collect.triton_http import BoundedFetcher, FetchError, decode_json, decode_text
-from gpuwatch.collect.triton_parse import (
+from gpuwatch.collect.contract import Job
+from gpuwatch.collect.triton import derive, link
+from gpuwatch.collect.triton.http import BoundedFetcher, FetchError, decode_json, decode_text
+from gpuwatch.collect.triton.parse import (
     SUCCESS,
     IndexEntry,
     MetricsModel,
@@ -64,7 +64,6 @@ from gpuwatch.collect.triton_parse import (
     parse_server_metadata,
 )
 from gpuwatch.config import TritonServerSettings, TritonSettings
-from gpuwatch.engine import Job
 
 CONFIG_RETRY_SECONDS = 10.0
 """A config that could not be read is tried again after this long (not every poll)."""
@@ -651,10 +650,10 @@ class TritonCollector:
         return events
 
     def link_processes(self, processes: tuple[model.ProcessSample, ...]) -> tuple[model.ProcessSample, ...]:
-        links = triton_link.tritonserver_links(processes, [(p.name, p.url) for p in self.pollers])
+        links = link.tritonserver_links(processes, [(p.name, p.url) for p in self.pollers])
         for p in self.pollers:
             p.set_pids(tuple(sorted(pid for pid, name in links.items() if name == p.name)))
-        return triton_link.mark_processes(processes, links)
+        return link.mark_processes(processes, links)
 
     def close(self) -> None:
         for p in self.pollers:

@@ -1,6 +1,6 @@
 """Record the demo's Triton capture from a real tritonserver under a varying load.
 
-    /work/venv/bin/python -m tests.triton.record_demo [OUT] [--seconds 150]
+    .venv/bin/python -m tools.record_triton_demo [OUT] [--seconds 150]
 
 Starts Triton 2.51 (from the nvidia-pytriton wheel) with five models — `resnet50` (dynamic
 batching, 2 instances, preferred sizes), `bert_base` (raises for marked requests: its failure
@@ -9,7 +9,7 @@ and `embedder` (no batching) — drives a load whose concurrency rises and falls
 `resnet50` with a config override part-way (statistics restart, /metrics continue) and unloads
 and loads `embedder` later (both restart). Once a second it captures the raw bodies of
 `/metrics`, `/v2/models/stats`, the repository index and every changed model config, into
-gpuwatch/collect/data/triton/demo.jsonl.gz, which `gpuwatch.collect.triton_recorded` replays.
+gpuwatch/demo/data/triton/demo.jsonl.gz, which `gpuwatch.demo.triton` replays.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def _drive(url: str, metrics_url: str, out: Path, seconds: float) -> None:
         "description": (
             "Triton 2.51.0 (nvidia-pytriton 0.7.0 wheel) on a CPU-only machine, Python-backend models "
             "under a varying load; resnet50 reloaded with a config override at 45%, embedder "
-            "unloaded and loaded at 72% (tests/triton/record_demo.py)"
+            "unloaded and loaded at 72% (tools/record_triton_demo.py)"
         ),
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """`HttpClient`: one gpuwatch daemon, read through its JSON API (docs/api.md).
 
-Place in the flow: daemon's `/api/v1/` → **HttpClient** → TUI (the `gpuwatch.client.Client`
+Place in the flow: daemon's `/api/v1/` → **HttpClient** → TUI (the `gpuwatch.client.protocol.Client`
 protocol). `gpuwatch top --connect URL` builds one per daemon; the dashboard calls it from
 worker threads only, so every call may block, but never for long: a worker thread cannot be
 interrupted, and quitting waits for the ones in flight. Hence short timeouts (1 s to connect,
@@ -8,7 +8,7 @@ interrupted, and quitting waits for the ones in flight. Hence short timeouts (1 
 keep-alive connection the daemon had closed, and connections kept alive between refreshes.
 
 Every failure below the client is translated here, at one boundary, into the error tree of
-`gpuwatch.client`, with one line for the screen:
+`gpuwatch.client.protocol`, with one line for the screen:
 
     refused, unreachable, timed out, TLS refused,   SourceUnavailableError
     5xx, an answer that is not the API's JSON,
@@ -39,14 +39,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gpuwatch import __version__, codec, model, series
-from gpuwatch.client import (
+from gpuwatch import __version__, jsonform, model, series
+from gpuwatch.client.connect import DEFAULT_PORT, parse_daemon_url
+from gpuwatch.client.protocol import (
     AuthenticationError,
     ClientError,
     NotReadyError,
     SourceUnavailableError,
 )
-from gpuwatch.connect import DEFAULT_PORT, parse_daemon_url
 
 CONNECT_TIMEOUT_SECONDS = 1.0
 READ_TIMEOUT_SECONDS = 2.0
@@ -140,8 +140,8 @@ class HttpClient:
             raise SourceUnavailableError(f"HTTP 503: {message}")
         doc = self._json(answer)
         try:
-            snapshot = codec.decode_snapshot(doc)
-        except codec.DecodeError as exc:
+            snapshot = jsonform.decode_snapshot(doc)
+        except jsonform.DecodeError as exc:
             raise SourceUnavailableError(f"not a gpuwatch snapshot: {exc}") from None
         self._check_fresh(snapshot, answer)
         return snapshot
@@ -180,8 +180,8 @@ class HttpClient:
             raise ClientError(f"the daemon refused the events request: {_error_message(answer)}")
         doc = self._json(answer)
         try:
-            return [codec.decode(model.Event, e, f"$.events[{i}]") for i, e in enumerate(doc["events"])]
-        except (KeyError, TypeError, codec.DecodeError) as exc:
+            return [jsonform.decode(model.Event, e, f"$.events[{i}]") for i, e in enumerate(doc["events"])]
+        except (KeyError, TypeError, jsonform.DecodeError) as exc:
             raise SourceUnavailableError(f"not a gpuwatch events answer: {exc}") from None
 
     def close(self) -> None:

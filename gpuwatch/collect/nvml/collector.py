@@ -35,16 +35,17 @@ from typing import Any
 
 import pynvml
 
-from gpuwatch import __version__, decode, model
+from gpuwatch import __version__, model
+from gpuwatch.catalog import nvml_codes
+from gpuwatch.collect.contract import Job
 from gpuwatch.collect.host import ProcessInfoSource
-from gpuwatch.collect.nvml_gateway import (
+from gpuwatch.collect.nvml.gateway import (
     GpuLostError,
     NvmlGateway,
     NvmlUnavailableError,
     error_code,
 )
 from gpuwatch.config import NvmlSettings
-from gpuwatch.engine import Job
 
 log = logging.getLogger("gpuwatch.nvml")
 
@@ -571,7 +572,7 @@ class NvmlCollector:
             name=_text(call("name", "nvmlDeviceGetName")),
             serial=_text(call("serial", "nvmlDeviceGetSerial")),
             pci_bus_id=_text(getattr(pci, "busId", None)),
-            architecture=decode.architecture_name(arch) if isinstance(arch, int) else None,
+            architecture=nvml_codes.architecture_name(arch) if isinstance(arch, int) else None,
             cuda_compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
             memory_total_bytes=_uint(getattr(mem, "total", None)),
             power_limit_default_watts=_milli(
@@ -894,7 +895,7 @@ class NvmlCollector:
         kind = int(data.eventType)
         if kind & pynvml.nvmlEventTypeXidCriticalError:
             xid = int(data.eventData)
-            info = decode.XIDS.get(xid)
+            info = nvml_codes.XIDS.get(xid)
             severity = (
                 model.Severity.CRITICAL
                 if info and info.critical
@@ -905,7 +906,7 @@ class NvmlCollector:
             self._event(
                 model.EventKind.XID,
                 severity,
-                f"{where}: XID {xid}: {decode.xid_words(xid)}",
+                f"{where}: XID {xid}: {nvml_codes.xid_words(xid)}",
                 gpu_index=index,
                 gpu_uuid=uuid,
                 code=xid,
@@ -1076,7 +1077,7 @@ def _pstate(value: Any) -> int | None:
     return v if v is not None and v <= 15 else None  # 32 is NVML_PSTATE_UNKNOWN
 
 
-_reasons = functools.lru_cache(maxsize=256)(decode.decode_clock_event_reasons)
+_reasons = functools.lru_cache(maxsize=256)(nvml_codes.decode_clock_event_reasons)
 """Clock-event masks repeat tick after tick: decode each once."""
 
 

@@ -1,10 +1,10 @@
 """A recorded Triton server for `--demo`: real captures replayed behind an httpx transport.
 
-Place in the flow: `assemble.build_triton(demo=True)` gives the real `TritonCollector` a
+Place in the flow: `gpuwatch.demo.assemble` gives the real `TritonCollector` a
 `RecordedTriton` as its httpx transport, so the demo runs exactly the code that polls a real
 server — parsing, derivations, resets and events — with no server running.
 
-The capture (`data/triton/demo.jsonl.gz`, made by `tests/triton/record_demo.py`) holds, once a
+The capture (`data/triton/demo.jsonl.gz`, made by `tools/record_triton_demo.py`) holds, once a
 second for 150 s, the raw bodies of `/metrics`, `/v2/models/stats`, the repository index and
 each changed model config of a real Triton 2.51 under a varying load, with a model whose
 failure share rises and falls, a reload with a config override (statistics restart, /metrics
@@ -38,7 +38,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from gpuwatch.collect.triton_recorded_faults import Fault, FaultPlan, metrics_role, stats_role
+from gpuwatch.demo.triton_faults import Fault, FaultPlan, metrics_role, stats_role
 
 RECORDING = "data/triton/demo.jsonl.gz"
 DEMO_PLACEMENT: dict[str, tuple[int, ...]] = {
@@ -75,7 +75,7 @@ class Recording:
 
 
 def load_recording(name: str = RECORDING) -> Recording:
-    raw = resources.files("gpuwatch.collect").joinpath(name).read_bytes()
+    raw = resources.files("gpuwatch.demo").joinpath(name).read_bytes()
     lines = gzip.decompress(raw).decode("utf-8").splitlines()
     return Recording(json.loads(lines[0]), [json.loads(line) for line in lines[1:] if line.strip()])
 

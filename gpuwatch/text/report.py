@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gpuwatch import decode, ensembles, fmt, model
+from gpuwatch import model
+from gpuwatch.catalog import nvml_codes
+from gpuwatch.text import ensembles, fmt
 
 WIDTH = 80
 
@@ -92,9 +94,9 @@ def _gpus(s: model.Snapshot) -> list[str]:
 
 def _detail(g: model.GpuSample) -> str:
     parts: list[str] = []
-    slowing = decode.slowing_reasons(g.clock_event_reasons)
+    slowing = nvml_codes.slowing_reasons(g.clock_event_reasons)
     if slowing:
-        parts.append("! " + decode.clock_event_words(slowing))
+        parts.append("! " + nvml_codes.clock_event_words(slowing))
     if g.ecc_uncorrected_volatile_count:
         parts.append(f"! ECC uncorrected {g.ecc_uncorrected_volatile_count}")
     if g.remapped_rows_failed:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gpuwatch import model
-from gpuwatch.collect.triton_parse import (
+from gpuwatch.collect.triton.parse import (
     CACHE_HITS,
     CACHE_MISSES,
     COMPUTE_INFER_US,

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gpuwatch import decode
-from gpuwatch.collect.nvml_recorded import RecordedNvml
+from gpuwatch.catalog import nvml_codes
 from gpuwatch.config import ConfigError
+from gpuwatch.demo.nvml import RecordedNvml
 
 FAULT_START_SECONDS = 30.0
 
@@ -69,7 +69,7 @@ class Scenario:
 
 
 def _bits(*names: str) -> int:
-    by_name = {r.name: r.bit for r in decode.CLOCK_EVENT_REASONS}
+    by_name = {r.name: r.bit for r in nvml_codes.CLOCK_EVENT_REASONS}
     return sum(by_name[n] for n in names)
 
 
@@ -80,7 +80,7 @@ def _gpu_lost(nvml: RecordedNvml, at: SecondsToTick) -> None:
 
 def _xid_burst(nvml: RecordedNvml, at: SecondsToTick) -> None:
     # GPU 0: the workload faults; the driver reports it, nothing is wrong with the GPU.
-    for i, xid in enumerate(decode.APPLICATION_XIDS):
+    for i, xid in enumerate(nvml_codes.APPLICATION_XIDS):
         nvml.inject_xid(0, xid, at_tick=at(i))
     # GPU 1: a context-switch timeout, neither critical nor the application's doing.
     nvml.inject_xid(1, 109, at_tick=at(1))

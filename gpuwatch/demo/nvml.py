@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import itertools
 import json
 import threading
 import time
@@ -83,12 +82,12 @@ _RECORDED_PROCESSES = {
 
 
 def load_trace() -> list[dict[str, Any]]:
-    text = resources.files("gpuwatch.collect").joinpath("data/nvml_trace_load.jsonl").read_text()
+    text = resources.files("gpuwatch.demo").joinpath("data/nvml_trace_load.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def load_probe() -> dict[str, Any]:
-    text = resources.files("gpuwatch.collect").joinpath("data/nvml_probe.json").read_text()
+    text = resources.files("gpuwatch.demo").joinpath("data/nvml_probe.json").read_text()
     data: dict[str, Any] = json.loads(text)
     return data
 
@@ -98,29 +97,6 @@ def recorded_gpu_uuid(gpu: int, probe_values: dict[str, Any] | None = None) -> s
     values = probe_values if probe_values is not None else load_probe()["values"]
     base = uuid_module.UUID(values["uuid"][4:])
     return "GPU-" + str(uuid_module.uuid5(base, str(gpu)))
-
-
-def load_cpu_costs_us() -> dict[str, float]:
-    """CPU cost per call measured on the H100 under load, by pynvml function name."""
-    text = resources.files("gpuwatch.collect").joinpath("data/nvml_cpu_cost_load.json").read_text()
-    raw = json.loads(text)
-    by_key = {k: v["cpu_us"] for k, v in raw.items() if isinstance(v, dict)}
-    return {
-        "nvmlDeviceGetUtilizationRates": by_key["util"],
-        "nvmlDeviceGetMemoryInfo": by_key["mem_v2"],
-        "nvmlDeviceGetTemperature": by_key["temp"],
-        "nvmlDeviceGetPowerUsage": by_key["power"],
-        "nvmlDeviceGetClockInfo": by_key["clock_sm"],
-        "nvmlDeviceGetPerformanceState": by_key["pstate"],
-        "nvmlDeviceGetCurrentClocksEventReasons": by_key["clock_events"],
-        "nvmlDeviceGetTotalEccErrors": by_key["ecc_volatile"],
-        "nvmlDeviceGetComputeRunningProcesses": by_key["procs"],
-        "nvmlDeviceGetTotalEnergyConsumption": by_key["energy"],
-        "nvmlDeviceGetProcessesUtilizationInfo": by_key["proc_util"],
-        "nvmlGpmMetricsGet": by_key["gpm_4_metrics"],
-        "nvmlDeviceGetFieldValues": by_key["field_values_3"],
-        "nvmlDeviceGetPcieThroughput": by_key["pcie_tx"],
-    }
 
 
 @dataclass
@@ -175,18 +151,19 @@ class RecordedNvml:
         *,
         clock: Callable[[], float] = time.time,
         tick_seconds: float = 1.0,
-        cost_us: dict[str, float] | None = None,
+        on_call: Callable[[str], None] | None = None,
         extra_processes: Iterable[tuple[int, int, int, HostProcess]] = (),
     ) -> None:
-        """`cost_us` burns that much CPU per call (to model the driver in benchmarks);
-        `extra_processes` adds (gpu, pid, used_bytes, host facts) rows, e.g. a tritonserver."""
+        """`on_call(function_name)` runs at the start of every call (bench/nvml_cost_model.py
+        burns the driver's measured CPU cost there); `extra_processes` adds (gpu, pid, used_bytes,
+        host facts) rows, e.g. a tritonserver."""
         self.gpu_count = gpus
         self._clock = clock
         self._t0 = clock()
         self._tick_seconds = tick_seconds
         self._trace = load_trace()
         self._probe = load_probe()["values"]
-        self._cost_us = cost_us or {}
+        self._on_call = on_call
         self._extra = list(extra_processes)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -291,11 +268,10 @@ class RecordedNvml:
             self._scheduled_events.append((self.tick() if at_tick is None else at_tick, gpu, kind, data))
 
     def _enter(self, fn: str, gpu: int | None) -> None:
-        """Count the call, burn its modelled cost, and apply any active fault."""
+        """Count the call, tell `on_call`, and apply any active fault."""
         self.calls[(gpu, fn)] += 1
-        cost = self._cost_us.get(fn)
-        if cost:
-            _burn_cpu(cost)
+        if self._on_call is not None:
+            self._on_call(fn)
         tick = self.tick()
         with self._lock:
             faults = [f for f in self._faults if f.active(tick) and f.matches(gpu, fn)]
@@ -691,11 +667,3 @@ class RecordedNvml:
 
 def _address(pointer: Any) -> int:
     return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
-
-
-def _burn_cpu(microseconds: float) -> None:
-    """Spend CPU, not wall time, like a driver call does."""
-    end = time.thread_time() + microseconds / 1e6
-    for _ in itertools.count():
-        if time.thread_time() >= end:
-            return

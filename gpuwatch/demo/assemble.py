@@ -1,0 +1,81 @@
+"""The demo's half of the wiring: the real collectors over the recorded sources.
+
+Place in the flow: `gpuwatch.assemble.build_engine(demo=True)` asks this module for the GPU and
+Triton sources of `--demo`. The collectors are the production ones (`NvmlCollector`,
+`TritonCollector`); only what they read is recorded, and `[demo] scenario`'s faults are
+scheduled on those recordings before anything starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+from gpuwatch.collect.host import HostProcess
+from gpuwatch.collect.nvml.collector import NvmlCollector
+from gpuwatch.collect.triton.collector import TritonCollector
+from gpuwatch.config import Settings, TritonServerSettings
+from gpuwatch.demo import scenarios
+from gpuwatch.demo.nvml import RecordedNvml, recorded_gpu_uuid
+from gpuwatch.demo.processes import RecordedProcesses
+from gpuwatch.demo.triton import DEMO_PLACEMENT, RecordedTriton
+
+DEMO_TRITON = TritonServerSettings(
+    name="local", url="http://127.0.0.1:8000", metrics_url="http://127.0.0.1:8002/metrics", headers={}
+)
+"""The demo's recorded server: where the default local server would be."""
+DEMO_TRITON_PID = 900
+"""PID of the demo's tritonserver process (the recorded GPU processes are all 1000 and up)."""
+
+
+def build_demo_sources(
+    settings: Settings, clock: Callable[[], float] = time.time
+) -> tuple[NvmlCollector, TritonCollector | None]:
+    """The GPU and Triton sources of `--demo`, with `[demo] scenario`'s faults scheduled."""
+    scenario = scenarios.get(settings.demo.scenario)
+    recorded_triton = build_recorded_triton(settings, clock) if settings.demo.triton else None
+    if scenario is not None:  # before anything starts: a scenario that cannot run stops here
+        scenarios.apply_to_triton(scenario, recorded_triton[1] if recorded_triton else None)
+    gpus = build_recorded_gpus(settings, clock)
+    return gpus, (recorded_triton[0] if recorded_triton else None)
+
+
+def build_recorded_gpus(settings: Settings, clock: Callable[[], float] = time.time) -> NvmlCollector:
+    """The recorded GPUs of --demo, with `[demo] scenario`'s faults scheduled on them."""
+    tick = settings.nvml.interval_seconds
+    extra = demo_triton_processes(settings, clock()) if settings.demo.triton else []
+    recorded = RecordedNvml(settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra)
+    scenario = scenarios.get(settings.demo.scenario)
+    if scenario is not None:
+        scenarios.apply_to_gpus(scenario, recorded, tick_seconds=tick)
+    return NvmlCollector(
+        recorded,
+        settings.nvml,
+        RecordedProcesses(recorded.host_processes()),
+        source_name="recorded",
+        clock=clock,
+    )
+
+
+def demo_triton_processes(settings: Settings, now: float) -> list[tuple[int, int, int, HostProcess]]:
+    """The demo's tritonserver process, on each recorded GPU a demo model is placed on."""
+    host = HostProcess(
+        user="triton-server",
+        name="tritonserver",
+        command="tritonserver --model-repository=/models --http-port=8000 --metrics-port=8002",
+        container_id=hashlib.sha256(b"demo-tritonserver").hexdigest(),
+        started_at=now - 7200,
+    )
+    gpus = sorted({g % settings.demo.gpus for placed in DEMO_PLACEMENT.values() for g in placed})
+    return [(g, DEMO_TRITON_PID, (3 + g % 2) * 1024**3, host) for g in gpus]
+
+
+def build_recorded_triton(
+    settings: Settings, clock: Callable[[], float] = time.time
+) -> tuple[TritonCollector, RecordedTriton]:
+    """The demo's Triton: the real collector over the recorded server, and that server (demo
+    scenarios put their model faults on it: `RecordedTriton.fail_requests`, `stall`, …)."""
+    uuids = [recorded_gpu_uuid(i) for i in range(settings.demo.gpus)]
+    recorded = RecordedTriton(clock=clock, gpu_uuids=uuids)
+    return TritonCollector(settings.triton, [DEMO_TRITON], transport=recorded, clock=clock), recorded
