@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import logging
 import math
 import queue
@@ -44,6 +43,21 @@ from gpuwatch.collect.nvml.gateway import (
     NvmlGateway,
     NvmlUnavailableError,
     error_code,
+)
+from gpuwatch.collect.nvml.values import (
+    NvlinkCounters,
+    bool_or_none,
+    bytes_from_kib,
+    clock_event_reason_names,
+    field_value,
+    float_or_none,
+    from_milli,
+    int_or_none,
+    nvlink_bytes_per_second,
+    pstate_or_none,
+    ratio_from_percent,
+    text_or_none,
+    uint_or_none,
 )
 from gpuwatch.config import NvmlSettings
 
@@ -173,7 +187,7 @@ class _Gpu:
         self.process_util: dict[int, _ProcessUtil] = {}
         self.process_util_seen_us = 0
         self.process_util_known = False
-        self.nvlink_previous: tuple[float, float, float] | None = None
+        self.nvlink_previous: NvlinkCounters | None = None
         self.remap_failed = False
         self.energy_due_at = 0.0
         self.slow_fields: list[int] = [_FIELD_MEMORY_TEMP, _FIELD_PCIE_REPLAY]
@@ -346,9 +360,9 @@ class NvmlCollector:
     def _init(self) -> None:
         g = self._gateway
         g.call_library("nvmlInit")
-        driver = _text(g.call("", "driver_version", "nvmlSystemGetDriverVersion"))
+        driver = text_or_none(g.call("", "driver_version", "nvmlSystemGetDriverVersion"))
         cuda = g.call("", "cuda_driver_version", "nvmlSystemGetCudaDriverVersion_v2")
-        nvml_version = _text(g.call("", "nvml_version", "nvmlSystemGetNVMLVersion"))
+        nvml_version = text_or_none(g.call("", "nvml_version", "nvmlSystemGetNVMLVersion"))
         self._node = replace(
             self._node,
             driver_version=driver,
@@ -413,7 +427,7 @@ class NvmlCollector:
         g = self._gateway
         try:
             handle = g.call_library("nvmlDeviceGetHandleByIndex", gpu.index)
-            gpu.uuid = _text(g.call_library("nvmlDeviceGetUUID", handle)) or gpu.uuid
+            gpu.uuid = text_or_none(g.call_library("nvmlDeviceGetUUID", handle)) or gpu.uuid
             self._attach(gpu, handle)
         except NvmlUnavailableError as exc:
             self._library_failure = str(exc)
@@ -490,7 +504,7 @@ class NvmlCollector:
         try:
             if gpu.uuid.startswith("index-"):
                 handle = g.call_library("nvmlDeviceGetHandleByIndex", gpu.index)
-                uuid = _text(g.call_library("nvmlDeviceGetUUID", handle))
+                uuid = text_or_none(g.call_library("nvmlDeviceGetUUID", handle))
                 if uuid:
                     gpu.uuid = uuid
             else:
@@ -569,31 +583,33 @@ class NvmlCollector:
         return model.GpuInfo(
             index=gpu.index,
             uuid=gpu.uuid,
-            name=_text(call("name", "nvmlDeviceGetName")),
-            serial=_text(call("serial", "nvmlDeviceGetSerial")),
-            pci_bus_id=_text(getattr(pci, "busId", None)),
+            name=text_or_none(call("name", "nvmlDeviceGetName")),
+            serial=text_or_none(call("serial", "nvmlDeviceGetSerial")),
+            pci_bus_id=text_or_none(getattr(pci, "busId", None)),
             architecture=nvml_codes.architecture_name(arch) if isinstance(arch, int) else None,
             cuda_compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
-            memory_total_bytes=_uint(getattr(mem, "total", None)),
-            power_limit_default_watts=_milli(
+            memory_total_bytes=uint_or_none(getattr(mem, "total", None)),
+            power_limit_default_watts=from_milli(
                 call("power_limit_default", "nvmlDeviceGetPowerManagementDefaultLimit")
             ),
-            power_limit_max_watts=_milli(constraints[1]) if constraints else None,
-            max_sm_clock_mhz=_uint(call("max_clock_sm", "nvmlDeviceGetMaxClockInfo", pynvml.NVML_CLOCK_SM)),
-            max_memory_clock_mhz=_uint(
+            power_limit_max_watts=from_milli(constraints[1]) if constraints else None,
+            max_sm_clock_mhz=uint_or_none(
+                call("max_clock_sm", "nvmlDeviceGetMaxClockInfo", pynvml.NVML_CLOCK_SM)
+            ),
+            max_memory_clock_mhz=uint_or_none(
                 call("max_clock_mem", "nvmlDeviceGetMaxClockInfo", pynvml.NVML_CLOCK_MEM)
             ),
-            max_graphics_clock_mhz=_uint(
+            max_graphics_clock_mhz=uint_or_none(
                 call("max_clock_graphics", "nvmlDeviceGetMaxClockInfo", pynvml.NVML_CLOCK_GRAPHICS)
             ),
-            temperature_slowdown_celsius=_uint(
+            temperature_slowdown_celsius=uint_or_none(
                 call(
                     "temp_slowdown",
                     "nvmlDeviceGetTemperatureThreshold",
                     pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
                 )
             ),
-            temperature_shutdown_celsius=_uint(
+            temperature_shutdown_celsius=uint_or_none(
                 call(
                     "temp_shutdown",
                     "nvmlDeviceGetTemperatureThreshold",
@@ -602,10 +618,10 @@ class NvmlCollector:
             ),
             ecc_enabled=bool(ecc[0]) if ecc else None,
             mig_enabled=bool(mig[0]) if mig else None,
-            persistence_mode_enabled=_bool(call("persistence", "nvmlDeviceGetPersistenceMode")),
-            pcie_link_generation=_uint(call("pcie_gen", "nvmlDeviceGetMaxPcieLinkGeneration")),
-            pcie_link_width=_uint(call("pcie_width", "nvmlDeviceGetMaxPcieLinkWidth")),
-            nvlink_link_count=_int_or_none(links.get(pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT)),
+            persistence_mode_enabled=bool_or_none(call("persistence", "nvmlDeviceGetPersistenceMode")),
+            pcie_link_generation=uint_or_none(call("pcie_gen", "nvmlDeviceGetMaxPcieLinkGeneration")),
+            pcie_link_width=uint_or_none(call("pcie_width", "nvmlDeviceGetMaxPcieLinkWidth")),
+            nvlink_link_count=int_or_none(links.get(pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT)),
             gpm_supported=bool(gpm.isSupportedDevice) if gpm is not None else None,
         )
 
@@ -622,34 +638,38 @@ class NvmlCollector:
             mem = c(k, "memory_v2", "nvmlDeviceGetMemoryInfo", h, pynvml.nvmlMemory_v2)
             if mem is None:
                 mem = c(k, "memory_v1", "nvmlDeviceGetMemoryInfo", h)
-            reasons = _uint(c(k, "clock_events", "nvmlDeviceGetCurrentClocksEventReasons", h))
+            reasons = uint_or_none(c(k, "clock_events", "nvmlDeviceGetCurrentClocksEventReasons", h))
             encoder = c(k, "encoder", "nvmlDeviceGetEncoderUtilization", h)
             decoder = c(k, "decoder", "nvmlDeviceGetDecoderUtilization", h)
             ecc = gpu.info.ecc_enabled
             fast = {
-                "utilization_ratio": _percent(util.gpu) if util is not None else None,
-                "memory_utilization_ratio": _percent(util.memory) if util is not None else None,
-                "memory_total_bytes": _uint(mem.total) if mem is not None else None,
-                "memory_used_bytes": _uint(mem.used) if mem is not None else None,
-                "memory_free_bytes": _uint(mem.free) if mem is not None else None,
-                "memory_reserved_bytes": _uint(getattr(mem, "reserved", None)),
-                "temperature_celsius": _float(
-                    _uint(c(k, "temperature", "nvmlDeviceGetTemperature", h, pynvml.NVML_TEMPERATURE_GPU))
+                "utilization_ratio": ratio_from_percent(util.gpu) if util is not None else None,
+                "memory_utilization_ratio": ratio_from_percent(util.memory) if util is not None else None,
+                "memory_total_bytes": uint_or_none(mem.total) if mem is not None else None,
+                "memory_used_bytes": uint_or_none(mem.used) if mem is not None else None,
+                "memory_free_bytes": uint_or_none(mem.free) if mem is not None else None,
+                "memory_reserved_bytes": uint_or_none(getattr(mem, "reserved", None)),
+                "temperature_celsius": float_or_none(
+                    uint_or_none(
+                        c(k, "temperature", "nvmlDeviceGetTemperature", h, pynvml.NVML_TEMPERATURE_GPU)
+                    )
                 ),
-                "fan_speed_ratio": _percent(c(k, "fan", "nvmlDeviceGetFanSpeed", h)),
-                "power_watts": _milli(c(k, "power", "nvmlDeviceGetPowerUsage", h)),
-                "power_limit_watts": _milli(c(k, "power_limit", "nvmlDeviceGetEnforcedPowerLimit", h)),
-                "sm_clock_mhz": _uint(c(k, "clock_sm", "nvmlDeviceGetClockInfo", h, pynvml.NVML_CLOCK_SM)),
-                "memory_clock_mhz": _uint(
+                "fan_speed_ratio": ratio_from_percent(c(k, "fan", "nvmlDeviceGetFanSpeed", h)),
+                "power_watts": from_milli(c(k, "power", "nvmlDeviceGetPowerUsage", h)),
+                "power_limit_watts": from_milli(c(k, "power_limit", "nvmlDeviceGetEnforcedPowerLimit", h)),
+                "sm_clock_mhz": uint_or_none(
+                    c(k, "clock_sm", "nvmlDeviceGetClockInfo", h, pynvml.NVML_CLOCK_SM)
+                ),
+                "memory_clock_mhz": uint_or_none(
                     c(k, "clock_mem", "nvmlDeviceGetClockInfo", h, pynvml.NVML_CLOCK_MEM)
                 ),
-                "graphics_clock_mhz": _uint(
+                "graphics_clock_mhz": uint_or_none(
                     c(k, "clock_graphics", "nvmlDeviceGetClockInfo", h, pynvml.NVML_CLOCK_GRAPHICS)
                 ),
-                "performance_state": _pstate(c(k, "pstate", "nvmlDeviceGetPerformanceState", h)),
+                "performance_state": pstate_or_none(c(k, "pstate", "nvmlDeviceGetPerformanceState", h)),
                 "clock_event_reasons_mask": reasons,
-                "clock_event_reasons": () if reasons is None else _reasons(reasons),
-                "ecc_corrected_volatile_count": _uint(
+                "clock_event_reasons": () if reasons is None else clock_event_reason_names(reasons),
+                "ecc_corrected_volatile_count": uint_or_none(
                     c(
                         k,
                         "ecc_corrected_volatile",
@@ -661,7 +681,7 @@ class NvmlCollector:
                 )
                 if ecc
                 else None,
-                "ecc_uncorrected_volatile_count": _uint(
+                "ecc_uncorrected_volatile_count": uint_or_none(
                     c(
                         k,
                         "ecc_uncorrected_volatile",
@@ -673,15 +693,15 @@ class NvmlCollector:
                 )
                 if ecc
                 else None,
-                "encoder_utilization_ratio": _percent(encoder[0]) if encoder else None,
-                "decoder_utilization_ratio": _percent(decoder[0]) if decoder else None,
+                "encoder_utilization_ratio": ratio_from_percent(encoder[0]) if encoder else None,
+                "decoder_utilization_ratio": ratio_from_percent(decoder[0]) if decoder else None,
             }
             processes = [
-                (int(proc.pid), "compute", _uint(proc.usedGpuMemory))
+                (int(proc.pid), "compute", uint_or_none(proc.usedGpuMemory))
                 for proc in c(k, "processes_compute", "nvmlDeviceGetComputeRunningProcesses", h) or ()
             ]
             processes += [
-                (int(proc.pid), "graphics", _uint(proc.usedGpuMemory))
+                (int(proc.pid), "graphics", uint_or_none(proc.usedGpuMemory))
                 for proc in c(k, "processes_graphics", "nvmlDeviceGetGraphicsRunningProcesses", h) or ()
             ]
         except GpuLostError as exc:
@@ -711,14 +731,14 @@ class NvmlCollector:
         try:
             slow: dict[str, Any] = {"energy_joules": gpu.slow.get("energy_joules")}
             if now >= gpu.energy_due_at:  # a cumulative counter: its own, slower cadence
-                slow["energy_joules"] = _milli(call("energy", "nvmlDeviceGetTotalEnergyConsumption"))
+                slow["energy_joules"] = from_milli(call("energy", "nvmlDeviceGetTotalEnergyConsumption"))
                 gpu.energy_due_at = now + self._settings.energy_interval_seconds
             gpm = self._read_gpm(gpu, h, now)
             if gpm is None or gpm.pcie_tx_bytes_per_second is None:
                 tx = call("pcie_tx", "nvmlDeviceGetPcieThroughput", pynvml.NVML_PCIE_UTIL_TX_BYTES)
                 rx = call("pcie_rx", "nvmlDeviceGetPcieThroughput", pynvml.NVML_PCIE_UTIL_RX_BYTES)
-                slow["pcie_tx_bytes_per_second"] = _kib(tx)
-                slow["pcie_rx_bytes_per_second"] = _kib(rx)
+                slow["pcie_tx_bytes_per_second"] = bytes_from_kib(tx)
+                slow["pcie_rx_bytes_per_second"] = bytes_from_kib(rx)
             else:
                 slow["pcie_tx_bytes_per_second"] = gpm.pcie_tx_bytes_per_second
                 slow["pcie_rx_bytes_per_second"] = gpm.pcie_rx_bytes_per_second
@@ -729,15 +749,15 @@ class NvmlCollector:
             if use_nvlink_counters:
                 fields += [_FIELD_NVLINK_TX, _FIELD_NVLINK_RX]
             values = self._field_values(gpu, h, fields)
-            slow["memory_temperature_celsius"] = _float(values.get(_FIELD_MEMORY_TEMP))
-            slow["pcie_replay_count"] = _int_or_none(values.get(_FIELD_PCIE_REPLAY))
+            slow["memory_temperature_celsius"] = float_or_none(values.get(_FIELD_MEMORY_TEMP))
+            slow["pcie_replay_count"] = int_or_none(values.get(_FIELD_PCIE_REPLAY))
             if gpm is not None and gpm.nvlink_tx_bytes_per_second is not None:
                 slow["nvlink_tx_bytes_per_second"] = gpm.nvlink_tx_bytes_per_second
                 slow["nvlink_rx_bytes_per_second"] = gpm.nvlink_rx_bytes_per_second
             elif use_nvlink_counters:
                 slow.update(_nvlink_rates(gpu, values, now))
             if gpu.info.ecc_enabled:
-                slow["ecc_corrected_aggregate_count"] = _uint(
+                slow["ecc_corrected_aggregate_count"] = uint_or_none(
                     call(
                         "ecc_corrected_aggregate",
                         "nvmlDeviceGetTotalEccErrors",
@@ -745,7 +765,7 @@ class NvmlCollector:
                         pynvml.NVML_AGGREGATE_ECC,
                     )
                 )
-                slow["ecc_uncorrected_aggregate_count"] = _uint(
+                slow["ecc_uncorrected_aggregate_count"] = uint_or_none(
                     call(
                         "ecc_uncorrected_aggregate",
                         "nvmlDeviceGetTotalEccErrors",
@@ -755,8 +775,8 @@ class NvmlCollector:
                 )
             remap = call("remapped_rows", "nvmlDeviceGetRemappedRows")
             if remap:
-                slow["remapped_rows_correctable_count"] = _uint(remap[0])
-                slow["remapped_rows_uncorrectable_count"] = _uint(remap[1])
+                slow["remapped_rows_correctable_count"] = uint_or_none(remap[0])
+                slow["remapped_rows_uncorrectable_count"] = uint_or_none(remap[1])
                 slow["remapped_rows_pending"] = bool(remap[2])
                 slow["remapped_rows_failed"] = bool(remap[3])
             util = None
@@ -853,7 +873,12 @@ class NvmlCollector:
             acc[3] += s.decUtil
             acc[4] += 1
         return {
-            pid: (_percent(a[0] / a[4]), _percent(a[1] / a[4]), _percent(a[2] / a[4]), _percent(a[3] / a[4]))
+            pid: (
+                ratio_from_percent(a[0] / a[4]),
+                ratio_from_percent(a[1] / a[4]),
+                ratio_from_percent(a[2] / a[4]),
+                ratio_from_percent(a[3] / a[4]),
+            )
             for pid, a in sums.items()
         }
 
@@ -869,7 +894,7 @@ class NvmlCollector:
         for value in raw or ():
             field_id = int(value.fieldId)
             if value.nvmlReturn == pynvml.NVML_SUCCESS:
-                out[field_id] = _field_value(value)
+                out[field_id] = field_value(value)
             elif value.nvmlReturn in (pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_INVALID_ARGUMENT):
                 if not static and field_id in gpu.slow_fields:
                     gpu.slow_fields.remove(field_id)
@@ -1023,78 +1048,7 @@ class NvmlCollector:
         return out
 
 
-# --------------------------------------------------------------------------- value hygiene
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode(errors="replace")
-    return value if isinstance(value, str) and value else None
-
-
-_SENTINELS = frozenset({0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF})
-"""What NVML returns for "not available" in an unsigned field."""
-
-
-def _uint(value: Any) -> int | None:
-    if type(value) is int and value >= 0 and value not in _SENTINELS:
-        return value
-    return None
-
-
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _float(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _bool(value: Any) -> bool | None:
-    return bool(value) if isinstance(value, int) else None
-
-
-def _percent(value: Any) -> float | None:
-    if type(value) is int and 0 <= value <= 100:
-        return value / 100.0
-    if type(value) is float and 0.0 <= value <= 100.0:
-        return round(value / 100.0, 6)
-    return None
-
-
-def _milli(value: Any) -> float | None:
-    v = _uint(value)
-    return v / 1000.0 if v is not None else None
-
-
-def _kib(value: Any) -> float | None:
-    v = _uint(value)
-    return float(v) * 1024.0 if v is not None else None
-
-
-def _pstate(value: Any) -> int | None:
-    v = _uint(value)
-    return v if v is not None and v <= 15 else None  # 32 is NVML_PSTATE_UNKNOWN
-
-
-_reasons = functools.lru_cache(maxsize=256)(nvml_codes.decode_clock_event_reasons)
-"""Clock-event masks repeat tick after tick: decode each once."""
-
-
-def _field_value(value: Any) -> Any:
-    kind = int(value.valueType)
-    union = value.value
-    if kind == pynvml.NVML_VALUE_TYPE_DOUBLE:
-        return float(union.dVal)
-    if kind == pynvml.NVML_VALUE_TYPE_UNSIGNED_INT:
-        return int(union.uiVal)
-    if kind == pynvml.NVML_VALUE_TYPE_UNSIGNED_LONG:
-        return int(union.ulVal)
-    if kind == pynvml.NVML_VALUE_TYPE_SIGNED_LONG_LONG:
-        return int(union.sllVal)
-    if kind == pynvml.NVML_VALUE_TYPE_SIGNED_INT:
-        return int(union.siVal)
-    return int(union.ullVal)
+# --------------------------------------------------------------------------- helpers
 
 
 def _nvlink_rates(gpu: _Gpu, values: dict[int, Any], now: float) -> dict[str, float | None]:
@@ -1102,14 +1056,12 @@ def _nvlink_rates(gpu: _Gpu, values: dict[int, Any], now: float) -> dict[str, fl
     tx, rx = values.get(_FIELD_NVLINK_TX), values.get(_FIELD_NVLINK_RX)
     if not isinstance(tx, int) or not isinstance(rx, int):
         return {}
-    previous, gpu.nvlink_previous = gpu.nvlink_previous, (now, float(tx), float(rx))
-    if previous is None or now <= previous[0] or tx < previous[1] or rx < previous[2]:
+    current = NvlinkCounters(now, float(tx), float(rx))
+    previous, gpu.nvlink_previous = gpu.nvlink_previous, current
+    rates = nvlink_bytes_per_second(previous, current)
+    if rates is None:
         return {}
-    dt = now - previous[0]
-    return {
-        "nvlink_tx_bytes_per_second": (tx - previous[1]) * 1024.0 / dt,
-        "nvlink_rx_bytes_per_second": (rx - previous[2]) * 1024.0 / dt,
-    }
+    return {"nvlink_tx_bytes_per_second": rates[0], "nvlink_rx_bytes_per_second": rates[1]}
 
 
 def _merge_processes(rows: list[tuple[int, str, int | None]]) -> tuple[tuple[int, str, int | None], ...]:
