@@ -152,6 +152,33 @@ def test_energy_keeps_rising_across_the_trace_loop(recorded4: RecordedNvml, cloc
     assert all(b is not None and a is not None and b > a for a, b in itertools.pairwise(readings))
 
 
+def test_nvlink_rates_come_from_the_cumulative_counters_when_gpm_has_none(
+    recorded4: RecordedNvml, clock: ManualClock
+) -> None:
+    # The recorded H100 has no NVLink (field 91 NotSupported): give GPU 0 links and counters.
+    def fields(tx_kib: int, rx_kib: int) -> list[list[int]]:
+        return [[82, 0, 35], [94, 0, 0], [91, 0, 18], [138, 0, tx_kib], [139, 0, rx_kib]]
+
+    recorded4.override(0, {"fields": fields(1000, 500)}, until_tick=5)
+    recorded4.override(0, {"fields": fields(3000, 500)}, from_tick=5, until_tick=10)
+    recorded4.override(0, {"fields": fields(2000, 600)}, from_tick=10)  # the counters were reset
+    collector = make_collector(recorded4, NvmlSettings(gpm=False), clock)
+    collector.poll_slow()
+    assert collector.view().devices[0].nvlink_link_count == 18
+    assert sample(collector, 0).nvlink_tx_bytes_per_second is None  # one reading is not a rate
+    clock.advance(5)
+    collector.poll_slow()
+    g0 = sample(collector, 0)
+    assert g0.nvlink_tx_bytes_per_second == 2000 * 1024 / 5
+    assert g0.nvlink_rx_bytes_per_second == 0.0
+    assert sample(collector, 1).nvlink_tx_bytes_per_second is None  # no links: not 0
+    clock.advance(5)
+    collector.poll_slow()
+    assert sample(collector, 0).nvlink_tx_bytes_per_second is None
+    assert sample(collector, 0).nvlink_rx_bytes_per_second is None
+    collector.close()
+
+
 def test_processes_joined_with_host_facts(
     collector: NvmlCollector, recorded4: RecordedNvml, clock: ManualClock
 ) -> None:
@@ -338,6 +365,18 @@ def test_xid_events_are_decoded_with_severity(collector: NvmlCollector, recorded
     assert events[79].gpu_index == 2 and events[79].severity == model.Severity.CRITICAL
     assert "fallen off the bus" in events[79].message
     assert events[13].gpu_index == 0 and events[13].severity == model.Severity.INFO  # application-caused
+
+
+def test_an_xid_neither_critical_nor_the_applications_is_a_warning(
+    collector: NvmlCollector, recorded4: RecordedNvml
+) -> None:
+    collector.poll_fast()
+    recorded4.inject_xid(1, 109)  # a context-switch timeout
+    recorded4.inject_xid(3, 9999)  # an XID the catalog does not know
+    collector.poll_events()
+    events = {e.code: e for e in collector.drain_events() if e.kind == model.EventKind.XID}
+    assert events[109].severity == model.Severity.WARNING and events[109].gpu_index == 1
+    assert events[9999].severity == model.Severity.WARNING and events[9999].gpu_index == 3
 
 
 def test_ecc_events(collector: NvmlCollector, recorded4: RecordedNvml) -> None:

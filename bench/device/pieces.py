@@ -1,8 +1,9 @@
 """Where gpuwatch's collection CPU goes on a real GPU: each piece timed alone (process CPU).
 
-Pieces: the bare fast calls, `_read_fast` (the same calls through the gateway, decoded), the
-hand-off to a GPU's worker thread and back, building the view, building a snapshot, a
-zero-timeout event poll, and the slow read against its bare calls. Run under a load.
+Pieces: the bare fast calls, a GPU's fast refresh (the same calls through the gateway, decoded
+into a frozen reading and stored), the hand-off to a GPU's worker thread and back, building the
+view, building a snapshot, a zero-timeout event poll, and the slow refresh against its bare
+calls. Run under a load.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main() -> None:
         c.poll_fast()
         c.poll_slow()
         time.sleep(0.3)
-    gpu = c._gpus[0]
+    gpu = c._life.gpus[0]
     h = gpu.handle
     w = gpu.fast_worker
     assert w is not None
@@ -74,7 +75,7 @@ def main() -> None:
 
     out = {
         "bare_fast_calls": cpu_us(bare_fast, 2000),
-        "read_fast": cpu_us(lambda: c._read_fast(gpu), 2000),
+        "read_fast": cpu_us(lambda: c._refresh_fast(gpu), 2000),
         "handoff_to_worker": cpu_us(lambda: (w.submit(lambda: None), w.wait(1)), 2000),
         "view": cpu_us(c.view, 2000),
         "build_snapshot": cpu_us(lambda: e.build_snapshot(time.time()), 2000),
@@ -84,7 +85,7 @@ def main() -> None:
     }
     t = time.process_time()
     for _ in range(20):
-        c._read_slow(gpu)
+        c._refresh_slow(gpu)
         time.sleep(0.05)
     out["read_slow"] = round((time.process_time() - t) / 20 * 1e6, 1)
     print(json.dumps(out))
