@@ -1,9 +1,9 @@
 """The one choke point every NVML call passes through.
 
-The collector never calls pynvml directly: it calls `NvmlGateway.call(gpu_key, field, fn_name,
-*args)`. The gateway holds the NVML API object — the real `pynvml` module, or the recorded,
-fault-injecting stand-in from `nvml_recorded` — and turns what NVML answers into one of four
-outcomes:
+Place in the flow: between pynvml and every module of the collector. None of them calls
+pynvml directly: they call `NvmlGateway.call(gpu_key, field, fn_name, *args)`. The gateway holds
+the NVML API object — the real `pynvml` module, or the recorded, fault-injecting stand-in from
+`gpuwatch.demo.nvml` — and turns what NVML answers into one of four outcomes:
 
 - a value;
 - `None` for a field this GPU does not support (`NotSupported`, `FunctionNotFound`, a missing
@@ -85,8 +85,6 @@ def describe_unavailable(exc: BaseException) -> str:
     hint = _UNAVAILABLE_HINTS.get(code) if code is not None else None
     if hint:
         return f"NVML unavailable: {hint}"
-    if isinstance(exc, OSError | AttributeError):
-        return f"NVML unavailable: {exc}"
     return f"NVML unavailable: {exc}"
 
 
