@@ -47,22 +47,12 @@ from gpuwatch import model
 from gpuwatch.collect.contract import Job
 from gpuwatch.collect.triton import derive, link
 from gpuwatch.collect.triton.http import BoundedFetcher, FetchError, decode_json, decode_text
-from gpuwatch.collect.triton.parse import (
-    SUCCESS,
-    IndexEntry,
-    MetricsModel,
-    MetricsParser,
-    MetricsScrape,
-    ModelConfig,
-    ModelKey,
-    ShapeError,
-    StatsModel,
-    StatsParser,
-    StatsScrape,
-    parse_config,
-    parse_index,
-    parse_server_metadata,
-)
+from gpuwatch.collect.triton.parse_config import ModelConfig, parse_config
+from gpuwatch.collect.triton.parse_index import IndexEntry, parse_index
+from gpuwatch.collect.triton.parse_metrics import SUCCESS, MetricsModel, MetricsParser, MetricsScrape
+from gpuwatch.collect.triton.parse_server import parse_server_metadata
+from gpuwatch.collect.triton.parse_shape import ModelKey, ShapeError
+from gpuwatch.collect.triton.parse_stats import StatsModel, StatsParser, StatsScrape
 from gpuwatch.config import TritonServerSettings, TritonSettings
 
 CONFIG_RETRY_SECONDS = 10.0

@@ -25,7 +25,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gpuwatch import model
-from gpuwatch.collect.triton.parse import (
+from gpuwatch.collect.triton.parse_config import ModelConfig
+from gpuwatch.collect.triton.parse_metrics import (
     CACHE_HITS,
     CACHE_MISSES,
     COMPUTE_INFER_US,
@@ -37,11 +38,9 @@ from gpuwatch.collect.triton.parse import (
     QUEUE_US,
     REQUEST_US,
     SUCCESS,
-    Duration,
     MetricsModel,
-    ModelConfig,
-    StatsModel,
 )
+from gpuwatch.collect.triton.parse_stats import Duration, StatsModel
 
 MIN_INTERVAL_SECONDS = 1e-3
 """Two readings closer than this give no rates (they would be noise over almost nothing)."""
