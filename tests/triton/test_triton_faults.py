@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from gpuwatch import model
-from gpuwatch.collect.triton.collector import ABSENT_RECHECK_SECONDS, TritonCollector
+from gpuwatch.collect.triton.collector import TritonCollector
+from gpuwatch.collect.triton.poller import ABSENT_RECHECK_SECONDS
 from gpuwatch.config import TritonServerSettings, TritonSettings
 from gpuwatch.engine import Engine
 from tests.conftest import ManualClock, make_collector

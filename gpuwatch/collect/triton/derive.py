@@ -1,9 +1,10 @@
 """Pure derivations: parsed polls of one model version → totals, resets and interval figures.
 
-Place in the flow: `triton.py` keeps, per model version, the last reading of each source
-(`/v2/models/stats` and `/metrics`, each with the monotonic time it was read) and calls these
-functions with the previous and the current one. docs/triton.md gives every formula; in short,
-with Δ the change between the two readings of one source and Δt the time between them:
+Place in the flow: the model bookkeeping (`models.py`) keeps, per model version, the last
+reading of each source (`/v2/models/stats` and `/metrics`, each with the monotonic time it was
+read) and calls these functions with the previous and the current one. docs/triton.md gives
+every formula; in short, with Δ the change between the two readings of one source and Δt the
+time between them:
 
 - requests/s = Δsuccess / Δt, inferences/s = Δinference_count / Δt, executions/s = Δexec / Δt;
   failures/s from /metrics by reason (stats' `fail` when /metrics is not there);
