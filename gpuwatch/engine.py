@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from gpuwatch import model
 from gpuwatch.collect.contract import GpuSource, Job, TritonSource
-from gpuwatch.collect.triton.link import resolve_gpu_indexes
+from gpuwatch.collect.joins import join
 
 log = logging.getLogger("gpuwatch.engine")
 
@@ -207,13 +207,10 @@ class Engine:
         view = self.gpus.view()
         events = self.gpus.drain_events()
         servers: tuple[model.TritonServerStatus, ...] = ()
-        processes = view.processes
         if self.triton is not None:
-            # Link first, so each server's view carries the PIDs found in this tick's processes;
-            # then turn Triton's gpu_uuid labels into NVML indexes here, where the GPUs are known.
-            processes = self.triton.link_processes(processes)
-            servers = resolve_gpu_indexes(self.triton.view(), view.devices)
+            servers = self.triton.view()
             events += self.triton.drain_events()
+        joined = join(view, servers)  # processes ↔ servers, GPU UUIDs → indexes
         with self._lock:
             events += self._own_events
             self._own_events = []
@@ -223,8 +220,8 @@ class Engine:
             node=view.node,
             devices=view.devices,
             gpus=view.gpus,
-            processes=processes,
-            triton=servers,
+            processes=joined.processes,
+            triton=joined.servers,
             events=tuple(events),
             collectors=self.health(),
             store=self._store_health() if self._store_health else None,

@@ -3,8 +3,8 @@
 Place in the flow: the engine runs one job per configured server (`jobs()`), each on its own
 thread, so a stalled server never delays another server or an NVML tick; it reads `view()`
 and `drain_events()` when it builds a snapshot. Nothing here formats, stores or serves, and
-nothing here calls NVML: GPU UUIDs are resolved to indexes by the engine
-(`link.resolve_gpu_indexes`).
+nothing here calls NVML or sees the process list: the engine joins the view with NVML's
+(`gpuwatch.collect.joins`: which process is which server, GPU UUIDs → indexes).
 
 Inside, per server: `poller.py` (the server's state across polls) asks `poll.py` for one poll's
 requests and hands what came back to `models.py` (per-model bookkeeping: totals, resets,
@@ -20,7 +20,6 @@ import httpx
 
 from gpuwatch import model
 from gpuwatch.collect.contract import Job
-from gpuwatch.collect.triton import link
 from gpuwatch.collect.triton.poller import ServerPoller
 from gpuwatch.config import TritonServerSettings, TritonSettings
 
@@ -57,12 +56,6 @@ class TritonCollector:
         for p in self.pollers:
             events += p.drain_events()
         return events
-
-    def link_processes(self, processes: tuple[model.ProcessSample, ...]) -> tuple[model.ProcessSample, ...]:
-        links = link.tritonserver_links(processes, [(p.name, p.url) for p in self.pollers])
-        for p in self.pollers:
-            p.set_pids(tuple(sorted(pid for pid, name in links.items() if name == p.name)))
-        return link.mark_processes(processes, links)
 
     def close(self) -> None:
         for p in self.pollers:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import httpx
 
@@ -54,7 +53,6 @@ class ServerPoller:
         self._absent_until: float | None = None
         self._outage = False
         self._polls = 0
-        self._pids: tuple[int, ...] = ()
         self._lock = threading.Lock()
         self._events: list[model.Event] = []
         self._status = model.TritonServerStatus(
@@ -64,16 +62,12 @@ class ServerPoller:
     # -- readers (any thread) --------------------------------------------------------------
 
     def status(self) -> model.TritonServerStatus:
-        status = self._status
-        return replace(status, pids=self._pids) if status.pids != self._pids else status
+        return self._status
 
     def drain_events(self) -> list[model.Event]:
         with self._lock:
             events, self._events = self._events, []
         return events
-
-    def set_pids(self, pids: tuple[int, ...]) -> None:
-        self._pids = pids
 
     def close(self) -> None:
         self._fetcher.close()
@@ -168,5 +162,4 @@ class ServerPoller:
             polled_at=p.wall,
             poll_seconds=self._monotonic() - p.started,
             models=models,
-            pids=self._pids,
         )
