@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from gpuwatch.collect.triton.parse_config import parse_config
-from gpuwatch.collect.triton.parse_index import parse_index
+from gpuwatch.collect.triton.parse_index import model_state, parse_index
 from gpuwatch.collect.triton.parse_metrics import MetricsParser, parse_metrics
 from gpuwatch.collect.triton.parse_server import parse_server_metadata, version_tuple
 from gpuwatch.collect.triton.parse_shape import ShapeError
 from gpuwatch.collect.triton.parse_stats import parse_stats, read_entry, read_entry_fast
 from gpuwatch.demo.triton import load_recording
+from gpuwatch.model import ModelState
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "triton"
 UUIDS = ("GPU-8c4fe0a9-1111-2222-3333-444455556666", "GPU-0d2a77b1-aaaa-bbbb-cccc-ddddeeeeffff")
@@ -358,6 +359,23 @@ def test_index_capture_and_a_load_error() -> None:
     assert (never_loaded.version, never_loaded.state) == (None, None)
     with pytest.raises(ShapeError, match="expected a list of models"):
         parse_index({"models": []})
+
+
+def test_index_states_become_model_states_and_a_newer_word_is_kept() -> None:
+    rows = parse_index(
+        [
+            {"name": "a", "version": "1", "state": "READY"},
+            {"name": "b", "version": "1", "state": "unloading"},
+            {"name": "c", "version": "1", "state": "PAUSED", "reason": "a newer Triton's state"},
+            {"name": "d", "state": ""},
+        ]
+    )
+    assert [r.state for r in rows] == [ModelState.READY, ModelState.UNLOADING, "PAUSED", None]
+    assert [type(r.state) for r in rows] == [ModelState, ModelState, str, type(None)]
+    assert (
+        model_state("LOADING") is ModelState.LOADING and model_state("Unavailable") is ModelState.UNAVAILABLE
+    )
+    assert model_state("PAUSED") == "PAUSED" and not isinstance(model_state("PAUSED"), ModelState)
 
 
 def test_server_metadata_and_versions() -> None:

@@ -29,6 +29,8 @@ from gpuwatch.collect.triton.poll import PollResult
 
 CONFIG_RETRY_SECONDS = 10.0
 """A config that could not be read is tried again after this long (not every poll)."""
+_UNTROUBLED = (model.ModelState.READY, model.ModelState.LOADING, model.ModelState.UNLOADING)
+"""States a model may change to without a warning (an unknown state is worth one)."""
 
 
 @dataclass
@@ -42,7 +44,7 @@ class _Model:
     config: ModelConfig | None = None
     config_due_at: float = 0.0
     config_error: str | None = None
-    state: str | None = None
+    state: model.ModelState | str | None = None
     seen: bool = False
     """A poll of an up server has shown it: its state changes are events from now on."""
     totals: model.ModelTotals | None = None
@@ -168,7 +170,7 @@ class ModelBook:
         for key in keys:
             mem = self._models[key]
             entry = states.get(key)
-            state = entry.state if entry is not None else ("READY" if key in stats else None)
+            state = entry.state if entry is not None else (model.ModelState.READY if key in stats else None)
             if mem.seen and state != mem.state:
                 events.append(self._state_event(p, key, mem.state, state, entry))
             mem.state = state
@@ -244,7 +246,7 @@ class ModelBook:
             m_new is None and (p.metrics is not None or mem.metrics_gone) and old.metrics is not None
         )
         reasons = []
-        if entry is not None and entry.reason and entry.state != "READY":
+        if entry is not None and entry.reason and entry.state != model.ModelState.READY:
             reasons.append(entry.reason)
         elif entry is not None and entry.version is None and entry.state is None:
             reasons.append("in the repository, not loaded")
@@ -286,17 +288,15 @@ class ModelBook:
         self,
         p: PollResult,
         key: ModelKey,
-        before: str | None,
-        after: str | None,
+        before: model.ModelState | str | None,
+        after: model.ModelState | str | None,
         entry: IndexEntry | None,
     ) -> model.Event:
         words = f"{key[0]}:{key[1]} on {self.server}: {before or 'unknown'} → {after or 'unknown'}"
-        if entry is not None and entry.reason and after != "READY":
+        if entry is not None and entry.reason and after != model.ModelState.READY:
             words += f" ({entry.reason})"
-        severity = (
-            model.Severity.INFO if after in ("READY", "LOADING", "UNLOADING") else model.Severity.WARNING
-        )
-        if after == "UNAVAILABLE" and entry is not None and entry.reason == "unloaded":
+        severity = model.Severity.INFO if after in _UNTROUBLED else model.Severity.WARNING
+        if after == model.ModelState.UNAVAILABLE and entry is not None and entry.reason == "unloaded":
             severity = model.Severity.INFO
         return self._event(p, model.EventKind.MODEL_STATE, severity, words, key)
 

@@ -2,7 +2,8 @@
 
 Place in the flow: the poll (`poll.py`) fetches the index each poll and hands the decoded JSON
 to `parse_index`; the model bookkeeping (`models.py`) takes each model's state and reason from
-it. Pure, no I/O; a wrong shape is a `ShapeError`.
+it. Pure, no I/O; a wrong shape is a `ShapeError`. This is where Triton's state words become
+`model.ModelState` (`model_state`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gpuwatch import model
 from gpuwatch.collect.triton import parse_shape as shape
 from gpuwatch.collect.triton.parse_shape import ShapeError
 
@@ -21,7 +23,8 @@ class IndexEntry:
     name: str
     version: str | None
     """None for a model in the repository that was never loaded (explicit model control)."""
-    state: str | None
+    state: model.ModelState | str | None
+    """A known state, or a newer Triton's word as it wrote it; None when the row has none."""
     reason: str | None
 
 
@@ -39,11 +42,20 @@ def parse_index(doc: Any) -> tuple[IndexEntry, ...]:
             IndexEntry(
                 row["name"],
                 version if isinstance(version, str) and version else None,
-                state if isinstance(state, str) and state else None,
+                model_state(state) if isinstance(state, str) and state else None,
                 _one_line(reason) if isinstance(reason, str) and reason else None,
             )
         )
     return tuple(out)
+
+
+def model_state(word: str) -> model.ModelState | str:
+    """Triton's word for a model's state → the `ModelState` it names (in any case), or the
+    word itself when it names none gpuwatch knows (a newer Triton's state is kept, not lost)."""
+    try:
+        return model.ModelState(word.upper())
+    except ValueError:
+        return word
 
 
 def _one_line(text: str, width: int = 300) -> str:

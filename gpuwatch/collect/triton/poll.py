@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 import httpx
 
+from gpuwatch import model
 from gpuwatch.collect.triton.http import BoundedFetcher, FetchError, decode_json, decode_text
 from gpuwatch.collect.triton.parse_config import ModelConfig, parse_config
 from gpuwatch.collect.triton.parse_index import IndexEntry, parse_index
@@ -236,7 +237,7 @@ class PollFetcher:
 
     def _read_configs(self, g: _Gathering, config_due: Callable[[ModelKey], bool], until: float) -> None:
         if g.index is not None:
-            ready = {(e.name, e.version or "") for e in g.index if e.state == "READY"}
+            ready = {(e.name, e.version or "") for e in g.index if e.state == model.ModelState.READY}
         else:
             ready = set(g.stats.models) if g.stats is not None else set()
         for key in sorted(ready):
