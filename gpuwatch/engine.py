@@ -4,7 +4,8 @@ Place in the flow: collectors → **engine** → store, /metrics, JSON API, TUI.
 job runs on a thread of its own, so a job stuck in a driver call or a stalled HTTP request
 delays nothing else; the engine notices (the job's health turns stale within two cadences) and
 the job resumes when its call returns. The tick thread never calls a collector: it reads their
-latest immutable views, adds health, publishes the snapshot as `latest()` and hands it to each
+latest immutable views, joins them (`collect/joins.py`: which process is which Triton server,
+GPU UUIDs → indexes), adds health, publishes the snapshot as `latest()` and hands it to each
 subscriber (the store writer queues it; it never blocks the tick).
 
 `collect_once` is the same assembly for one-shot commands (`gpuwatch snapshot`): it runs every
