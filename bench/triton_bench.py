@@ -36,7 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gpuwatch.collect.triton.collector import ServerPoller  # noqa: E402
+from gpuwatch.collect.triton.poller import ServerPoller  # noqa: E402
 from gpuwatch.config import TritonServerSettings, TritonSettings  # noqa: E402
 from tests.triton.server import ModelSpec, start_server, write_repository  # noqa: E402
 

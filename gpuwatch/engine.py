@@ -4,7 +4,8 @@ Place in the flow: collectors → **engine** → store, /metrics, JSON API, TUI.
 job runs on a thread of its own, so a job stuck in a driver call or a stalled HTTP request
 delays nothing else; the engine notices (the job's health turns stale within two cadences) and
 the job resumes when its call returns. The tick thread never calls a collector: it reads their
-latest immutable views, adds health, publishes the snapshot as `latest()` and hands it to each
+latest immutable views, joins them (`collect/joins.py`: which process is which Triton server,
+GPU UUIDs → indexes), adds health, publishes the snapshot as `latest()` and hands it to each
 subscriber (the store writer queues it; it never blocks the tick).
 
 `collect_once` is the same assembly for one-shot commands (`gpuwatch snapshot`): it runs every
@@ -22,7 +23,7 @@ from collections.abc import Callable
 
 from gpuwatch import model
 from gpuwatch.collect.contract import GpuSource, Job, TritonSource
-from gpuwatch.collect.triton.link import resolve_gpu_indexes
+from gpuwatch.collect.joins import join
 
 log = logging.getLogger("gpuwatch.engine")
 
@@ -207,13 +208,10 @@ class Engine:
         view = self.gpus.view()
         events = self.gpus.drain_events()
         servers: tuple[model.TritonServerStatus, ...] = ()
-        processes = view.processes
         if self.triton is not None:
-            # Link first, so each server's view carries the PIDs found in this tick's processes;
-            # then turn Triton's gpu_uuid labels into NVML indexes here, where the GPUs are known.
-            processes = self.triton.link_processes(processes)
-            servers = resolve_gpu_indexes(self.triton.view(), view.devices)
+            servers = self.triton.view()
             events += self.triton.drain_events()
+        joined = join(view, servers)  # processes ↔ servers, GPU UUIDs → indexes
         with self._lock:
             events += self._own_events
             self._own_events = []
@@ -223,8 +221,8 @@ class Engine:
             node=view.node,
             devices=view.devices,
             gpus=view.gpus,
-            processes=processes,
-            triton=servers,
+            processes=joined.processes,
+            triton=joined.servers,
             events=tuple(events),
             collectors=self.health(),
             store=self._store_health() if self._store_health else None,

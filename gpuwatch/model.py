@@ -249,6 +249,19 @@ class ServerState(StrEnum):
     """Answering, but with something gpuwatch cannot use (garbage, wrong shapes, too large)."""
 
 
+class ModelState(StrEnum):
+    """A model version's state, in Triton's words (`POST /v2/repository/index`).
+
+    A state this gpuwatch does not know (a newer Triton's) is not forced into one of these, nor
+    dropped: `ModelStats.state` then holds Triton's word as a plain string, which the JSON form
+    carries as it is and every face shows as it is (never as ready)."""
+
+    READY = "READY"
+    UNAVAILABLE = "UNAVAILABLE"
+    LOADING = "LOADING"
+    UNLOADING = "UNLOADING"
+
+
 @dataclass(frozen=True, slots=True)
 class ModelTotals:
     """Cumulative counters since the model version was loaded (or the server started)."""
@@ -306,7 +319,7 @@ class ModelStats:
     server: str
     name: str
     version: str
-    state: str | None = None
+    state: ModelState | str | None = None
     """READY, UNAVAILABLE, LOADING, UNLOADING (Triton's words)."""
     state_reason: str | None = None
     backend: str | None = None

@@ -203,7 +203,7 @@ def _build_catalog() -> dict[str, tuple[SeriesInfo, Extractor]]:
         "model_up",
         Entity.MODEL,
         "1 when the model version is READY",
-        lambda m: 1.0 if m.state == "READY" else 0.0,
+        lambda m: 1.0 if m.state == model.ModelState.READY else 0.0,
     )
     for f in fields(model.ModelInterval):
         if f.name not in _MODEL_INTERVAL_SKIPPED:

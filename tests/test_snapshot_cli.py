@@ -52,6 +52,28 @@ def test_json_decodes_back_to_the_same_snapshot(demo_json: dict[str, object]) ->
     assert any(p.user == "svc-infer" for p in snapshot.processes)
 
 
+def test_model_states_cross_the_codec_as_members_or_as_a_newer_tritons_word(
+    demo_json: dict[str, object],
+) -> None:
+    known = model.ModelStats(server="s", name="m", version="1", state=model.ModelState.UNAVAILABLE)
+    newer = model.ModelStats(server="s", name="m", version="2", state="PAUSED")
+    unknown = model.ModelStats(server="s", name="m", version="3")
+    for stats, word in ((known, "UNAVAILABLE"), (newer, "PAUSED"), (unknown, None)):
+        doc = jsonform.encode(stats)
+        assert doc["state"] == word
+        back = jsonform.decode(model.ModelStats, doc)
+        assert back == stats and jsonform.encode(back) == doc
+    assert jsonform.decode(model.ModelStats, jsonform.encode(known)).state is model.ModelState.UNAVAILABLE
+    assert type(jsonform.decode(model.ModelStats, jsonform.encode(newer)).state) is str
+    documented = json.loads(SCHEMA_PATH.read_text())
+    with_word = json.loads(json.dumps(demo_json))
+    with_word["triton"][0]["models"][0]["state"] = "PAUSED"  # type: ignore[index]
+    jsonschema.validate(with_word, documented, cls=jsonschema.Draft202012Validator)
+    with_word["triton"][0]["models"][0]["state"] = 3  # type: ignore[index]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(with_word, documented, cls=jsonschema.Draft202012Validator)
+
+
 def test_decode_rejects_a_wrong_shape_with_a_path() -> None:
     with pytest.raises(jsonform.DecodeError, match=r"\$\.gpus\[0\]\.index: expected an integer"):
         jsonform.decode_snapshot(

@@ -23,6 +23,7 @@ from typing import Protocol
 from gpuwatch.catalog import nvml_codes
 from gpuwatch.config import ConfigError
 from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.model import ModelState
 
 FAULT_START_SECONDS = 30.0
 
@@ -120,7 +121,7 @@ def _model_failing(triton: RecordedTritonFaults) -> None:
     start = FAULT_START_SECONDS
     triton.fail_requests(failing, 0.3, from_seconds=start)
     triton.stall(stalled, from_seconds=start)
-    triton.set_state(unavailable, "UNAVAILABLE", from_seconds=start)
+    triton.set_state(unavailable, ModelState.UNAVAILABLE, from_seconds=start)
     triton.queue_share(queued, 0.8, from_seconds=start)
 
 

@@ -39,6 +39,7 @@ from urllib.parse import unquote
 import httpx
 
 from gpuwatch.demo.triton_faults import Fault, FaultPlan, metrics_role, stats_role
+from gpuwatch.model import ModelState
 
 RECORDING = "data/triton/demo.jsonl.gz"
 DEMO_PLACEMENT: dict[str, tuple[int, ...]] = {
@@ -269,7 +270,7 @@ class RecordedTriton(httpx.BaseTransport):
                 continue
             match = _MODEL_LABEL.search(key)
             name = match.group(1) if match else None
-            if name is not None and self.faults.state(name, elapsed) not in (None, "READY"):
+            if name is not None and self.faults.state(name, elapsed) not in (None, ModelState.READY):
                 continue  # a model that is not ready has left /metrics
             values[key] = value
             rows.append((key, name, key))
@@ -311,7 +312,7 @@ class RecordedTriton(httpx.BaseTransport):
         entries = []
         for entry in doc.get("model_stats", []):
             key = (entry["name"], entry["version"])
-            if self.faults.state(entry["name"], elapsed) not in (None, "READY"):
+            if self.faults.state(entry["name"], elapsed) not in (None, ModelState.READY):
                 continue  # not ready: the statistics no longer list it
             paths: list[tuple[Any, ...]] = [("inference_count",), ("execution_count",)]
             paths += [(leaf, part) for leaf in entry["inference_stats"] for part in ("count", "ns")]
@@ -372,7 +373,7 @@ class RecordedTriton(httpx.BaseTransport):
                 rows.append(recorded)
                 continue
             row = {"name": recorded["name"], "version": recorded.get("version", "1"), "state": state}
-            if state != "READY":
+            if state != ModelState.READY:
                 row["reason"] = "demo scenario: the model was taken out of service"
             rows.append(row)
         return rows
@@ -446,7 +447,9 @@ class RecordedTriton(httpx.BaseTransport):
                 version = parts[5] if len(parts) == 7 else _latest(configs, name)
                 cfg = configs.get(f"{name}/{version}")
                 ready = any(
-                    r.get("name") == name and r.get("state") == "READY" and r.get("version") == version
+                    r.get("name") == name
+                    and r.get("state") == ModelState.READY
+                    and r.get("version") == version
                     for r in self.index_doc()
                 )
                 if cfg is None or not ready:

@@ -428,7 +428,7 @@ def _triton(
 def _model(out: _Families, m: model.ModelStats, batches: tuple[tuple[int, ...], int] | None) -> None:
     p = fam.PREFIX
     k = (m.server, m.name, m.version)
-    out.add(p + "model_up", k, int(m.state == "READY"))
+    out.add(p + "model_up", k, int(m.state == model.ModelState.READY))
     if m.state is not None:
         out.add(p + "model_state", (*k, m.state), 1)
     out.add(p + "model_info", (*k, _label(m.backend), _label(m.platform), _label(m.instance_kind)), 1)

@@ -137,7 +137,7 @@ def _processes(processes: Iterable[model.ProcessSample]) -> list[str]:
 
 # --------------------------------------------------------------------------- Triton
 
-_STATE_WORDS = {"UNAVAILABLE": "UNAVAIL", "UNLOADING": "UNLOAD"}
+_STATE_WORDS: dict[str, str] = {model.ModelState.UNAVAILABLE: "UNAVAIL", model.ModelState.UNLOADING: "UNLOAD"}
 
 
 def _triton(s: model.Snapshot) -> list[str]:
@@ -199,7 +199,11 @@ def _model_lines(prefix: str, m: model.ModelStats, now: float) -> list[str]:
     indent = "   " if prefix else "  "
     if m.state_reason:
         mark = (
-            "! " if m.state != "READY" or "config" in m.state_reason or "statistics" in m.state_reason else ""
+            "! "
+            if m.state != model.ModelState.READY
+            or "config" in m.state_reason
+            or "statistics" in m.state_reason
+            else ""
         )
         out.append(fmt.clip(f"{indent}{mark}{m.state_reason}", WIDTH))
     if i is not None and i.reset:

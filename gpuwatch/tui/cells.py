@@ -155,12 +155,12 @@ def model_key(stats: model.ModelStats) -> str:
 
 
 def model_state(stats: model.ModelStats, pal: Palette) -> Text:
-    state = (stats.state or "").upper()
-    if state == "READY":
+    state = stats.state
+    if state == model.ModelState.READY:
         return Text("ready", style=pal.good)
-    if state in ("LOADING", "UNLOADING"):
+    if state in (model.ModelState.LOADING, model.ModelState.UNLOADING):
         return Text(state.lower(), style=pal.warn)
-    return Text("! " + (state.lower() or "unknown")[:7], style=pal.fault)
+    return Text("! " + ((state or "").lower() or "unknown")[:7], style=pal.fault)
 
 
 def batch_cell(stats: model.ModelStats, pal: Palette) -> Text:

@@ -49,7 +49,7 @@ def summarize(snapshot: model.Snapshot) -> NodeSummary:
         hottest=max(temps, key=lambda x: (x[1], -x[0])) if temps else None,
         power_watts=sum(powers) if powers else None,
         power_limit_watts=sum(limits) if limits else None,
-        models_ready=sum(1 for m in models if (m.state or "").upper() == "READY"),
+        models_ready=sum(1 for m in models if m.state == model.ModelState.READY),
         models_total=len(models),
         failures_per_second=sum(failures) if failures else None,
         lost_gpus=len(snapshot.gpus) - len(ok),

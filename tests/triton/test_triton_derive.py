@@ -13,12 +13,9 @@ from typing import Any
 import pytest
 
 from gpuwatch.collect.triton import derive
-from gpuwatch.collect.triton.parse import (
-    ModelConfig,
-    parse_config,
-    parse_metrics,
-    parse_stats,
-)
+from gpuwatch.collect.triton.parse_config import ModelConfig, parse_config
+from gpuwatch.collect.triton.parse_metrics import parse_metrics
+from gpuwatch.collect.triton.parse_stats import parse_stats
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "triton"
 DT = 2.0

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from gpuwatch import model
-from gpuwatch.collect.triton.collector import ABSENT_RECHECK_SECONDS, TritonCollector
+from gpuwatch.collect.triton.collector import TritonCollector
+from gpuwatch.collect.triton.poller import ABSENT_RECHECK_SECONDS
 from gpuwatch.config import TritonServerSettings, TritonSettings
 from gpuwatch.engine import Engine
 from tests.conftest import ManualClock, make_collector
@@ -294,6 +295,24 @@ def test_a_model_that_is_not_ready(fake: FakeTriton) -> None:
         (model.EventKind.MODEL_STATE, model.Severity.WARNING, "bert_stub")
     ]
     assert events[0].message == "bert_stub:1 on fake: READY → UNAVAILABLE (Internal: CUDA out of memory)"
+
+
+def test_a_state_from_a_newer_triton_is_kept_as_its_word_and_is_not_ready(fake: FakeTriton) -> None:
+    c = collector(fake)
+    _, first = poll(c)
+    assert {m.name: m.state for m in first.models}["bert_stub"] is model.ModelState.READY
+    c.drain_events()
+    index = json.loads((DATA / "repository_index.json").read_text())
+    index[0] = {"name": "bert_stub", "version": "1", "state": "PAUSED"}
+    fake.set_body("POST", "/v2/repository/index", index)
+    _, status = poll(c)
+    bert = {m.name: m for m in status.models}["bert_stub"]
+    assert bert.state == "PAUSED" and not isinstance(bert.state, model.ModelState)
+    assert bert.state != model.ModelState.READY
+    events = c.drain_events()
+    assert [(e.kind, e.severity, e.message) for e in events] == [
+        (model.EventKind.MODEL_STATE, model.Severity.WARNING, "bert_stub:1 on fake: READY → PAUSED")
+    ]
 
 
 # --------------------------------------------------------------------------- NVML is never delayed

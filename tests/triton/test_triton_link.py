@@ -1,13 +1,16 @@
 """Linking Triton to the rest of the snapshot: `tritonserver` processes to their configured
-server, Triton's gpu_uuid labels to NVML's GPU indexes; and the server-level resets the
-collector names (a restart seen as every counter going down, recovery after an outage)."""
+server, Triton's gpu_uuid labels to NVML's GPU indexes, all in one pure join that writes
+nothing back into the collector; and the server-level resets the collector names (a restart
+seen as every counter going down, recovery after an outage)."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 from gpuwatch import model
+from gpuwatch.collect.joins import Joined, join
 from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.collect.triton.link import http_port, resolve_gpu_indexes, tritonserver_links
 from gpuwatch.config import TritonServerSettings, TritonSettings
@@ -63,6 +66,65 @@ def test_gpu_uuids_resolve_to_nvml_indexes() -> None:
     server = model.TritonServerStatus("s", "http://h:8000", model.ServerState.UP, models=models)
     (linked,) = resolve_gpu_indexes((server,), devices)
     assert [m.gpu_indexes for m in linked.models] == [(0, 3), (1,), ()]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The part of a GPU view a join reads."""
+
+    devices: tuple[model.GpuInfo, ...]
+    processes: tuple[model.ProcessSample, ...]
+
+
+def test_one_join_marks_processes_gives_each_server_its_pids_and_resolves_gpus() -> None:
+    devices = (model.GpuInfo(index=0, uuid="GPU-AAAA-1"), model.GpuInfo(index=3, uuid="GPU-bbbb-2"))
+    processes = (
+        proc(30, "tritonserver --http-port=9000"),
+        proc(10, "tritonserver"),
+        proc(11, "python3 train.py"),
+        model.ProcessSample(pid=10, gpu_index=3, gpu_uuid="GPU-bbbb-2", name="tritonserver"),
+        proc(20, "tritonserver --http-port 8000"),
+    )
+    models = (
+        model.ModelStats(server="a", name="on_gpus", version="1", gpu_uuids=("gpu-aaaa-1", "bbbb-2")),
+        model.ModelStats(server="a", name="config_only", version="1", gpu_indexes=(1,)),
+    )
+    servers = (
+        model.TritonServerStatus("a", "http://127.0.0.1:8000", model.ServerState.UP, models=models),
+        model.TritonServerStatus("b", "http://localhost:9000/", model.ServerState.DOWN),
+        model.TritonServerStatus("idle", "http://127.0.0.1:7000", model.ServerState.ABSENT, pids=(99,)),
+        model.TritonServerStatus("far", "http://10.9.9.9:8000", model.ServerState.UP),
+    )
+    joined = join(Placement(devices, processes), servers, local_names=frozenset({"node-7"}))
+    assert isinstance(joined, Joined)
+    assert [p.triton_server for p in joined.processes] == ["b", "a", None, "a", "a"]
+    assert [(s.name, s.pids) for s in joined.servers] == [
+        ("a", (10, 20)),
+        ("b", (30,)),
+        ("idle", ()),
+        ("far", ()),
+    ]
+    assert [m.gpu_indexes for m in joined.servers[0].models] == [(0, 3), (1,)]
+    # pure: the inputs are what they were, and the same views join to the same result
+    assert [p.triton_server for p in processes] == [None] * 5 and servers[2].pids == (99,)
+    assert join(Placement(devices, processes), servers, local_names=frozenset({"node-7"})) == joined
+
+
+def test_no_servers_leave_the_processes_as_they_are() -> None:
+    processes = (proc(10, "tritonserver"),)
+    joined = join(Placement((), processes), ())
+    assert joined.processes is processes and joined.servers == ()
+
+
+def test_a_join_writes_nothing_back_into_the_collector() -> None:
+    with FakeTriton() as fake:
+        c = collector(fake)
+        c.pollers[0].poll()
+        before = c.view()
+        joined = join(Placement((), (proc(10, f"tritonserver --http-port={fake.port}"),)), before)
+        assert joined.servers[0].pids == (10,)
+        assert c.view() == before and c.view()[0].pids == ()
+        assert not hasattr(c, "link_processes") and not hasattr(c.pollers[0], "set_pids")
 
 
 # --------------------------------------------------------------------------- server-level resets

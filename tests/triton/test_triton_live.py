@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import psutil
 import pytest
 
 from gpuwatch import model
+from gpuwatch.collect.joins import join
 from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import TritonServerSettings, TritonSettings
 from tests.conftest import run_gpuwatch
@@ -231,6 +233,14 @@ def test_a_config_override_reload_restarts_stats_but_not_metrics(
     assert after.interval.requests_per_second is not None and after.interval.requests_per_second > 0
 
 
+@dataclass(frozen=True)
+class Placement:
+    """The part of a GPU view a join reads."""
+
+    devices: tuple[model.GpuInfo, ...]
+    processes: tuple[model.ProcessSample, ...]
+
+
 def test_the_tritonserver_process_is_linked_to_its_server(triton_server: TritonProcess) -> None:
     proc = psutil.Process(triton_server.pid)
     sample = model.ProcessSample(
@@ -240,9 +250,9 @@ def test_the_tritonserver_process_is_linked_to_its_server(triton_server: TritonP
         pid=1, gpu_index=0, gpu_uuid="GPU-x", name="python3", command="python3 train.py"
     )
     c = collector(triton_server)
-    linked = c.link_processes((sample, other))
-    assert [p.triton_server for p in linked] == ["live", None]
-    assert c.view()[0].pids == (proc.pid,)
+    linked = join(Placement((), (sample, other)), c.view())
+    assert [p.triton_server for p in linked.processes] == ["live", None]
+    assert linked.servers[0].pids == (proc.pid,)
 
 
 def test_snapshot_with_triton_urls(triton_server: TritonProcess) -> None:

@@ -12,16 +12,14 @@ from typing import Any
 
 import pytest
 
-from gpuwatch.collect.triton.parse import (
-    MetricsParser,
-    ShapeError,
-    parse_config,
-    parse_index,
-    parse_metrics,
-    parse_server_metadata,
-    parse_stats,
-    version_tuple,
-)
+from gpuwatch.collect.triton.parse_config import parse_config
+from gpuwatch.collect.triton.parse_index import model_state, parse_index
+from gpuwatch.collect.triton.parse_metrics import MetricsParser, parse_metrics
+from gpuwatch.collect.triton.parse_server import parse_server_metadata, version_tuple
+from gpuwatch.collect.triton.parse_shape import ShapeError
+from gpuwatch.collect.triton.parse_stats import parse_stats, read_entry, read_entry_fast
+from gpuwatch.demo.triton import load_recording
+from gpuwatch.model import ModelState
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "triton"
 UUIDS = ("GPU-8c4fe0a9-1111-2222-3333-444455556666", "GPU-0d2a77b1-aaaa-bbbb-cccc-ddddeeeeffff")
@@ -248,6 +246,63 @@ def test_one_bad_stats_entry_is_a_problem_of_that_model_only() -> None:
     assert scrape.models[(body["model_stats"][1]["name"], "1")].inference_count == 300
 
 
+def stats_entries() -> list[tuple[str, Any]]:
+    """Every statistics entry of every capture: each fixture that holds `model_stats`, every
+    frame of the demo's recording, and variants the fast path must read alike (no batches, no
+    last_inference, a batch size listed twice, the cache leaves gone or counting)."""
+    found: list[tuple[str, Any]] = []
+    for path in sorted(DATA.glob("*.json")):
+        body = json.loads(path.read_text())
+        if isinstance(body, dict) and "model_stats" in body:
+            found += [(f"{path.name}[{i}]", e) for i, e in enumerate(body["model_stats"])]
+    for n, frame in enumerate(load_recording().frames):
+        for i, e in enumerate((frame.get("stats") or {}).get("model_stats", [])):
+            found.append((f"demo frame {n}[{i}]", e))
+    base = doc("models_stats.json")["model_stats"][1]
+    no_batches = {k: v for k, v in base.items() if k not in ("batch_stats", "last_inference")}
+    twice = copy.deepcopy(base)
+    twice["batch_stats"].append(copy.deepcopy(twice["batch_stats"][0]))
+    no_cache = copy.deepcopy(base)
+    del no_cache["inference_stats"]["cache_hit"], no_cache["inference_stats"]["cache_miss"]
+    cached = copy.deepcopy(base)  # the captures' cache leaves are all 0: give them distinct counts
+    cached["inference_stats"]["cache_hit"] = {"count": 7, "ns": 700}
+    cached["inference_stats"]["cache_miss"] = {"count": 3, "ns": 900}
+    found += [
+        ("no batch_stats", no_batches),
+        ("a batch size twice", twice),
+        ("no cache leaves", no_cache),
+        ("a cache that answered", cached),
+    ]
+    return found
+
+
+def test_the_fast_and_the_careful_stats_paths_agree_on_every_capture() -> None:
+    entries = stats_entries()
+    fixtures = {name.split("[")[0] for name, _ in entries if name.endswith("]") and ".json" in name}
+    assert fixtures == {"models_stats.json", "models_stats_failures.json"}
+    assert sum(name.startswith("demo frame") for name, _ in entries) > 700  # 5 models, 150 frames
+    for name, entry in entries:
+        fast = read_entry_fast(entry)
+        assert fast is not None, name  # a well-formed capture never needs the careful path
+        assert fast == read_entry(entry, name), name
+
+
+def test_the_fast_stats_path_hands_anything_unusual_to_the_careful_one() -> None:
+    base = doc("models_stats.json")["model_stats"][1]
+    quoted = copy.deepcopy(base)
+    quoted["inference_count"] = "300"  # protobuf's JSON quotes 64-bit integers
+    whole_float = copy.deepcopy(base)
+    whole_float["inference_stats"]["queue"]["ns"] = 1669316292.0
+    for entry in (quoted, whole_float):
+        assert read_entry_fast(entry) is None
+        assert read_entry(entry, "e") == read_entry_fast(base)
+    negative = copy.deepcopy(base)
+    negative["execution_count"] = -1
+    assert read_entry_fast(negative) is None
+    with pytest.raises(ShapeError, match=re.escape("e.execution_count: expected a non-negative integer")):
+        read_entry(negative, "e")
+
+
 # --------------------------------------------------------------------------- config, index, server
 
 
@@ -304,6 +359,23 @@ def test_index_capture_and_a_load_error() -> None:
     assert (never_loaded.version, never_loaded.state) == (None, None)
     with pytest.raises(ShapeError, match="expected a list of models"):
         parse_index({"models": []})
+
+
+def test_index_states_become_model_states_and_a_newer_word_is_kept() -> None:
+    rows = parse_index(
+        [
+            {"name": "a", "version": "1", "state": "READY"},
+            {"name": "b", "version": "1", "state": "unloading"},
+            {"name": "c", "version": "1", "state": "PAUSED", "reason": "a newer Triton's state"},
+            {"name": "d", "state": ""},
+        ]
+    )
+    assert [r.state for r in rows] == [ModelState.READY, ModelState.UNLOADING, "PAUSED", None]
+    assert [type(r.state) for r in rows] == [ModelState, ModelState, str, type(None)]
+    assert (
+        model_state("LOADING") is ModelState.LOADING and model_state("Unavailable") is ModelState.UNAVAILABLE
+    )
+    assert model_state("PAUSED") == "PAUSED" and not isinstance(model_state("PAUSED"), ModelState)
 
 
 def test_server_metadata_and_versions() -> None:

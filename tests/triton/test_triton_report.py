@@ -196,4 +196,6 @@ def test_the_default_is_one_implicit_local_server_and_urls_replace_it() -> None:
     configured = Settings(triton=TritonSettings(servers=[TritonServerSettings(name="a", headers={"k": "v"})]))
     collector = build_triton(configured, urls=None)
     assert isinstance(collector, TritonCollector)
-    assert [(p.name, p._headers, p._implicit) for p in collector.pollers] == [("a", {"k": "v"}, False)]
+    assert [(p.name, p._fetcher._headers, p._implicit) for p in collector.pollers] == [
+        ("a", {"k": "v"}, False)
+    ]

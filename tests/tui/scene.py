@@ -54,9 +54,6 @@ class ScriptedTriton:
     def drain_events(self) -> list[model.Event]:
         return []
 
-    def link_processes(self, processes: tuple[model.ProcessSample, ...]) -> tuple[model.ProcessSample, ...]:
-        return processes
-
     def close(self) -> None:
         pass
 

@@ -1,6 +1,7 @@
 """The Triton collector: per-model queue, batch and latency statistics from Triton's HTTP APIs.
 
-Place in the flow: Triton's endpoints → `http` (bounded fetches) → the parsers → `derive`
-(totals, resets, per-interval figures) → a view of each server the engine reads each tick.
+Place in the flow: Triton's endpoints → `poll` (one poll's requests, bounded by `http`, each
+body read by its `parse_*` module) → `models` (per-model bookkeeping over `derive`'s formulas)
+→ `poller` (each server's state and status) → `collector`, the view the engine reads each tick.
 See docs/triton.md.
 """

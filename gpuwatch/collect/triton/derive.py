@@ -1,9 +1,10 @@
 """Pure derivations: parsed polls of one model version → totals, resets and interval figures.
 
-Place in the flow: `triton.py` keeps, per model version, the last reading of each source
-(`/v2/models/stats` and `/metrics`, each with the monotonic time it was read) and calls these
-functions with the previous and the current one. docs/triton.md gives every formula; in short,
-with Δ the change between the two readings of one source and Δt the time between them:
+Place in the flow: the model bookkeeping (`models.py`) keeps, per model version, the last
+reading of each source (`/v2/models/stats` and `/metrics`, each with the monotonic time it was
+read) and calls these functions with the previous and the current one. docs/triton.md gives
+every formula; in short, with Δ the change between the two readings of one source and Δt the
+time between them:
 
 - requests/s = Δsuccess / Δt, inferences/s = Δinference_count / Δt, executions/s = Δexec / Δt;
   failures/s from /metrics by reason (stats' `fail` when /metrics is not there);
@@ -25,7 +26,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gpuwatch import model
-from gpuwatch.collect.triton.parse import (
+from gpuwatch.collect.triton.parse_config import ModelConfig
+from gpuwatch.collect.triton.parse_metrics import (
     CACHE_HITS,
     CACHE_MISSES,
     COMPUTE_INFER_US,
@@ -37,11 +39,9 @@ from gpuwatch.collect.triton.parse import (
     QUEUE_US,
     REQUEST_US,
     SUCCESS,
-    Duration,
     MetricsModel,
-    ModelConfig,
-    StatsModel,
 )
+from gpuwatch.collect.triton.parse_stats import Duration, StatsModel
 
 MIN_INTERVAL_SECONDS = 1e-3
 """Two readings closer than this give no rates (they would be noise over almost nothing)."""

@@ -1,6 +1,6 @@
 """Bounded HTTP for the Triton collector: every request under the poll's deadline and a byte cap.
 
-Place in the flow: `triton.py` asks `BoundedFetcher.fetch` for each endpoint of a poll; this
+Place in the flow: `poll.py` asks `BoundedFetcher.fetch` for each endpoint of a poll; this
 module turns whatever the network and the server do into either the body's bytes or one
 `FetchError` whose `reason` is a line a person can act on. It is the one place that knows
 httpx's exception tree:

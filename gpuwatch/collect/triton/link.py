@@ -1,10 +1,10 @@
 """Pure links between Triton and the rest of the snapshot: processes → servers, UUIDs → GPUs.
 
-Place in the flow: the engine hands the NVML process list to the Triton collector's
-`link_processes`, which uses `tritonserver_links` to say which `tritonserver` process is which
-configured server; and the engine resolves each model's `gpu_uuids` (Triton's `gpu_uuid`
-labels) to NVML indexes with `resolve_gpu_indexes` over the GPUs it already has, so the
-Triton collector never calls NVML.
+Place in the flow: `gpuwatch.collect.joins.join`, called by the engine for each snapshot, uses
+`tritonserver_links` and `mark_processes` to say which `tritonserver` process in the NVML
+process list is which configured server, and `resolve_gpu_indexes` to turn each model's
+`gpu_uuids` (Triton's `gpu_uuid` labels) into NVML indexes over the GPUs NVML knows, so the
+Triton collector never calls NVML and never sees the process list.
 
 How a process is matched to a server: a process is a Triton server when its name, or the first
 word of its command line, is `tritonserver`. Its HTTP port is the `--http-port` argument
