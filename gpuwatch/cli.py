@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
-
-Handler = Callable[[argparse.Namespace, config.Settings], int]
 
 IN_PROCESS_HISTORY_SECONDS = 900.0
 """History an in-process `top` keeps in memory (a daemon's store keeps days)."""

@@ -172,7 +172,6 @@ class RecordedTriton(httpx.BaseTransport):
             self._lines.append(lines)
         self._metric_counters = counters
         self._metric_series = {k: _Series(v) for k, v in metric_values.items()}
-        self._metric_raw = metric_values
         # Statistics: every numeric leaf of every model entry (batch bins filled in, see below).
         stats_values: dict[SeriesId, list[float | None]] = {}
         self._bins: dict[tuple[str, str], list[int]] = {}

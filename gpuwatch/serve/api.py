@@ -3,8 +3,8 @@
 Place in the flow: the HTTP server (`gpuwatch.serve.http`) hands each GET under /api/v1/ to
 `Api.handle`; answers come from the engine's latest snapshot (through `gpuwatch.jsonform`, the one
 JSON form of the data model), the engine's live collector health and the history
-(`gpuwatch.series.History`: in memory now, the SQLite store when it is wired). Nothing here
-calls NVML or Triton.
+(`gpuwatch.series.History`: the daemon passes its SQLite store's). Nothing here calls NVML or
+Triton.
 
 Every parameter is checked before anything is read: a malformed one, an unknown one or a
 repeated one is a 400 whose JSON body says which and what is expected. A history that fails
