@@ -43,7 +43,7 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_time_values(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -66,6 +66,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `gpuwatch snapshot | head`
         return EXIT_OK
+
+
+_TIME_OPTIONS = ("--since", "--until")
+
+
+def _join_time_values(argv: Sequence[str]) -> list[str]:
+    """`--since -1h` → `--since=-1h`: argparse would read `-1h` as an option of its own."""
+    out: list[str] = []
+    pending = False
+    for arg in argv:
+        if pending and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] += "=" + arg
+        else:
+            out.append(arg)
+        pending = arg in _TIME_OPTIONS
+    return out
 
 
 def _load_settings(args: argparse.Namespace) -> config.Settings:
@@ -370,7 +386,10 @@ def _add_history_source(p: argparse.ArgumentParser) -> None:
         help="the database file (default: [daemon] database, else STATE_DIR/gpuwatch.db)",
     )
     p.add_argument(
-        "--since", default="1h", metavar="WHEN", help="start: 15m, 24h, 30d ago, or 2026-11-24T03:12"
+        "--since",
+        default="1h",
+        metavar="WHEN",
+        help="start: 15m, 24h, 30d ago (or -15m, as the API writes it), 2026-11-24T03:12, or Unix seconds",
     )
     p.add_argument("--until", default="now", metavar="WHEN", help="end, written like --since (default now)")
     p.add_argument("--json", action="store_true", help="print JSON (the JSON API's encoding)")

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from gpuwatch import jsonform, model, series
+from gpuwatch import jsonform, model, series, timespec
 from gpuwatch.serve import families, openapi
 
 log = logging.getLogger("gpuwatch.api")
@@ -35,11 +33,6 @@ MAX_POINTS = 10_000
 DEFAULT_EVENTS = 1000
 MAX_EVENTS = 10_000
 MAX_VALUE_CHARS = 256
-EARLIEST = 0.0
-LATEST = 1e11  # year 5138: past this a "timestamp" is a typo (or milliseconds)
-
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d|w)$")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 LABEL_FILTERS = ("gpu", "uuid", "server", "model", "version")
 
 
@@ -82,22 +75,12 @@ class _Query:
 
 
 def parse_time(text: str, name: str, now: float) -> float:
-    """Unix seconds ("1767225600", "1767225600.5"), "now", or relative to now ("-90s", "-1h")."""
-    text = text.strip()
-    if text == "now":
-        return now
-    relative = _RELATIVE.match(text)
-    if relative:
-        return now - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
+    """`from` and `to`: the one grammar of moments (`timespec.parse_moment`: Unix seconds, `now`,
+    `-1h` or `1h` before now, an ISO 8601 date and time)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise BadRequest(
-            f"{name}={text!r}: expected Unix seconds, 'now', or a relative time like -90s, -30m, -1h, -7d"
-        ) from None
-    if not math.isfinite(value) or not EARLIEST <= value <= LATEST:
-        raise BadRequest(f"{name}={text!r}: expected Unix seconds between 0 and {LATEST:.0f}")
-    return value
+        return timespec.parse_moment(text, now)
+    except ValueError as exc:
+        raise BadRequest(f"{name}={text!r}: {exc}") from None
 
 
 def parse_int(text: str | None, name: str, default: int, lo: int, hi: int) -> int:

@@ -17,8 +17,10 @@ _NULLABLE_NUM = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 
 _TIME_PARAM_DOC = (
-    "Unix seconds (`1767225600`, `1767225600.5`), `now`, or relative to now: `-90s`, `-30m`, `-1h`, "
-    "`-7d`, `-2w`."
+    "Unix seconds (`1767225600`, `1767225600.5`), `now`, a time before now with or without a minus "
+    "(`-90s` and `90s` are both 90 seconds ago; units s, m, h, d, w, y), or an ISO 8601 date and time "
+    "(`2026-11-24T03:12Z`; without a zone, the daemon's local time): the grammar of the CLI's "
+    "`--since` and `--until`."
 )
 
 
