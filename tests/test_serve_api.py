@@ -82,6 +82,7 @@ def test_snapshot_before_the_first_tick_is_a_503_with_a_reason(clock: ManualCloc
         response = httpx.get(f"{empty.url}/api/v1/snapshot", timeout=5)
         assert response.status_code == 503
         assert "first tick" in response.json()["error"]
+        assert response.json()["code"] == "not_ready"  # what a client reads; the text may change
         conforms("/api/v1/snapshot", response)
         health = httpx.get(f"{empty.url}/api/v1/health", timeout=5).json()
         assert health["status"] == "starting"

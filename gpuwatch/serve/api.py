@@ -34,6 +34,8 @@ DEFAULT_EVENTS = 1000
 MAX_EVENTS = 10_000
 MAX_VALUE_CHARS = 256
 LABEL_FILTERS = ("gpu", "uuid", "server", "model", "version")
+NOT_READY = "not_ready"
+"""The error code of /snapshot's 503 before the first tick: wait, nothing is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,11 @@ class Api:
     def _snapshot(self, q: _Query) -> Response:
         snapshot = self._latest()
         if snapshot is None:
-            return error(503, "no snapshot yet: the daemon is starting, its first tick has not completed")
+            return error(
+                503,
+                "no snapshot yet: the daemon is starting, its first tick has not completed",
+                code=NOT_READY,
+            )
         return ok(jsonform.encode_snapshot(snapshot))
 
     def _history_range(self, q: _Query) -> Response:
@@ -253,6 +259,12 @@ def ok(doc: Mapping[str, Any]) -> Response:
     return Response(200, json.dumps(doc, allow_nan=False, separators=(",", ":")).encode())
 
 
-def error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    body = json.dumps({"error": message, "status": status}).encode()
-    return Response(status, body, headers=headers)
+def error(
+    status: int, message: str, headers: tuple[tuple[str, str], ...] = (), *, code: str | None = None
+) -> Response:
+    """`{"error": message, "status": status}`, and `"code"` where a client acts on the error
+    (`NOT_READY`): clients read the code, the message is for people and may change."""
+    doc: dict[str, str | int] = {"error": message, "status": status}
+    if code is not None:
+        doc["code"] = code
+    return Response(status, json.dumps(doc).encode(), headers=headers)

@@ -45,7 +45,16 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error", "status"],
-        "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+        "properties": {
+            "error": {"type": "string", "description": "What was wrong, for people; the wording may change."},
+            "status": {"type": "integer"},
+            "code": {
+                "type": "string",
+                "enum": ["not_ready"],
+                "description": "Present where a client acts on the error: `not_ready` is /snapshot's "
+                "503 before the daemon's first tick (wait and ask again).",
+            },
+        },
     },
     "Snapshot": {
         "type": "object",
@@ -235,7 +244,9 @@ def _paths() -> dict[str, Any]:
                     "200": _json("Snapshot", "The latest snapshot."),
                     "400": _ERRORS["400"],
                     "401": _ERRORS["401"],
-                    "503": _json("Error", "No snapshot yet (the first tick has not completed)."),
+                    "503": _json(
+                        "Error", "No snapshot yet (the first tick has not completed): `code` is `not_ready`."
+                    ),
                 },
             }
         },
