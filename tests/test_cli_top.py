@@ -81,3 +81,20 @@ def test_the_dashboard_loads_no_collector_engine_or_store() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_dashboard_of_daemons_loads_no_nvml_or_collector() -> None:
+    """The wiring (gpuwatch.assemble) imports the real collectors only to build an engine: a
+    dashboard that reads daemons builds HTTP clients and never loads pynvml."""
+    code = (
+        "import sys; from gpuwatch import assemble, config; from gpuwatch.client.connect import Plan; "
+        "clients = assemble.top_clients(Plan(('http://127.0.0.1:9',), None, None), config.Settings(), "
+        "demo=False); "
+        "bad = ('pynvml', 'psutil', 'gpuwatch.collect.nvml', 'gpuwatch.collect.triton.collector', "
+        "'gpuwatch.collect.host', 'gpuwatch.demo', 'gpuwatch.store', 'sqlalchemy'); "
+        "print([type(c).__name__ for c in clients], sorted(m for m in sys.modules if m.startswith(bad)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
+    assert out.strip() == "['HttpClient'] []"
