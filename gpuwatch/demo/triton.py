@@ -376,7 +376,7 @@ class RecordedTriton(httpx.BaseTransport):
             rows.append(row)
         return rows
 
-    # -- faults (collect/scenarios.py asks for them) ---------------------------------------
+    # -- faults (demo/scenarios.py asks for them) ---------------------------------------
 
     def model_names(self) -> tuple[str, ...]:
         """The model names this recording serves."""
