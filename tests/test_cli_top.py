@@ -69,7 +69,8 @@ def test_what_to_read_errors_are_one_line_and_exit_2(
 
 
 def test_the_dashboard_loads_no_collector_engine_or_store() -> None:
-    """The lint rule keeps imports out of gpuwatch/tui; this checks what actually loads."""
+    """The layer rules (tests/test_layers.py) keep imports out of gpuwatch/tui; this checks what
+    actually loads."""
     code = (
         "import sys, gpuwatch.tui.app, gpuwatch.client.protocol, gpuwatch.client.http, "
         "gpuwatch.client.connect; "
