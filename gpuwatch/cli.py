@@ -1,7 +1,9 @@
 """The `gpuwatch` command: parses arguments, loads config, and hands off to one face.
 
-Every subcommand's parser is defined here; its handler imports what it needs when it runs, so
-`gpuwatch snapshot` never loads Textual or SQLAlchemy.
+Every subcommand's parser is defined here, and its handler checks the arguments, asks
+`gpuwatch.assemble` for what runs (an engine's snapshot, the dashboard's clients, the daemon)
+and prints the outcome. Handlers import what they need when they run, so `gpuwatch snapshot`
+never loads Textual or SQLAlchemy.
 
 Exit codes, for every subcommand: 0 ok, 1 the thing asked for could not be obtained (with the
 reason on stderr), 2 a usage or config error (one line, no traceback).
@@ -10,33 +12,22 @@ reason on stderr), 2 a usage or config error (one line, no traceback).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gpuwatch import __version__, config, errors
-from gpuwatch.client import protocol as client_module
 
 if TYPE_CHECKING:
     from gpuwatch import series
-    from gpuwatch.client.inprocess import InProcessClient
-    from gpuwatch.engine import Engine
 
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
-
-Handler = Callable[[argparse.Namespace, config.Settings], int]
-
-IN_PROCESS_HISTORY_SECONDS = 900.0
-"""History an in-process `top` keeps in memory (a daemon's store keeps days)."""
 
 
 class UsageError(Exception):
@@ -45,7 +36,7 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_time_values(sys.argv[1:] if argv is None else argv))
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -68,6 +59,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `gpuwatch snapshot | head`
         return EXIT_OK
+
+
+_TIME_OPTIONS = ("--since", "--until")
+
+
+def _join_time_values(argv: Sequence[str]) -> list[str]:
+    """`--since -1h` → `--since=-1h`: argparse would read `-1h` as an option of its own."""
+    out: list[str] = []
+    pending = False
+    for arg in argv:
+        if pending and arg[:1] == "-" and arg[1:2].isdigit():
+            out[-1] += "=" + arg
+        else:
+            out.append(arg)
+        pending = arg in _TIME_OPTIONS
+    return out
 
 
 def _load_settings(args: argparse.Namespace) -> config.Settings:
@@ -156,14 +163,9 @@ def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
     # Textual first: importing it while the engine's first reads run on their threads would
     # have both fight over the GIL and put off the first frame.
     from gpuwatch import tui
+    from gpuwatch.assemble import top_clients
 
-    clients: list[client_module.Client]
-    if plan.urls:
-        from gpuwatch.client.http import HttpClient
-
-        clients = [HttpClient(url, token=plan.token, verify=plan.verify) for url in plan.urls]
-    else:
-        clients = [_in_process_client(settings, demo=args.demo)]
+    clients = top_clients(plan, settings, demo=args.demo)
 
     # The terminal belongs to the dashboard while it runs: a log line on stderr would tear it.
     # What the logs would say (a lost GPU, a failing collector) is on screen and in its events.
@@ -175,40 +177,6 @@ def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
         for client in clients:
             client.close()
         root.handlers = handlers
-
-
-def _in_process_client(settings: config.Settings, *, demo: bool) -> InProcessClient:
-    """This node's engine, started here, with the last `IN_PROCESS_HISTORY_SECONDS` in memory."""
-    import socket
-
-    from gpuwatch.assemble import build_engine
-    from gpuwatch.client.inprocess import InProcessClient
-    from gpuwatch.series import MemoryHistory
-
-    engine = build_engine(settings, demo=demo)
-    history = MemoryHistory(keep_seconds=IN_PROCESS_HISTORY_SECONDS)
-    engine.subscribe(history.add)
-    engine.start()
-    threading.Thread(target=_publish_first_snapshot, args=(engine,), name="first-tick", daemon=True).start()
-    tick = settings.nvml.interval_seconds
-    return InProcessClient(
-        engine,
-        history,
-        name=socket.gethostname(),
-        stale_after_seconds=max(5.0, 3 * tick),
-        on_close=engine.stop,
-    )
-
-
-def _publish_first_snapshot(engine: Engine, wait_seconds: float = 2.0) -> None:
-    """Publish a first snapshot as soon as the GPUs' first fast read lands, instead of at the
-    next aligned tick (up to 1.3 s later): the dashboard shows data within its first second."""
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline and engine.latest() is None:
-        if any(h.name == "nvml" and h.runs_count > 0 for h in engine.health()):
-            engine.tick()
-            return
-        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- snapshot
@@ -242,16 +210,12 @@ def _add_snapshot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
     from gpuwatch import jsonform
-    from gpuwatch.assemble import build_engine
+    from gpuwatch.assemble import collect_snapshot
     from gpuwatch.text import report
 
     if not 0.05 <= args.window <= 60:
         raise UsageError(f"--window {args.window}: expected seconds from 0.05 to 60")
-    engine = build_engine(settings, demo=args.demo, triton_urls=args.triton)
-    try:
-        snapshot = engine.collect_once(args.window)
-    finally:
-        engine.stop()
+    snapshot = collect_snapshot(settings, demo=args.demo, triton_urls=args.triton, window_seconds=args.window)
     if args.json:
         json.dump(jsonform.encode_snapshot(snapshot), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -292,20 +256,15 @@ def _add_daemon(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
-    from gpuwatch import daemon
-    from gpuwatch.assemble import build_engine
-    from gpuwatch.serve.notify import Notifier
+    from gpuwatch import assemble, daemon
 
     settings = daemon.with_overrides(settings, listen=args.listen, database=args.db)
     if args.scenario is not None:
-        settings = _with_scenario(settings, args.scenario, demo=args.demo)
+        settings = assemble.with_scenario(settings, args.scenario, demo=args.demo)
     logging.getLogger().setLevel(settings.daemon.log_level.upper())
     try:
-        runner = daemon.Daemon(
-            settings,
-            lambda s: build_engine(s, demo=args.demo),
-            notifier=Notifier.from_environment(),
-            announce=lambda line: print(line, file=sys.stderr, flush=True),
+        runner = assemble.build_daemon(
+            settings, demo=args.demo, announce=lambda line: print(line, file=sys.stderr, flush=True)
         )
     except (daemon.ExposureError, daemon.AuthConfigError) as exc:
         raise UsageError(str(exc)) from None
@@ -314,14 +273,6 @@ def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
         return EXIT_UNAVAILABLE
     runner.run()
     return EXIT_OK
-
-
-def _with_scenario(settings: config.Settings, name: str, *, demo: bool) -> config.Settings:
-    if not demo:
-        raise UsageError(f"--scenario {name}: fault scenarios play on recorded GPUs only; add --demo")
-    if name not in config.DEMO_SCENARIOS:
-        raise UsageError(f"--scenario {name!r}: expected one of {', '.join(config.DEMO_SCENARIOS)}")
-    return dataclasses.replace(settings, demo=dataclasses.replace(settings.demo, scenario=name))
 
 
 # --------------------------------------------------------------------------- config
@@ -372,7 +323,10 @@ def _add_history_source(p: argparse.ArgumentParser) -> None:
         help="the database file (default: [daemon] database, else STATE_DIR/gpuwatch.db)",
     )
     p.add_argument(
-        "--since", default="1h", metavar="WHEN", help="start: 15m, 24h, 30d ago, or 2026-11-24T03:12"
+        "--since",
+        default="1h",
+        metavar="WHEN",
+        help="start: 15m, 24h, 30d ago (or -15m, as the API writes it), 2026-11-24T03:12, or Unix seconds",
     )
     p.add_argument("--until", default="now", metavar="WHEN", help="end, written like --since (default now)")
     p.add_argument("--json", action="store_true", help="print JSON (the JSON API's encoding)")

@@ -22,7 +22,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/gpuwatch/config.toml")
 CONFIG_ENV = "GPUWATCH_CONFIG"
 DEFAULT_PORT = 9477
 DEMO_SCENARIOS = ("gpu-lost", "xid-burst", "thermal", "model-failing")
-"""The fault scenarios `--demo` can run (defined in gpuwatch/collect/scenarios.py)."""
+"""The fault scenarios `--demo` can run (defined in gpuwatch/demo/scenarios.py)."""
 
 
 class ConfigError(ValueError):

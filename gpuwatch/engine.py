@@ -18,7 +18,6 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 from gpuwatch import model
@@ -118,7 +117,7 @@ class _JobRunner:
 
 
 class Engine:
-    """One engine per process. Thread-safe readers: `latest()`, `recent_events()`."""
+    """One engine per process. Thread-safe readers: `latest()`, `health()`."""
 
     def __init__(
         self,
@@ -128,7 +127,6 @@ class Engine:
         tick_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         store_health: Callable[[], model.StoreHealth | None] | None = None,
-        events_kept: int = 1000,
     ) -> None:
         self.gpus = gpus
         self.triton = triton
@@ -140,7 +138,6 @@ class Engine:
         self._latest: model.Snapshot | None = None
         self._subscribers: list[Callable[[model.Snapshot], None]] = []
         self._own_events: list[model.Event] = []
-        self._recent: deque[model.Event] = deque(maxlen=events_kept)
         jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else [])
         self._runners = [_JobRunner(j, clock, self._stop, self._job_changed) for j in jobs]
         self._tick_thread: threading.Thread | None = None
@@ -177,11 +174,6 @@ class Engine:
 
     def latest(self) -> model.Snapshot | None:
         return self._latest
-
-    def recent_events(self) -> list[model.Event]:
-        """Newest last; the store keeps the full history."""
-        with self._lock:
-            return list(self._recent)
 
     def health(self) -> tuple[model.CollectorHealth, ...]:
         now = time.monotonic()
@@ -228,8 +220,6 @@ class Engine:
             store=self._store_health() if self._store_health else None,
             nvml_status=view.status,
         )
-        with self._lock:
-            self._recent.extend(events)
         return snapshot
 
     def _tick_loop(self) -> None:

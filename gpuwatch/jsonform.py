@@ -140,12 +140,6 @@ def encode_events(start: float, end: float, events: list[model.Event]) -> dict[s
     return {"from": start, "to": end, "events": [encode(e) for e in events]}
 
 
-def decode_events(doc: JsonValue) -> list[model.Event]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
-        raise DecodeError("events: expected an object with events")
-    return [decode(model.Event, e, f"$.events[{i}]") for i, e in enumerate(doc["events"])]
-
-
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 

@@ -140,7 +140,7 @@ class GpuSample:
     """P-state number: 0 is P0 (maximum performance)."""
     clock_event_reasons_mask: int | None = None
     clock_event_reasons: tuple[str, ...] = ()
-    """Decoded names of the active clock-event ("throttle") reasons, see collect.nvml_decode."""
+    """Decoded names of the active clock-event ("throttle") reasons, see catalog.nvml_codes."""
     ecc_corrected_volatile_count: int | None = None
     ecc_uncorrected_volatile_count: int | None = None
     ecc_corrected_aggregate_count: int | None = None

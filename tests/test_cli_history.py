@@ -122,7 +122,9 @@ def test_nothing_found_is_exit_1_with_the_reason(db: Path, capsys: pytest.Captur
         (["query", "gpu_powr_watts"], "unknown series 'gpu_powr_watts': did you mean gpu_power_watts"),
         (["query", "nonsense"], "unknown series 'nonsense': see gpuwatch query --list"),
         (["query"], "name a series"),
-        (["query", "gpu_up", "--since", "1x"], "--since 1x: '1x' is neither a duration ago"),
+        (["query", "gpu_up", "--since", "1x"], "--since 1x: expected Unix seconds, now, a relative time"),
+        (["query", "gpu_up", "--since", "-1x"], "--since -1x: expected Unix seconds, now, a relative time"),
+        (["query", "gpu_up", "--since", "-1h", "--until", "-2h"], "--since -1h is not before --until -2h"),
         (["query", "gpu_up", "--since", "1h", "--until", "2h"], "--since 1h is not before --until 2h"),
         (["query", "gpu_up", "--points", "0"], "--points 0: expected a number from 1 to 100000"),
         (["events", "--kind", "xyz"], "--kind xyz: expected one of xid, "),
@@ -135,6 +137,29 @@ def test_usage_errors_are_exit_2_one_line(
     assert (code, out) == (2, "")
     assert err.startswith(f"gpuwatch: {message}")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (["--since", "14m"], ["--until", "1s"]),
+        (["--since", "-14m"], ["--until", "-1s"]),
+        (["--since=-14m"], []),
+    ],
+    ids=["ago", "minus", "minus-with-equals"],
+)
+def test_since_and_until_take_a_span_ago_with_or_without_a_minus(
+    db: Path, capsys: pytest.CaptureFixture[str], since: list[str], until: list[str]
+) -> None:
+    """One grammar with the API's from/to: `-14m` is 14 minutes ago, as `14m` is (argparse alone
+    would read a bare `-14m` as an option of its own)."""
+    code, out, err = _run(capsys, "events", *since, *until, "--json", "--db", str(db))
+    assert (code, err) == (0, "")
+    doc = json.loads(out)
+    assert doc["to"] - doc["from"] == pytest.approx(840 - (1 if until else 0), abs=0.5)
+    # The model state change was 11 minutes ago when the database was written, the XID 16:
+    # only the first is in range.
+    assert [e["kind"] for e in doc["events"]] == ["model_state"]
 
 
 def test_events_newest_first_filtered_by_kind(db: Path, capsys: pytest.CaptureFixture[str]) -> None:

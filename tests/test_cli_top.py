@@ -69,7 +69,8 @@ def test_what_to_read_errors_are_one_line_and_exit_2(
 
 
 def test_the_dashboard_loads_no_collector_engine_or_store() -> None:
-    """The lint rule keeps imports out of gpuwatch/tui; this checks what actually loads."""
+    """The layer rules (tests/test_layers.py) keep imports out of gpuwatch/tui; this checks what
+    actually loads."""
     code = (
         "import sys, gpuwatch.tui.app, gpuwatch.client.protocol, gpuwatch.client.http, "
         "gpuwatch.client.connect; "
@@ -81,3 +82,20 @@ def test_the_dashboard_loads_no_collector_engine_or_store() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_dashboard_of_daemons_loads_no_nvml_or_collector() -> None:
+    """The wiring (gpuwatch.assemble) imports the real collectors only to build an engine: a
+    dashboard that reads daemons builds HTTP clients and never loads pynvml."""
+    code = (
+        "import sys; from gpuwatch import assemble, config; from gpuwatch.client.connect import Plan; "
+        "clients = assemble.top_clients(Plan(('http://127.0.0.1:9',), None, None), config.Settings(), "
+        "demo=False); "
+        "bad = ('pynvml', 'psutil', 'gpuwatch.collect.nvml', 'gpuwatch.collect.triton.collector', "
+        "'gpuwatch.collect.host', 'gpuwatch.demo', 'gpuwatch.store', 'sqlalchemy'); "
+        "print([type(c).__name__ for c in clients], sorted(m for m in sys.modules if m.startswith(bad)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
+    assert out.strip() == "['HttpClient'] []"

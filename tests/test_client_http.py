@@ -10,6 +10,7 @@ that accepts and never answers.
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import threading
 import time
@@ -154,13 +155,81 @@ def test_before_the_first_tick_is_not_ready(tmp_path: Path) -> None:
     daemon = Daemon(config=config, ready=False)
     client = HttpClient(daemon.url)
     try:
-        assert daemon.get("snapshot").status_code == 503
+        answer = daemon.get("snapshot")
+        assert (answer.status_code, answer.json()["code"]) == (503, "not_ready")
         with pytest.raises(NotReadyError, match=r"^the daemon is starting: no snapshot yet$"):
             client.snapshot()
         assert client.events(0, time.time() + 5) == []  # its history answers: empty until a tick
     finally:
         client.close()
         daemon.kill()  # a clean stop would wait two ticks for its last event
+
+
+def test_not_ready_is_read_from_the_code_of_the_servers_answer(clock: ManualClock) -> None:
+    """The real API before its first tick, through the real HTTP server: the client acts on
+    `code`, so a daemon may reword the message."""
+    served = Served(clock, snapshots=False)
+    client = HttpClient(served.url)
+    try:
+        with pytest.raises(NotReadyError, match=r"^the daemon is starting: no snapshot yet$"):
+            client.snapshot()
+    finally:
+        client.close()
+        served.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "match"),
+    [
+        (
+            {"error": "warming up", "status": 503, "code": "not_ready"},
+            NotReadyError,
+            r"^the daemon is starting",
+        ),
+        (  # a daemon of 0.1.0: no code, only its message says so
+            {"error": "no snapshot yet: the daemon is starting, its first tick", "status": 503},
+            NotReadyError,
+            r"^the daemon is starting",
+        ),
+        (
+            {"error": "no snapshot yet, and a code we do not know", "status": 503, "code": "later"},
+            SourceUnavailableError,
+            r"^HTTP 503: no snapshot yet, and a code",
+        ),
+        (
+            {"error": "too many connections (limit 8); retry shortly", "status": 503},
+            SourceUnavailableError,
+            r"^HTTP 503: too many connections",
+        ),
+    ],
+    ids=["code", "old-daemon-text", "other-code", "busy"],
+)
+def test_a_503_is_not_ready_by_its_code_or_an_old_daemons_text(
+    body: dict[str, object], error: type[Exception], match: str
+) -> None:
+    payload = json.dumps(body).encode()
+
+    class Answer503(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer503)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        with pytest.raises(error, match=match):
+            client.snapshot()
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_daemon_whose_engine_stopped_reads_stale_by_its_own_clock() -> None:

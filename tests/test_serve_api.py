@@ -5,6 +5,7 @@ must match the documented schemas (an in-house equivalent of schemathesis)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -81,6 +82,7 @@ def test_snapshot_before_the_first_tick_is_a_503_with_a_reason(clock: ManualCloc
         response = httpx.get(f"{empty.url}/api/v1/snapshot", timeout=5)
         assert response.status_code == 503
         assert "first tick" in response.json()["error"]
+        assert response.json()["code"] == "not_ready"  # what a client reads; the text may change
         conforms("/api/v1/snapshot", response)
         health = httpx.get(f"{empty.url}/api/v1/health", timeout=5).json()
         assert health["status"] == "starting"
@@ -151,7 +153,8 @@ MALFORMED = [
     ("/api/v1/history", "", "series is required"),
     ("/api/v1/history", "series=nope", "is not a series"),
     ("/api/v1/history", "series=gpu_up&from=yesterday", "from='yesterday': expected Unix seconds"),
-    ("/api/v1/history", "series=gpu_up&from=-1y", "relative time"),
+    ("/api/v1/history", "series=gpu_up&from=-1x", "relative time"),
+    ("/api/v1/history", "series=gpu_up&from=0001-01-01T00:00Z", "between 0 and"),
     ("/api/v1/history", "series=gpu_up&to=nan", "between 0 and"),
     ("/api/v1/history", "series=gpu_up&to=1e300", "between 0 and"),
     ("/api/v1/history", "series=gpu_up&from=-1h&to=-2h", "is after to"),
@@ -179,6 +182,24 @@ def test_malformed_parameters_are_400_with_a_message(
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]
     conforms(path, response)
+
+
+@pytest.mark.parametrize("spelling", ["-1h", "1h", "-60m", "3600 s"])
+def test_from_is_a_span_before_now_with_or_without_a_minus(client: httpx.Client, spelling: str) -> None:
+    """The CLI's grammar (timespec.parse_moment): `1h` and `-1h` are both an hour before `to`."""
+    response = client.get("/api/v1/events", params={"from": spelling, "to": "now"})
+    assert response.status_code == 200, response.text
+    doc = response.json()
+    assert doc["to"] - doc["from"] == 3600
+    conforms("/api/v1/events", response)
+
+
+def test_from_and_to_take_dates_and_years_as_the_cli_does(client: httpx.Client) -> None:
+    start = datetime(2026, 11, 24, 3, 12, tzinfo=UTC).timestamp()
+    dated = client.get("/api/v1/events", params={"from": "2026-11-24T03:12Z", "to": "2026-11-24 04:12+00:00"})
+    assert (dated.json()["from"], dated.json()["to"]) == (start, start + 3600)
+    year = client.get("/api/v1/events", params={"from": "-1y", "to": "now"}).json()
+    assert year["to"] - year["from"] == 365 * 86400
 
 
 # --------------------------------------------------------------------------- generated requests

@@ -1,6 +1,8 @@
 """`gpuwatch snapshot`, run as a user runs it: text, JSON against the documented schema, exit codes."""
 
 import json
+import subprocess
+import sys
 
 import jsonschema
 import pytest
@@ -23,6 +25,22 @@ def demo_json() -> dict[str, object]:
     assert result.returncode == 0, result.stderr
     doc: dict[str, object] = json.loads(result.stdout)
     return doc
+
+
+def test_snapshot_loads_no_dashboard_store_or_server() -> None:
+    """`gpuwatch snapshot` stays light: what only the dashboard or the daemon needs is imported
+    by the wiring that builds them (gpuwatch.assemble), never on the way to a snapshot."""
+    code = (
+        "import sys; from gpuwatch import cli; code = cli.main(['snapshot', '--demo', '--json']); "
+        "bad = ('textual', 'sqlalchemy', 'sqlite3', 'gpuwatch.store', 'gpuwatch.serve', "
+        "'gpuwatch.daemon', 'gpuwatch.tui', 'gpuwatch.client'); "
+        "print(code, sorted(m for m in sys.modules if m.startswith(bad)), file=sys.stderr)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert json.loads(result.stdout)["gpus"]
+    assert result.stderr.strip().splitlines()[-1] == "0 []"
 
 
 def test_json_validates_against_the_documented_schema(demo_json: dict[str, object]) -> None:

@@ -28,7 +28,7 @@ def _fresh(db: Path, clock: ManualClock) -> None:
 def test_a_fresh_database(tmp_path: Path, clock: ManualClock) -> None:
     db = tmp_path / "new" / "dir" / "gpuwatch.db"
     _fresh(db, clock)
-    assert rows(db, "SELECT version FROM schema_version") == [(schema.SCHEMA_VERSION,)]
+    assert rows(db, "SELECT version FROM schema_version") == [(schema.DATABASE_SCHEMA_VERSION,)]
     assert rows(db, "PRAGMA journal_mode") == [("wal",)]
     assert rows(db, "PRAGMA auto_vacuum") == [(2,)]  # incremental: purges can shrink the file
     assert rows(db, "SELECT resolution_s, keep_s FROM tier ORDER BY 1") == [
@@ -55,7 +55,7 @@ def test_a_database_from_a_newer_gpuwatch_is_refused_and_left_alone(
     message = str(caught.value)
     assert message == (
         f"the database {db} was written by a newer gpuwatch (schema version 99; this gpuwatch knows up "
-        f"to {schema.SCHEMA_VERSION}): upgrade gpuwatch, or move the file aside"
+        f"to {schema.DATABASE_SCHEMA_VERSION}): upgrade gpuwatch, or move the file aside"
     )
     with pytest.raises(NewerSchemaError):
         open_history(db)

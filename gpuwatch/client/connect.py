@@ -1,7 +1,8 @@
 """Which nodes `gpuwatch top` reads: the daemons it is told of, else the local daemon if one
-answers, else none (the CLI then runs the engine in this process).
+answers, else none (`gpuwatch.assemble` then runs the engine in this process).
 
-Place in the flow: CLI → **connect** → `client_http.HttpClient` per daemon → TUI. In order:
+Place in the flow: CLI → **connect** → `client.http.HttpClient` per daemon (built by
+`assemble.top_clients`) → TUI. In order:
 1. `--connect URL` (repeatable), else `[top] connect`: those daemons, every URL checked first
    (a bad one is one line, exit 2); one opens its dashboard, several the cluster view;
 2. else the daemon this host's config describes (`[daemon] listen`, https when it has a TLS

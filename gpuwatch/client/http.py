@@ -13,7 +13,7 @@ Every failure below the client is translated here, at one boundary, into the err
     refused, unreachable, timed out, TLS refused,   SourceUnavailableError
     5xx, an answer that is not the API's JSON,
     a snapshot older than the daemon's clock allows
-    503 "no snapshot yet" (the daemon just started) NotReadyError
+    503 with code "not_ready" (just started)        NotReadyError
     401 / 403                                       AuthenticationError ("set [top] token_file")
     400 naming an unknown series                    series.UnknownSeriesError
 
@@ -57,8 +57,10 @@ STALE_AFTER_SECONDS = 5.0
 STALE_AFTER_TICKS = 3
 MAX_CONNECTIONS = 4
 """Per daemon: the feed, and the sparkline, event and chart fetches of an open dashboard."""
+NOT_READY_CODE = "not_ready"
+"""The `code` of the API's 503 before the first tick (docs/api.md)."""
 NOT_READY_PREFIX = "no snapshot yet"
-"""How the API's 503 before the first tick begins (gpuwatch.serve.api)."""
+"""How that answer's message begins: a daemon of 0.1.0 gave no code, only this text."""
 
 
 # --------------------------------------------------------------------------- the client
@@ -134,8 +136,8 @@ class HttpClient:
     def snapshot(self) -> model.Snapshot:
         answer = self._get("snapshot", {})
         if answer.status == 503:
-            message = _error_message(answer)
-            if message.startswith(NOT_READY_PREFIX):
+            message, code = _error_message(answer), _error_code(answer)
+            if code == NOT_READY_CODE or (code is None and message.startswith(NOT_READY_PREFIX)):
                 raise NotReadyError("the daemon is starting: no snapshot yet")
             raise SourceUnavailableError(f"HTTP 503: {message}")
         doc = self._json(answer)
@@ -297,16 +299,28 @@ def _tick_seconds(snapshot: model.Snapshot) -> float:
     return min(cadences) if cadences else 1.0
 
 
-def _error_message(answer: _Answer) -> str:
-    """The API's {"error": ...} text, or the start of whatever else came back."""
+def _error_doc(answer: _Answer) -> dict[str, Any]:
+    """The API's error object, or {} when the body is something else."""
     try:
         doc = json.loads(answer.body)
-        if isinstance(doc, dict) and isinstance(doc.get("error"), str):
-            return str(doc["error"])
     except (UnicodeDecodeError, json.JSONDecodeError):
-        pass
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _error_message(answer: _Answer) -> str:
+    """The API's {"error": ...} text, or the start of whatever else came back."""
+    message = _error_doc(answer).get("error")
+    if isinstance(message, str):
+        return message
     text = answer.body[:120].decode("utf-8", errors="replace").strip()
     return " ".join(text.split()) or "no message"
+
+
+def _error_code(answer: _Answer) -> str | None:
+    """The API's machine-readable {"code": ...}, where the daemon gives one."""
+    code = _error_doc(answer).get("code")
+    return code if isinstance(code, str) else None
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:

@@ -12,6 +12,10 @@ On demand, per GPU, per call and from a given tick, it injects what a real drive
 day: `GPU_IS_LOST`, `UNKNOWN`, `NOT_SUPPORTED`, an uninitialised library (`UNINITIALIZED`,
 `DRIVER_NOT_LOADED`, `LIB_RM_VERSION_MISMATCH`), a call that hangs (`HANG`), XID and ECC events,
 and value overrides (a hot, slowed-down GPU). A tick is `tick_seconds` of the injected clock.
+The schedule of those faults is `demo/nvml_faults.py`; this module is the replay and pynvml's
+function names over it. It stays one module of ~580 lines on purpose: most of it is pynvml's
+surface, one short method per NVML function the collector calls, and splitting one class's
+methods across files would hide which functions the stand-in answers.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import time
 import uuid as uuid_module
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from importlib import resources
 from types import SimpleNamespace
 from typing import Any
@@ -32,22 +35,10 @@ from typing import Any
 import pynvml
 
 from gpuwatch.collect.host import HostProcess
+from gpuwatch.demo.nvml_faults import LOSING_KINDS, Fault, NvmlFaults, Override
 
 TRACE_PERIOD_SECONDS = 0.5
 """The recorded trace was sampled at 2 Hz."""
-
-_ERRORS = {
-    "GPU_IS_LOST": pynvml.NVML_ERROR_GPU_IS_LOST,
-    "UNKNOWN": pynvml.NVML_ERROR_UNKNOWN,
-    "NOT_SUPPORTED": pynvml.NVML_ERROR_NOT_SUPPORTED,
-    "UNINITIALIZED": pynvml.NVML_ERROR_UNINITIALIZED,
-    "DRIVER_NOT_LOADED": pynvml.NVML_ERROR_DRIVER_NOT_LOADED,
-    "LIB_RM_VERSION_MISMATCH": pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH,
-    "TIMEOUT": pynvml.NVML_ERROR_TIMEOUT,
-    "NO_PERMISSION": pynvml.NVML_ERROR_NO_PERMISSION,
-}
-FAULT_KINDS = (*_ERRORS, "HANG")
-_LIBRARY_FAULTS = {"UNINITIALIZED", "DRIVER_NOT_LOADED", "LIB_RM_VERSION_MISMATCH"}
 
 # GPM metric id → key in the trace's "gpm" object.
 _GPM_KEYS = {
@@ -99,36 +90,6 @@ def recorded_gpu_uuid(gpu: int, probe_values: dict[str, Any] | None = None) -> s
     return "GPU-" + str(uuid_module.uuid5(base, str(gpu)))
 
 
-@dataclass
-class Fault:
-    """One injected fault. `gpu` None means every GPU (and the library); `calls` None, every call."""
-
-    kind: str
-    gpu: int | None = None
-    calls: frozenset[str] | None = None
-    from_tick: int = 0
-    until_tick: int | None = None
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def active(self, tick: int) -> bool:
-        if self.released.is_set():
-            return False
-        return tick >= self.from_tick and (self.until_tick is None or tick < self.until_tick)
-
-    def matches(self, gpu: int | None, fn: str) -> bool:
-        if self.calls is not None and fn not in self.calls:
-            return False
-        return self.gpu is None or gpu == self.gpu
-
-
-@dataclass
-class Override:
-    gpu: int
-    values: dict[str, Any]
-    from_tick: int
-    until_tick: int | None
-
-
 class _Handle:
     """An opaque device handle. Its generation changes when its GPU is lost."""
 
@@ -166,9 +127,7 @@ class RecordedNvml:
         self._on_call = on_call
         self._extra = list(extra_processes)
         self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-        self._overrides: list[Override] = []
-        self._scheduled_events: list[tuple[int, int, int, int]] = []  # (tick, gpu, type, data)
+        self._faults = NvmlFaults(self.tick)
         self._generation = [0] * gpus
         self._handles: dict[tuple[int, int], _Handle] = {}
         self._lost_seen = [False] * gpus
@@ -199,44 +158,26 @@ class RecordedNvml:
         from_tick: int | None = None,
         until_tick: int | None = None,
     ) -> Fault:
-        """Start a fault (now, or at `from_tick`). `HANG` blocks the call until cleared."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
-        fault = Fault(
-            kind,
-            gpu,
-            frozenset(calls) if calls is not None else None,
-            self.tick() if from_tick is None else from_tick,
-            until_tick,
-        )
-        with self._lock:
-            self._faults.append(fault)
-        return fault
+        """Start a fault (now, or at `from_tick`), one of `nvml_faults.FAULT_KINDS`. `HANG`
+        blocks the call until cleared."""
+        return self._faults.inject(kind, gpu, calls, from_tick, until_tick)
 
     def clear(self, fault: Fault | None = None) -> None:
         """End one fault (or all), releasing calls it holds."""
-        with self._lock:
-            targets = [fault] if fault is not None else list(self._faults)
-            for f in targets:
-                f.released.set()
-                if f in self._faults:
-                    self._faults.remove(f)
+        self._faults.clear(fault)
 
     def override(
         self, gpu: int, values: dict[str, Any], from_tick: int | None = None, until_tick: int | None = None
     ) -> Override:
         """Replace trace keys (temp_c, throttle, clock_sm_mhz, power_mw, …) for one GPU."""
-        o = Override(gpu, dict(values), self.tick() if from_tick is None else from_tick, until_tick)
-        with self._lock:
-            self._overrides.append(o)
-        return o
+        return self._faults.override(gpu, values, from_tick, until_tick)
 
     def inject_xid(self, gpu: int, xid: int, at_tick: int | None = None) -> None:
-        self._schedule(gpu, pynvml.nvmlEventTypeXidCriticalError, xid, at_tick)
+        self._faults.schedule_event(gpu, pynvml.nvmlEventTypeXidCriticalError, xid, at_tick)
 
     def inject_ecc(self, gpu: int, *, uncorrected: bool, at_tick: int | None = None) -> None:
         kind = pynvml.nvmlEventTypeDoubleBitEccError if uncorrected else pynvml.nvmlEventTypeSingleBitEccError
-        self._schedule(gpu, kind, 0, at_tick)
+        self._faults.schedule_event(gpu, kind, 0, at_tick)
 
     def current_line(self, gpu: int) -> dict[str, Any]:
         """The trace values GPU `gpu` reports now (with overrides): what tests expect to see."""
@@ -263,38 +204,21 @@ class RecordedNvml:
         """Release every hanging call (test teardown)."""
         self.clear()
 
-    def _schedule(self, gpu: int, kind: int, data: int, at_tick: int | None) -> None:
-        with self._lock:
-            self._scheduled_events.append((self.tick() if at_tick is None else at_tick, gpu, kind, data))
-
     def _enter(self, fn: str, gpu: int | None) -> None:
         """Count the call, tell `on_call`, and apply any active fault."""
         self.calls[(gpu, fn)] += 1
         if self._on_call is not None:
             self._on_call(fn)
-        tick = self.tick()
-        with self._lock:
-            faults = [f for f in self._faults if f.active(tick) and f.matches(gpu, fn)]
-        for fault in faults:
-            if fault.kind == "HANG":
-                self._hang(fault)
-                continue
-            if fault.kind in _LIBRARY_FAULTS and fn == "nvmlInit":
-                code = _ERRORS["DRIVER_NOT_LOADED" if fault.kind == "UNINITIALIZED" else fault.kind]
-                raise pynvml.NVMLError(code)
-            if fault.kind in ("GPU_IS_LOST", "UNKNOWN") and gpu is not None:
+        fault = self._faults.failing(fn, gpu)
+        if fault is not None:
+            if fault.kind in LOSING_KINDS and gpu is not None:
                 with self._lock:
                     if not self._lost_seen[gpu]:
                         self._lost_seen[gpu] = True
                         self._generation[gpu] += 1
-            raise pynvml.NVMLError(_ERRORS[fault.kind])
+            raise pynvml.NVMLError(fault.error_code(fn))
         if fn != "nvmlInit" and not self._initialised:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
-
-    def _hang(self, fault: Fault) -> None:
-        while not fault.released.wait(0.01):
-            if fault.until_tick is not None and self.tick() >= fault.until_tick:
-                return
 
     def _device(self, fn: str, handle: Any) -> int:
         if not isinstance(handle, _Handle) or not 0 <= handle.index < self.gpu_count:
@@ -316,17 +240,11 @@ class RecordedNvml:
     def _line(self, gpu: int, position: int | None = None) -> dict[str, Any]:
         pos = self._position(gpu) if position is None else position
         line = self._trace[pos % len(self._trace)]
-        tick = self.tick()
-        with self._lock:
-            active = [
-                o
-                for o in self._overrides
-                if o.gpu == gpu and o.from_tick <= tick and (o.until_tick is None or tick < o.until_tick)
-            ]
-        if active:
+        overridden = self._faults.overridden(gpu)
+        if overridden:
             line = dict(line)
-            for o in active:
-                line.update(o.values)
+            for values in overridden:
+                line.update(values)
         return line
 
     def _handle(self, gpu: int) -> _Handle:
@@ -647,19 +565,15 @@ class RecordedNvml:
 
     def nvmlEventSetWait_v2(self, event_set: object, timeout_ms: int) -> SimpleNamespace:
         self._enter("nvmlEventSetWait_v2", None)
-        tick = self.tick()
-        with self._lock:
-            for item in self._scheduled_events:
-                due, gpu, kind, data = item
-                if due <= tick and self._registered.get(gpu, 0) & kind:
-                    self._scheduled_events.remove(item)
-                    return SimpleNamespace(
-                        device=self._handle(gpu),
-                        eventType=kind,
-                        eventData=data,
-                        gpuInstanceId=0xFFFFFFFF,
-                        computeInstanceId=0xFFFFFFFF,
-                    )
+        event = self._faults.take_event(self._registered)
+        if event is not None:
+            return SimpleNamespace(
+                device=self._handle(event.gpu),
+                eventType=event.kind,
+                eventData=event.data,
+                gpuInstanceId=0xFFFFFFFF,
+                computeInstanceId=0xFFFFFFFF,
+            )
         if timeout_ms:
             time.sleep(min(timeout_ms, 50) / 1000.0)
         raise pynvml.NVMLError(pynvml.NVML_ERROR_TIMEOUT)

@@ -32,7 +32,7 @@ SecondsToTick = Callable[[float], int]
 
 
 class RecordedTritonFaults(Protocol):
-    """What `model-failing` needs of the recorded Triton source (`collect/triton_recorded.py`).
+    """What `model-failing` needs of the recorded Triton source (`demo/triton.py`).
     Times are seconds after the source was built (the daemon's start); a fault lasts to the end."""
 
     def model_names(self) -> tuple[str, ...]:

@@ -173,7 +173,6 @@ class RecordedTriton(httpx.BaseTransport):
             self._lines.append(lines)
         self._metric_counters = counters
         self._metric_series = {k: _Series(v) for k, v in metric_values.items()}
-        self._metric_raw = metric_values
         # Statistics: every numeric leaf of every model entry (batch bins filled in, see below).
         stats_values: dict[SeriesId, list[float | None]] = {}
         self._bins: dict[tuple[str, str], list[int]] = {}
@@ -378,7 +377,7 @@ class RecordedTriton(httpx.BaseTransport):
             rows.append(row)
         return rows
 
-    # -- faults (collect/scenarios.py asks for them) ---------------------------------------
+    # -- faults (demo/scenarios.py asks for them) ---------------------------------------
 
     def model_names(self) -> tuple[str, ...]:
         """The model names this recording serves."""

@@ -1,8 +1,8 @@
 """Faults a demo scenario puts on the recorded Triton server: a model that fails a share of its
 requests, one that stalls, one that is not ready, one whose requests queue.
 
-Place in the flow: `collect/scenarios.py` (the demo's fault scenarios) asks the recorded source
-(`triton_recorded.RecordedTriton`) for these faults; the source renders its replay as recorded
+Place in the flow: `demo/scenarios.py` (the demo's fault scenarios) asks the recorded source
+(`demo/triton.RecordedTriton`) for these faults; the source renders its replay as recorded
 and hands each faulted model's counters through `FaultPlan.apply` just before they are served.
 The real collector then sees what a real server in that trouble would show.
 

@@ -3,8 +3,8 @@
 Place in the flow: the HTTP server (`gpuwatch.serve.http`) hands each GET under /api/v1/ to
 `Api.handle`; answers come from the engine's latest snapshot (through `gpuwatch.jsonform`, the one
 JSON form of the data model), the engine's live collector health and the history
-(`gpuwatch.series.History`: in memory now, the SQLite store when it is wired). Nothing here
-calls NVML or Triton.
+(`gpuwatch.series.History`: the daemon passes its SQLite store's). Nothing here calls NVML or
+Triton.
 
 Every parameter is checked before anything is read: a malformed one, an unknown one or a
 repeated one is a 400 whose JSON body says which and what is expected. A history that fails
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from gpuwatch import jsonform, model, series
+from gpuwatch import jsonform, model, series, timespec
 from gpuwatch.serve import families, openapi
 
 log = logging.getLogger("gpuwatch.api")
@@ -35,12 +33,9 @@ MAX_POINTS = 10_000
 DEFAULT_EVENTS = 1000
 MAX_EVENTS = 10_000
 MAX_VALUE_CHARS = 256
-EARLIEST = 0.0
-LATEST = 1e11  # year 5138: past this a "timestamp" is a typo (or milliseconds)
-
-_RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d|w)$")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 LABEL_FILTERS = ("gpu", "uuid", "server", "model", "version")
+NOT_READY = "not_ready"
+"""The error code of /snapshot's 503 before the first tick: wait, nothing is wrong."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,22 +77,12 @@ class _Query:
 
 
 def parse_time(text: str, name: str, now: float) -> float:
-    """Unix seconds ("1767225600", "1767225600.5"), "now", or relative to now ("-90s", "-1h")."""
-    text = text.strip()
-    if text == "now":
-        return now
-    relative = _RELATIVE.match(text)
-    if relative:
-        return now - float(relative.group(1)) * _UNIT_SECONDS[relative.group(2)]
+    """`from` and `to`: the one grammar of moments (`timespec.parse_moment`: Unix seconds, `now`,
+    `-1h` or `1h` before now, an ISO 8601 date and time)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise BadRequest(
-            f"{name}={text!r}: expected Unix seconds, 'now', or a relative time like -90s, -30m, -1h, -7d"
-        ) from None
-    if not math.isfinite(value) or not EARLIEST <= value <= LATEST:
-        raise BadRequest(f"{name}={text!r}: expected Unix seconds between 0 and {LATEST:.0f}")
-    return value
+        return timespec.parse_moment(text, now)
+    except ValueError as exc:
+        raise BadRequest(f"{name}={text!r}: {exc}") from None
 
 
 def parse_int(text: str | None, name: str, default: int, lo: int, hi: int) -> int:
@@ -165,7 +150,11 @@ class Api:
     def _snapshot(self, q: _Query) -> Response:
         snapshot = self._latest()
         if snapshot is None:
-            return error(503, "no snapshot yet: the daemon is starting, its first tick has not completed")
+            return error(
+                503,
+                "no snapshot yet: the daemon is starting, its first tick has not completed",
+                code=NOT_READY,
+            )
         return ok(jsonform.encode_snapshot(snapshot))
 
     def _history_range(self, q: _Query) -> Response:
@@ -270,6 +259,12 @@ def ok(doc: Mapping[str, Any]) -> Response:
     return Response(200, json.dumps(doc, allow_nan=False, separators=(",", ":")).encode())
 
 
-def error(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> Response:
-    body = json.dumps({"error": message, "status": status}).encode()
-    return Response(status, body, headers=headers)
+def error(
+    status: int, message: str, headers: tuple[tuple[str, str], ...] = (), *, code: str | None = None
+) -> Response:
+    """`{"error": message, "status": status}`, and `"code"` where a client acts on the error
+    (`NOT_READY`): clients read the code, the message is for people and may change."""
+    doc: dict[str, str | int] = {"error": message, "status": status}
+    if code is not None:
+        doc["code"] = code
+    return Response(status, json.dumps(doc).encode(), headers=headers)

@@ -45,7 +45,6 @@ from gpuwatch.serve.metrics import CONTENT_TYPE, MetricsExporter
 log = logging.getLogger("gpuwatch.http")
 
 OVERFLOW_DEADLINE_SECONDS = 1.0
-MAX_REQUEST_LINE_BYTES = 8192
 
 
 IDLE_WAKE_SECONDS = 1.0

@@ -17,8 +17,10 @@ _NULLABLE_NUM = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 
 _TIME_PARAM_DOC = (
-    "Unix seconds (`1767225600`, `1767225600.5`), `now`, or relative to now: `-90s`, `-30m`, `-1h`, "
-    "`-7d`, `-2w`."
+    "Unix seconds (`1767225600`, `1767225600.5`), `now`, a time before now with or without a minus "
+    "(`-90s` and `90s` are both 90 seconds ago; units s, m, h, d, w, y), or an ISO 8601 date and time "
+    "(`2026-11-24T03:12Z`; without a zone, the daemon's local time): the grammar of the CLI's "
+    "`--since` and `--until`."
 )
 
 
@@ -43,7 +45,16 @@ _SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error", "status"],
-        "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+        "properties": {
+            "error": {"type": "string", "description": "What was wrong, for people; the wording may change."},
+            "status": {"type": "integer"},
+            "code": {
+                "type": "string",
+                "enum": ["not_ready"],
+                "description": "Present where a client acts on the error: `not_ready` is /snapshot's "
+                "503 before the daemon's first tick (wait and ask again).",
+            },
+        },
     },
     "Snapshot": {
         "type": "object",
@@ -233,7 +244,9 @@ def _paths() -> dict[str, Any]:
                     "200": _json("Snapshot", "The latest snapshot."),
                     "400": _ERRORS["400"],
                     "401": _ERRORS["401"],
-                    "503": _json("Error", "No snapshot yet (the first tick has not completed)."),
+                    "503": _json(
+                        "Error", "No snapshot yet (the first tick has not completed): `code` is `not_ready`."
+                    ),
                 },
             }
         },

@@ -2,8 +2,9 @@
 
 Place in the flow: engine → **store** (every snapshot, on its own writer thread) → history for
 the JSON API, the TUI and `gpuwatch query` / `gpuwatch events`. The store persists snapshots
-it is handed; it never collects (a ruff rule keeps pynvml and the collectors out) and never
-serves. docs/storage.md describes the schema, the tiers, rollups, purges and every fault.
+it is handed; it never collects and never serves (its layer rule in pyproject.toml keeps pynvml,
+the collectors and the server out; tests/test_layers.py holds it). docs/storage.md describes
+the schema, the tiers, rollups, purges and every fault.
 
 The daemon's use of it::
 

@@ -161,9 +161,9 @@ def open_read_only(path: Path) -> tuple[Engine, sch.Schema]:
             version = sch.read_version(conn)
             if version is None:
                 raise NotAStoreError(f"{path} is an SQLite database, but not one of gpuwatch's")
-            if version > sch.SCHEMA_VERSION:
+            if version > sch.DATABASE_SCHEMA_VERSION:
                 raise _newer(path, version)
-            if version < sch.SCHEMA_VERSION:
+            if version < sch.DATABASE_SCHEMA_VERSION:
                 raise StoreError(
                     f"the database {path} has schema version {version}; start the gpuwatch "
                     "daemon on it once to upgrade it"
@@ -218,7 +218,7 @@ def _why(error: OSError) -> str:
 def _newer(path: Path, version: int) -> NewerSchemaError:
     return NewerSchemaError(
         f"the database {path} was written by a newer gpuwatch (schema version {version}; this "
-        f"gpuwatch knows up to {sch.SCHEMA_VERSION}): upgrade gpuwatch, or move the file aside"
+        f"gpuwatch knows up to {sch.DATABASE_SCHEMA_VERSION}): upgrade gpuwatch, or move the file aside"
     )
 
 
@@ -257,7 +257,7 @@ def _prepare(engine: Engine, path: Path, tiers: tuple[Tier, ...]) -> sch.Schema:
                     f"{path} is an SQLite database, but not one of gpuwatch's: name another file "
                     "with --db or [daemon] database"
                 )
-            if version is not None and version > sch.SCHEMA_VERSION:
+            if version is not None and version > sch.DATABASE_SCHEMA_VERSION:
                 raise _newer(path, version)
             fresh = version is None
             if not fresh and not clean:
@@ -268,10 +268,10 @@ def _prepare(engine: Engine, path: Path, tiers: tuple[Tier, ...]) -> sch.Schema:
             with conn.begin():
                 if fresh:
                     schema.metadata.create_all(conn)
-                    conn.execute(insert(schema.schema_version).values(version=sch.SCHEMA_VERSION))
+                    conn.execute(insert(schema.schema_version).values(version=sch.DATABASE_SCHEMA_VERSION))
                 else:
                     assert version is not None
-                    passed = sch.migrate(conn, version) if version < sch.SCHEMA_VERSION else []
+                    passed = sch.migrate(conn, version) if version < sch.DATABASE_SCHEMA_VERSION else []
                     if passed:
                         log.warning("upgraded the database %s to schema version %d", path, passed[-1])
                     schema.metadata.create_all(conn)  # tables of tiers new in the config

@@ -36,11 +36,6 @@ class WriterLock:
         self.path = path
         self._fd = fd
 
-    @property
-    def held(self) -> bool:
-        """False when the filesystem has no locks and the store runs without one."""
-        return self._fd is not None
-
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:

@@ -5,7 +5,7 @@ starts; the writer, rollups, purges and queries use the `Schema`'s tables.
 
 Tables (SQLAlchemy Core; docs/storage.md shows them as SQL):
 
-- `schema_version(version)`: one row. A newer version than `SCHEMA_VERSION` is refused;
+- `schema_version(version)`: one row. A newer version than `DATABASE_SCHEMA_VERSION` is refused;
   an older one is brought forward by `MIGRATIONS`, one step per version, in one transaction.
 - `store_meta(name, value)`: small facts about the file (was the last shutdown clean).
 - `tier(resolution_s, keep_s, rolled_until_ms)`: the retention tiers the writer runs with,
@@ -47,7 +47,9 @@ from sqlalchemy import (
 from gpuwatch.store.figures import FIGURES, KINDS
 from gpuwatch.store.retention import Tier
 
-SCHEMA_VERSION = 1
+DATABASE_SCHEMA_VERSION = 1
+"""The layout of the database file (the `schema_version` row); the JSON document's version is
+`model.SCHEMA_VERSION`, which moves on its own."""
 ENTITY_BITS = 20
 """Row keys are `ts_ms << ENTITY_BITS | entity_id`: about a million entities, and millisecond
 timestamps up to the year 2248, inside SQLite's signed 64-bit integer."""
@@ -159,7 +161,7 @@ def migrate(
     found: int,
     *,
     migrations: dict[int, Migration] | None = None,
-    target: int = SCHEMA_VERSION,
+    target: int = DATABASE_SCHEMA_VERSION,
 ) -> list[int]:
     """Bring a database at version `found` to `target`, one migration per version, inside the
     caller's transaction. Returns the versions passed through."""

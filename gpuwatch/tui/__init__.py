@@ -2,9 +2,9 @@
 
 Place in the flow: a reader. It is handed `gpuwatch.client.protocol.Client` objects and draws the
 snapshots and history they return; it never imports NVML, the collectors, the engine or the
-store (gpuwatch/tui/ruff.toml makes that a lint rule). `app.TopApp` is the application;
-each panel is a small widget in its own module, fed data by `node_screen.NodeScreen`, which
-alone calls the client, in worker threads.
+store (its layer rule in pyproject.toml; tests/test_layers.py holds it). `app.TopApp` is the
+application; each panel is a small widget in its own module, fed data by
+`node_screen.NodeScreen`, which alone calls the client, in worker threads.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """`TopApp`: the `gpuwatch top` application: one node's dashboard, or the cluster view.
 
-Place in the flow: the CLI builds the clients (in-process engine, or daemons in stage 2) and
-hands them here; the app never builds an engine or opens a connection itself. With one client
-it opens that node's dashboard; with several, the cluster view. It owns what is the same on
-every screen: `q`, `?`, the monochrome mode, and the message for a terminal too small.
+Place in the flow: the CLI hands the clients here (one per daemon, or the in-process engine's);
+the app never builds an engine or opens a connection itself. With one client it opens that
+node's dashboard; with several, the cluster view. It owns what is the same on every screen:
+`q`, `?`, the monochrome mode, and the message for a terminal too small.
 """
 
 from __future__ import annotations
