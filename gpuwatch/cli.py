@@ -445,7 +445,7 @@ def _series_name(text: str) -> str:
     except series.UnknownSeriesError:
         import difflib
 
-        close = difflib.get_close_matches(name, [s.name for s in series.CATALOG], n=3, cutoff=0.6)
+        close = difflib.get_close_matches(name, [f.name for f in series.CATALOG], n=3, cutoff=0.6)
         hint = f"did you mean {' or '.join(close)}?" if close else "see gpuwatch query --list"
         raise UsageError(f"unknown series {text!r}: {hint}") from None
     return name
@@ -454,7 +454,7 @@ def _series_name(text: str) -> str:
 def _match(args: argparse.Namespace, name: str) -> dict[str, str]:
     from gpuwatch import series
 
-    entity = series.info(name).entity
+    entity = series.info(name).entity.name
     given = {
         "gpu": None if args.gpu is None else str(args.gpu),
         "server": args.server,

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from gpuwatch import jsonform, model, series
-from gpuwatch.serve import families, openapi
+from gpuwatch.serve import openapi
 
 log = logging.getLogger("gpuwatch.api")
 
@@ -242,22 +242,17 @@ class Api:
         )
 
     def _series(self, q: _Query) -> Response:
-        labels = {
-            series.Entity.GPU: ["gpu", "uuid"],
-            series.Entity.MODEL: ["server", "model", "version"],
-            series.Entity.SERVER: ["server"],
-        }
         return ok(
             {
                 "series": [
                     {
-                        "name": s.name,
-                        "entity": s.entity,
-                        "labels": labels.get(s.entity, []),
-                        "description": s.description,
-                        "metric": families.METRIC_FOR_SERIES.get(s.name, "gpuwatch_" + s.name),
+                        "name": f.name,
+                        "entity": f.entity.name,
+                        "labels": list(f.labels),
+                        "description": f.help,
+                        "metric": f.metric,
                     }
-                    for s in series.CATALOG
+                    for f in series.CATALOG
                 ]
             }
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from gpuwatch import __version__, model
+from gpuwatch import __version__, model, series
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_NUM = {"type": ["number", "null"]}
@@ -188,7 +188,7 @@ _SCHEMAS: dict[str, Any] = {
                     "required": ["name", "entity", "labels", "description", "metric"],
                     "properties": {
                         "name": {"type": "string"},
-                        "entity": {"type": "string", "enum": ["gpu", "model", "server"]},
+                        "entity": {"type": "string", "enum": list(series.KINDS)},
                         "labels": {"type": "array", "items": {"type": "string"}},
                         "description": {"type": "string"},
                         "metric": {

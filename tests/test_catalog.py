@@ -1,0 +1,259 @@
+"""The figure catalog: the store's scales pinned to what databases were written with, and
+/metrics and the history agreeing on every figure they share."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import math
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gpuwatch import model, series
+from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+from gpuwatch.store import figures, open_history
+from tests.conftest import REPO, ManualClock
+from tests.serve_support import full_snapshot, golden_snapshots, triton_servers
+from tests.storekit import gpu, model_stats, open_test_store, rows, snapshot
+
+STORED_SCALES_V1: dict[str, dict[str, int]] = {
+    "gpu": {
+        "gpu_up": 1,
+        "gpu_utilization_ratio": 10_000,
+        "gpu_memory_utilization_ratio": 10_000,
+        "gpu_memory_total_bytes": 1,
+        "gpu_memory_used_bytes": 1,
+        "gpu_memory_free_bytes": 1,
+        "gpu_memory_reserved_bytes": 1,
+        "gpu_temperature_celsius": 100,
+        "gpu_memory_temperature_celsius": 100,
+        "gpu_fan_speed_ratio": 10_000,
+        "gpu_power_watts": 1_000,
+        "gpu_power_limit_watts": 1_000,
+        "gpu_energy_joules": 1_000,
+        "gpu_sm_clock_mhz": 1,
+        "gpu_memory_clock_mhz": 1,
+        "gpu_graphics_clock_mhz": 1,
+        "gpu_performance_state": 1,
+        "gpu_ecc_corrected_volatile_count": 1,
+        "gpu_ecc_uncorrected_volatile_count": 1,
+        "gpu_ecc_corrected_aggregate_count": 1,
+        "gpu_ecc_uncorrected_aggregate_count": 1,
+        "gpu_remapped_rows_correctable_count": 1,
+        "gpu_remapped_rows_uncorrectable_count": 1,
+        "gpu_remapped_rows_pending": 1,
+        "gpu_remapped_rows_failed": 1,
+        "gpu_encoder_utilization_ratio": 10_000,
+        "gpu_decoder_utilization_ratio": 10_000,
+        "gpu_pcie_tx_bytes_per_second": 1,
+        "gpu_pcie_rx_bytes_per_second": 1,
+        "gpu_pcie_replay_count": 1,
+        "gpu_nvlink_tx_bytes_per_second": 1,
+        "gpu_nvlink_rx_bytes_per_second": 1,
+        "gpu_graphics_activity_ratio": 10_000,
+        "gpu_sm_activity_ratio": 10_000,
+        "gpu_sm_occupancy_ratio": 10_000,
+        "gpu_tensor_activity_ratio": 10_000,
+        "gpu_tensor_hmma_activity_ratio": 10_000,
+        "gpu_tensor_imma_activity_ratio": 10_000,
+        "gpu_tensor_dfma_activity_ratio": 10_000,
+        "gpu_dram_bandwidth_ratio": 10_000,
+        "gpu_fp16_activity_ratio": 10_000,
+        "gpu_fp32_activity_ratio": 10_000,
+        "gpu_fp64_activity_ratio": 10_000,
+        "gpu_integer_activity_ratio": 10_000,
+        "gpu_clock_event_sw_power_cap": 1,
+        "gpu_clock_event_hw_slowdown": 1,
+        "gpu_clock_event_hw_thermal_slowdown": 1,
+        "gpu_clock_event_sw_thermal_slowdown": 1,
+        "gpu_clock_event_hw_power_brake_slowdown": 1,
+        "gpu_clock_event_sync_boost": 1,
+    },
+    "model": {
+        "model_pending_requests": 1,
+        "model_up": 1,
+        "model_requests_per_second": 1_000,
+        "model_inferences_per_second": 1_000,
+        "model_executions_per_second": 1_000,
+        "model_failures_per_second": 1_000,
+        "model_average_batch_size": 1_000_000,
+        "model_batch_fill_ratio": 10_000,
+        "model_preferred_batch_ratio": 10_000,
+        "model_average_request_seconds": 10_000_000,
+        "model_average_queue_seconds": 10_000_000,
+        "model_average_compute_input_seconds": 10_000_000,
+        "model_average_compute_infer_seconds": 10_000_000,
+        "model_average_compute_output_seconds": 10_000_000,
+        "model_queue_share_ratio": 10_000,
+        "model_queue_to_compute_ratio": 10_000,
+        "model_queue_delay_ratio": 10_000,
+        "model_mean_queue_depth": 1_000_000,
+        "model_cache_hit_ratio": 10_000,
+    },
+    "server": {
+        "triton_up": 1,
+    },
+}
+"""Every column of schema version 1 and its scale (stored integer = round(value × scale)), as
+`store.figures.scale_for` gave them before the catalog declared them. A database written then
+must read the same: these may never change, and a column may never go."""
+
+
+def test_every_column_keeps_the_scale_databases_were_written_with() -> None:
+    declared = {kind: {f.series: f.scale for f in figures.FIGURES[kind]} for kind in figures.KINDS}
+    for kind, columns in STORED_SCALES_V1.items():
+        for name, scale in columns.items():
+            assert declared[kind].get(name) == scale, (
+                f"{kind}.{name}: stored at {scale}, now {declared[kind].get(name)}"
+            )
+    assert figures.KINDS == ("gpu", "model", "server")
+
+
+def test_the_stored_scale_is_the_one_the_writer_and_the_reader_use(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    db = tmp_path / "gpuwatch.db"
+    store = open_test_store(db, clock)
+    store.submit(snapshot(clock.now, [gpu(0, power_watts=123.4567, temperature_celsius=41.25)]))
+    assert store.flush(10)
+    store.close()
+    assert rows(db, "SELECT gpu_power_watts, gpu_temperature_celsius FROM gpu_raw") == [(123_457, 4125)]
+    (power,) = open_history(db).query("gpu_power_watts", {}, 0, clock.now + 1, 10)
+    assert power.points[0].mean == 123.457
+
+
+def test_columns_are_written_and_read_by_name_whatever_their_order(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """A database created before the catalog has model_pending_requests before model_up (a fresh
+    one now has the catalog's order, as one upgraded by `add_missing_columns` has its own)."""
+    db = tmp_path / "gpuwatch.db"
+    store = open_test_store(db, clock)
+    store.submit(snapshot(clock.now, models=[model_stats("m", pending_requests=1)]))
+    assert store.flush(10)
+    store.close()
+    with sqlite3.connect(db) as conn:
+        names = [r[1] for r in conn.execute("PRAGMA table_info(model_raw)")]
+        i, j = names.index("model_up"), names.index("model_pending_requests")
+        assert i < j  # the catalog's order
+        names[i], names[j] = names[j], names[i]
+        values = ", ".join(names[2:])
+        conn.execute(f"CREATE TABLE swapped (key INTEGER PRIMARY KEY, entity_id INTEGER NOT NULL, {values})")
+        conn.execute(f"INSERT INTO swapped SELECT key, entity_id, {values} FROM model_raw")
+        conn.execute("DROP TABLE model_raw")
+        conn.execute("ALTER TABLE swapped RENAME TO model_raw")
+    conn.close()
+    store = open_test_store(db, clock)
+    store.submit(snapshot(clock.now + 1, models=[model_stats("m", pending_requests=7)]))
+    assert store.flush(10)
+    store.close()
+    assert rows(db, "SELECT model_up, model_pending_requests FROM model_raw ORDER BY key") == [(1, 1), (1, 7)]
+    (pending,) = open_history(db).query("model_pending_requests", {}, clock.now + 1, clock.now + 1, 1)
+    assert [p.mean for p in pending.points] == [7.0]
+
+
+# --------------------------------------------------------------------------- the faces agree
+
+
+def _exported(snapshot: model.Snapshot) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    state = MetricsState()
+    state.observe(snapshot)
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(MetricsExporter(state).render().decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def _kept(snapshot: model.Snapshot) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for key, value in series.extract(snapshot):
+        out.setdefault(key.name, {})[tuple(sorted(key.labels))] = value
+    return out
+
+
+def _absent_local_server() -> model.Snapshot:
+    up, down = triton_servers(999.0)
+    absent = model.TritonServerStatus("local", "http://127.0.0.1:8000", model.ServerState.ABSENT)
+    return dataclasses.replace(full_snapshot(), triton=(absent, dataclasses.replace(up, name="main"), down))
+
+
+@functools.cache
+def _snapshots() -> list[model.Snapshot]:
+    return [*golden_snapshots(ManualClock()), full_snapshot(), _absent_local_server()]
+
+
+@pytest.mark.parametrize("which", range(8))
+def test_metrics_and_history_give_the_same_value_for_every_kept_figure(which: int) -> None:
+    snap = _snapshots()[which]
+    exported, kept = _exported(snap), _kept(snap)
+    for figure in series.CATALOG:
+        history = {labels: value * figure.metric_scale for labels, value in kept.get(figure.name, {}).items()}
+        assert history == exported.get(figure.metric, {}), figure.name
+    wide = {
+        (name, labels): value
+        for kind, labels, values in series.entity_values(snap)
+        for name, value in zip(series.entity_series(kind), values, strict=True)
+        if value is not None
+    }
+    assert wide == {(key.name, key.labels): value for key, value in series.extract(snap)}
+
+
+def test_an_absent_server_is_in_neither_face_and_stores_no_value(tmp_path: Path, clock: ManualClock) -> None:
+    snap = dataclasses.replace(_absent_local_server(), timestamp=clock.now)
+    exported, kept = _exported(snap), _kept(snap)
+    assert exported["gpuwatch_triton_up"] == {(("server", "edge"),): 0.0, (("server", "main"),): 1.0}
+    assert kept["triton_up"] == {(("server", "edge"),): 0.0, (("server", "main"),): 1.0}
+    assert exported["gpuwatch_triton_state"][(("server", "local"), ("state", "absent"))] == 1.0
+    assert ("server", (("server", "local"),), (None,)) in list(series.entity_values(snap))
+
+    db = tmp_path / "gpuwatch.db"
+    store = open_test_store(db, clock)
+    store.submit(snap)
+    assert store.flush(10)
+    store.close()
+    stored = rows(
+        db, "SELECT e.labels, s.triton_up FROM server_raw s JOIN entity e ON e.id = s.entity_id ORDER BY 1"
+    )
+    assert stored == [
+        ('[["server","edge"]]', 0),
+        ('[["server","local"]]', None),
+        ('[["server","main"]]', 1),
+    ]
+    found = open_history(db).query("triton_up", {}, 0, clock.now + 1, 10)
+    assert {d.key.label("server"): d.points[0].mean for d in found} == {"edge": 0.0, "main": 1.0}
+
+
+def test_a_value_that_is_not_a_number_is_in_neither_face() -> None:
+    sample = dataclasses.replace(full_snapshot().gpus[0], power_watts=math.nan)
+    snap = dataclasses.replace(full_snapshot(), gpus=(sample,))
+    assert "gpuwatch_gpu_power_watts" not in _exported(snap)
+    assert "gpu_power_watts" not in _kept(snap)
+
+
+# --------------------------------------------------------------------------- the catalog's place
+
+
+def test_the_catalog_imports_only_the_data_model_itself_and_the_standard_library() -> None:
+    for path in sorted((REPO / "gpuwatch" / "catalog").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module is not None:
+                found = [node.module]
+                if node.module == "gpuwatch":
+                    found = [f"gpuwatch.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for name in found:
+                allowed = (
+                    name.split(".")[0] in sys.stdlib_module_names
+                    or name in {"__future__", "gpuwatch.model"}
+                    or name.startswith("gpuwatch.catalog")
+                )
+                assert allowed, f"{path.name} imports {name}"
