@@ -4,8 +4,9 @@ A series is a figure of one entity over time: `gpu_power_watts{gpu="0"}`,
 `model_requests_per_second{server="local",model="resnet",version="1"}`. The figures the history
 keeps are declared in the catalog (`gpuwatch.catalog.index.HISTORY`, each with a `stored_scale`);
 this module is the history's view of them: which series exist (`CATALOG`), how each is read out
-of a snapshot (`extract`, and its wide form `entity_values` for the store), and what asking for
-history looks like (`History`). The SQLite store implements `History` on disk; `MemoryHistory` implements it
+of a snapshot (`extract`, and its wide form `entity_values` for the store), which labels a query
+may filter by (`check_query`, for the CLI and the API alike), and what asking for history looks
+like (`History`). The SQLite store implements `History` on disk; `MemoryHistory` implements it
 over recent snapshots in memory, for the in-process TUI and for tests of readers.
 
 Place in the flow: catalog → **series** → store (columns, rows), JSON API, CLI, TUI.
@@ -108,6 +109,26 @@ def info(name: str) -> Figure[Any]:
         return _BY_NAME[name]
     except KeyError:
         raise UnknownSeriesError(name) from None
+
+
+class LabelError(ValueError):
+    """A query filters a series by a label its entity kind does not have (`gpu` for a model series)."""
+
+    def __init__(self, label: str, figure: Figure[Any]) -> None:
+        super().__init__(f"{label} does not apply to {figure.name}, a {figure.entity.name} series")
+        self.label = label
+        self.figure = figure
+
+
+def check_query(name: str, labels: Iterable[str]) -> Figure[Any]:
+    """The series `name`, when every label in `labels` is one of its entity kind's: what
+    `gpuwatch query` and /api/v1/history both check before asking the history. Raises
+    UnknownSeriesError for a name not in the catalog, LabelError for a label that does not apply."""
+    figure = info(name)
+    for label in labels:
+        if label not in figure.labels:
+            raise LabelError(label, figure)
+    return figure
 
 
 def extract(

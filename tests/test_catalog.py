@@ -1,5 +1,5 @@
-"""The figure catalog: the store's scales pinned to what databases were written with, and
-/metrics and the history agreeing on every figure they share."""
+"""The figure catalog: the store's scales pinned to what databases were written with, the label
+checks, and /metrics and the history agreeing on every figure they share."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwatch import model, series
+from gpuwatch.catalog import entities, index
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from gpuwatch.store import figures, open_history
 from tests.conftest import REPO, ManualClock
@@ -155,6 +156,24 @@ def test_columns_are_written_and_read_by_name_whatever_their_order(
     assert rows(db, "SELECT model_up, model_pending_requests FROM model_raw ORDER BY key") == [(1, 1), (1, 7)]
     (pending,) = open_history(db).query("model_pending_requests", {}, clock.now + 1, clock.now + 1, 1)
     assert [p.mean for p in pending.points] == [7.0]
+
+
+# --------------------------------------------------------------------------- the label checks
+
+
+def test_a_query_may_filter_only_by_its_entity_kinds_labels() -> None:
+    assert series.check_query("gpu_power_watts", ["gpu", "uuid"]) is index.BY_NAME["gpu_power_watts"]
+    assert series.check_query("model_up", {"server": "local", "model": "m"}).entity is entities.MODEL
+    with pytest.raises(series.LabelError) as caught:
+        series.check_query("model_requests_per_second", ["server", "gpu"])
+    assert (caught.value.label, caught.value.figure.name) == ("gpu", "model_requests_per_second")
+    assert str(caught.value) == "gpu does not apply to model_requests_per_second, a model series"
+    with pytest.raises(series.LabelError, match="model does not apply to triton_up, a server series"):
+        series.check_query("triton_up", ["model"])
+    with pytest.raises(series.UnknownSeriesError):
+        series.check_query("gpu_build_info", [])  # exported, but not kept in history
+    with pytest.raises(series.UnknownSeriesError):
+        series.check_query("nope", ["gpu"])
 
 
 # --------------------------------------------------------------------------- the faces agree

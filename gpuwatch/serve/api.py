@@ -40,7 +40,8 @@ LATEST = 1e11  # year 5138: past this a "timestamp" is a typo (or milliseconds)
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-LABEL_FILTERS = ("gpu", "uuid", "server", "model", "version")
+LABEL_FILTERS: tuple[str, ...] = tuple(dict.fromkeys(label for f in series.CATALOG for label in f.labels))
+"""Every label a series has (gpu, uuid, server, model, version): the history's filters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +173,16 @@ class Api:
         name = q.get("series")
         if not name:
             raise BadRequest(f"series is required: one of the names at {PREFIX}series")
+        match = {k: v for k in LABEL_FILTERS if (v := q.get(k)) is not None}
         try:
-            series.info(name)
+            series.check_query(name, match)
         except series.UnknownSeriesError:
             raise BadRequest(f"series={name!r} is not a series: see {PREFIX}series for the names") from None
+        except series.LabelError as exc:
+            labels = ", ".join(exc.figure.labels)
+            raise BadRequest(f"{exc}: its labels are {labels}") from None
         start, end = _range(q, self._clock())
         points = parse_int(q.get("points"), "points", DEFAULT_POINTS, 1, MAX_POINTS)
-        match = {k: v for k in LABEL_FILTERS if (v := q.get(k)) is not None}
         if "gpu" in match:
             match["gpu"] = str(parse_int(match["gpu"], "gpu", 0, 0, 1_000_000))
         try:

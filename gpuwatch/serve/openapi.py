@@ -202,7 +202,7 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_LABEL_DOC = "Only series whose label `{0}` equals this."
+_LABEL_DOC = "Only series whose label `{0}` equals this; a 400 for a series without that label."
 
 
 def _paths() -> dict[str, Any]:
