@@ -1,11 +1,13 @@
 """The figure catalog: the store's scales pinned to what databases were written with, the label
-checks, and /metrics and the history agreeing on every figure they share."""
+checks, /metrics and the history agreeing on every figure they share, and what any one
+declaration gets without more: docs, a family, columns, a series."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
 import functools
+import json
 import math
 import sqlite3
 import sys
@@ -16,8 +18,19 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwatch import model, series
 from gpuwatch.catalog import entities, index
-from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+from gpuwatch.catalog.figures import (
+    HUNDREDTHS,
+    MILLIONTHS,
+    RATIO_STEPS,
+    TENTH_MICROSECONDS,
+    THOUSANDTHS,
+    WHOLE,
+    Figure,
+)
+from gpuwatch.serve.api import Api
+from gpuwatch.serve.metrics import MetricsExporter, MetricsState, client_name
 from gpuwatch.store import figures, open_history
+from gpuwatch.text import history_report
 from tests.conftest import REPO, ManualClock
 from tests.serve_support import full_snapshot, golden_snapshots, triton_servers
 from tests.storekit import gpu, model_stats, open_test_store, rows, snapshot
@@ -276,3 +289,75 @@ def test_the_catalog_imports_only_the_data_model_itself_and_the_standard_library
                     or name.startswith("gpuwatch.catalog")
                 )
                 assert allowed, f"{path.name} imports {name}"
+
+
+# --------------------------------------------------------------------------- one declaration is enough
+# What every declaration gets without anything else written for it: these hold for any figure
+# added to the catalog, and fail naming the figure when one does not.
+
+
+def test_names_metrics_and_entity_kinds_are_unique() -> None:
+    assert len(index.BY_NAME) == len(index.ALL)
+    assert len(index.BY_METRIC) == len(index.ALL)
+    kinds: dict[str, object] = {}
+    for f in index.ALL:
+        assert kinds.setdefault(f.entity.name, f.entity) is f.entity, (
+            f"two entity kinds named {f.entity.name}"
+        )
+        assert len(set(f.labels)) == len(f.labels), f"{f.name}: a label twice"
+
+
+def test_every_declared_figure_is_in_docs_metrics_md() -> None:
+    rows = {
+        line.split(" | ")[0].strip("| `"): line
+        for line in (REPO / "docs" / "metrics.md").read_text().splitlines()
+    }
+    for f in index.ALL:
+        assert f.metric in rows, f"{f.metric} is not in docs/metrics.md: python -m gpuwatch.catalog.doc"
+        kept = f"| `{f.name}` |" if f.stored_scale is not None else "| — |"
+        assert kept in rows[f.metric], f.metric
+
+
+def test_every_figure_renders_from_a_full_snapshot_with_its_labels() -> None:
+    state = MetricsState()
+    state.observe(full_snapshot())
+    rendered = {
+        fam.name: fam for fam in text_string_to_metric_families(MetricsExporter(state).render().decode())
+    }
+    for f in index.ALL:
+        family = rendered.get(client_name(f))
+        assert family is not None, f"{f.metric} does not render from a snapshot with every field set"
+        assert family.type == f.metric_type and family.documentation == f.help, f.metric
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == set(f.labels), (f.metric, sample.labels)
+
+
+def test_every_kept_figure_is_a_column_of_its_kinds_tables(tmp_path: Path, clock: ManualClock) -> None:
+    db = tmp_path / "gpuwatch.db"
+    store = open_test_store(db, clock)
+    store.submit(snapshot(clock.now, [gpu(0, power_watts=100.0)]))
+    assert store.flush(10)
+    store.close()
+    for kind in index.HISTORY_KINDS:
+        names = [f.name for f in index.HISTORY_BY_KIND[kind.name]]
+        raw = [r[1] for r in rows(db, f"PRAGMA table_info({kind.name}_raw)")]
+        assert raw == ["key", "entity_id", *names], kind.name
+        for tier in ("60s", "3600s"):
+            rolled = {r[1] for r in rows(db, f"PRAGMA table_info({kind.name}_{tier})")}
+            assert {f"{n}_{part}" for n in names for part in ("min", "mean", "max")} <= rolled, kind.name
+    assert {f.series: f.scale for fs in figures.FIGURES.values() for f in fs} == {
+        f.name: f.stored_scale for f in index.HISTORY
+    }
+
+
+def test_every_kept_figure_is_a_series_everywhere_with_a_declared_precision() -> None:
+    precisions = {WHOLE, HUNDREDTHS, THOUSANDTHS, RATIO_STEPS, TENTH_MICROSECONDS, MILLIONTHS}
+    api = Api(lambda: None, series.MemoryHistory(), lambda: ())
+    listed = [e["name"] for e in json.loads(api.handle("/api/v1/series", "").body)["series"]]
+    printed = [line.split()[0] for line in history_report.render_catalog().splitlines()]
+    extracted = {key.name for key, _ in series.extract(full_snapshot())}
+    for f in index.HISTORY:
+        assert isinstance(f, Figure) and f.stored_scale in precisions, f.name
+        assert series.info(f.name) is f and f.name in listed and f.name in printed, f.name
+        assert f.name in extracted, f"{f.name} has no value in a snapshot with every field set"
+    assert listed == printed == [f.name for f in series.CATALOG]

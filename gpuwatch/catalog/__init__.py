@@ -14,4 +14,14 @@ declarations:
 
 It imports only `gpuwatch.model`, itself and the standard library (a test checks), so the TUI
 and every face can read it.
+
+Adding a figure is one declaration in its group's tuple, where its /metrics family should come:
+
+    gauge("gpu_power_watts", e.GPU, lambda s: s.power_watts, "Power draw.", unit="watts", stored=THOUSANDTHS)
+
+with `stored=` (one of the precisions in `figures`) only for a figure the history keeps. /metrics,
+the store's columns (added to existing databases at start), `gpuwatch query`, `/api/v1/series`
+and docs/metrics.md follow from it; regenerate the doc (`python -m gpuwatch.catalog.doc >
+docs/metrics.md`) and, where the recorded source gives the value, the golden /metrics file.
+tests/test_catalog.py checks that the new figure reached every face.
 """
