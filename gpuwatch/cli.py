@@ -387,28 +387,14 @@ def _window(args: argparse.Namespace, now: float) -> tuple[float, float]:
 
 
 _LABEL_OPTIONS = {"gpu": "--gpu", "server": "--server", "model": "--model", "version": "--version"}
-_ENTITY_LABELS = {"gpu": ("gpu",), "model": ("server", "model", "version"), "server": ("server",)}
 
 
-def _series_name(text: str) -> str:
+def _checked_query(args: argparse.Namespace) -> tuple[str, dict[str, str]]:
+    """The series named on the command line and the label filters its options give, checked
+    as /api/v1/history checks them (`series.check_query`)."""
     from gpuwatch import series
 
-    name = text.removeprefix("gpuwatch_")
-    try:
-        series.info(name)
-    except series.UnknownSeriesError:
-        import difflib
-
-        close = difflib.get_close_matches(name, [s.name for s in series.CATALOG], n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(close)}?" if close else "see gpuwatch query --list"
-        raise UsageError(f"unknown series {text!r}: {hint}") from None
-    return name
-
-
-def _match(args: argparse.Namespace, name: str) -> dict[str, str]:
-    from gpuwatch import series
-
-    entity = series.info(name).entity
+    name = args.series.removeprefix("gpuwatch_")
     given = {
         "gpu": None if args.gpu is None else str(args.gpu),
         "server": args.server,
@@ -416,14 +402,21 @@ def _match(args: argparse.Namespace, name: str) -> dict[str, str]:
         "version": args.model_version,
     }
     match = {label: value for label, value in given.items() if value is not None}
-    allowed = _ENTITY_LABELS[entity]
-    for label in match:
-        if label not in allowed:
-            options = ", ".join(_LABEL_OPTIONS[a] for a in allowed)
-            raise UsageError(
-                f"{_LABEL_OPTIONS[label]} does not apply to {name}, a {entity} series (use {options})"
-            )
-    return match
+    try:
+        series.check_query(name, match)
+    except series.UnknownSeriesError:
+        import difflib
+
+        close = difflib.get_close_matches(name, [f.name for f in series.CATALOG], n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}?" if close else "see gpuwatch query --list"
+        raise UsageError(f"unknown series {args.series!r}: {hint}") from None
+    except series.LabelError as exc:
+        options = ", ".join(_LABEL_OPTIONS[label] for label in exc.figure.labels if label in _LABEL_OPTIONS)
+        raise UsageError(
+            f"{_LABEL_OPTIONS[exc.label]} does not apply to {name}, a {exc.figure.entity.name} series "
+            f"(use {options})"
+        ) from None
+    return name, match
 
 
 def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -437,8 +430,7 @@ def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
         return EXIT_OK
     if not args.series:
         raise UsageError("name a series, e.g. gpuwatch query gpu_power_watts (all of them: --list)")
-    name = _series_name(args.series)
-    match = _match(args, name)
+    name, match = _checked_query(args)
     if not 1 <= args.points <= 100_000:
         raise UsageError(f"--points {args.points}: expected a number from 1 to 100000")
     start, end = _window(args, time.time())

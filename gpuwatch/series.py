@@ -1,13 +1,19 @@
 """Named time series over snapshots, and the history interface every reader of history uses.
 
 A series is a figure of one entity over time: `gpu_power_watts{gpu="0"}`,
-`model_requests_per_second{server="local",model="resnet",version="1"}`. This module says which
-series exist (`CATALOG`), how each is read out of a snapshot (`extract`), and what asking for
-history looks like (`History`). The SQLite store implements `History` on disk; `MemoryHistory`
-implements it over recent snapshots in memory, for the in-process TUI and for tests of readers.
+`model_requests_per_second{server="local",model="resnet",version="1"}`. The figures the history
+keeps are declared in the catalog (`gpuwatch.catalog.index.HISTORY`, each with a `stored_scale`);
+this module is the history's view of them: which series exist (`CATALOG`), how each is read out
+of a snapshot (`extract`, and its wide form `entity_values` for the store), which labels a query
+may filter by (`check_query`, for the CLI and the API alike), and what asking for history looks
+like (`History`). The SQLite store implements `History` on disk; `MemoryHistory` implements it
+over recent snapshots in memory, for the in-process TUI and for tests of readers.
+
+Place in the flow: catalog → **series** → store (columns, rows), JSON API, CLI, TUI.
 
 Series names are gpuwatch's metric names without the `gpuwatch_` prefix, so `gpuwatch query
-gpu_power_watts` and the Prometheus metric `gpuwatch_gpu_power_watts` are the same figure.
+gpu_power_watts` and the Prometheus metric `gpuwatch_gpu_power_watts` are the same figure
+(`Figure.metric` names the family where the two differ: clocks in hertz, `_total` counters).
 """
 
 from __future__ import annotations
@@ -16,26 +22,14 @@ import bisect
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gpuwatch import model
-from gpuwatch.catalog import nvml_codes
-
-
-class Entity:
-    GPU = "gpu"
-    MODEL = "model"
-    SERVER = "server"
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesInfo:
-    name: str
-    entity: str
-    """"gpu" (labels gpu, uuid), "model" (server, model, version) or "server" (server)."""
-    description: str
+from gpuwatch.catalog.figures import Figure, as_number
+from gpuwatch.catalog.index import HISTORY, HISTORY_BY_KIND, HISTORY_KINDS
+from gpuwatch.catalog.reading import Reading
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,140 +94,41 @@ class History(Protocol):
         ...
 
 
-# --------------------------------------------------------------------------- the catalog
+# --------------------------------------------------------------------------- the catalog's series
 
-_GPU_FIELDS_SKIPPED = {
-    "index",
-    "uuid",
-    "state",
-    "state_reason",
-    "clock_event_reasons",
-    "clock_event_reasons_mask",
-    "gpm",
-}
-_GPM_FIELDS_SKIPPED = {"interval_seconds"}
-_MODEL_INTERVAL_SKIPPED = {
-    "interval_seconds",
-    "reset",
-    "reset_reason",
-    "failures_per_second_by_reason",
-    "batch_size_histogram",
-}
-
-Extractor = Callable[[Any], float | None]
+CATALOG: tuple[Figure[Any], ...] = HISTORY
+"""Every series, in catalog order."""
+KINDS: tuple[str, ...] = tuple(kind.name for kind in HISTORY_KINDS)
+"""The entity kinds of series ("gpu", "model", "server")."""
+_BY_NAME: dict[str, Figure[Any]] = {f.name: f for f in HISTORY}
 
 
-def _field_getter(name: str) -> Extractor:
-    def get(obj: Any) -> float | None:
-        value = getattr(obj, name)
-        if value is None:
-            return None
-        return float(value)
-
-    return get
-
-
-def _gpm_getter(name: str) -> Extractor:
-    def get(sample: model.GpuSample) -> float | None:
-        if sample.gpm is None:
-            return None
-        value = getattr(sample.gpm, name)
-        return None if value is None else float(value)
-
-    return get
-
-
-def _interval_getter(name: str) -> Extractor:
-    def get(stats: model.ModelStats) -> float | None:
-        if stats.interval is None:
-            return None
-        value = getattr(stats.interval, name)
-        return None if value is None else float(value)
-
-    return get
-
-
-def _reason_getter(bit: int) -> Extractor:
-    def get(sample: model.GpuSample) -> float | None:
-        mask = sample.clock_event_reasons_mask
-        return None if mask is None else float(bool(mask & bit))
-
-    return get
-
-
-def _numeric(tp: Any) -> bool:
-    text = str(tp)
-    return any(t in text for t in ("int", "float", "bool")) and "tuple" not in text and "dict" not in text
-
-
-def _build_catalog() -> dict[str, tuple[SeriesInfo, Extractor]]:
-    catalog: dict[str, tuple[SeriesInfo, Extractor]] = {}
-
-    def add(name: str, entity: str, description: str, getter: Extractor) -> None:
-        catalog[name] = (SeriesInfo(name, entity, description), getter)
-
-    add(
-        "gpu_up",
-        Entity.GPU,
-        "1 when the GPU answers, 0 when lost, hung or NVML is unavailable",
-        lambda s: 1.0 if s.state == model.GpuState.OK else 0.0,
-    )
-    for f in fields(model.GpuSample):
-        if f.name not in _GPU_FIELDS_SKIPPED and _numeric(f.type):
-            add(f"gpu_{f.name}", Entity.GPU, f.name.replace("_", " "), _field_getter(f.name))
-    for f in fields(model.GpmActivity):
-        # GPM's PCIe and NVLink rates are already the sample's own pcie_*/nvlink_* fields.
-        if f.name not in _GPM_FIELDS_SKIPPED and not f.name.startswith(("pcie", "nvlink")):
-            add(f"gpu_{f.name}", Entity.GPU, f"GPM {f.name.replace('_', ' ')}", _gpm_getter(f.name))
-    for reason in nvml_codes.CLOCK_EVENT_REASONS:
-        if reason.slows_work:
-            add(
-                f"gpu_clock_event_{reason.name}",
-                Entity.GPU,
-                f"1 while the clocks are held down by: {reason.words}",
-                _reason_getter(reason.bit),
-            )
-    add(
-        "model_pending_requests",
-        Entity.MODEL,
-        "requests waiting in the queue now",
-        _field_getter("pending_requests"),
-    )
-    add(
-        "model_up",
-        Entity.MODEL,
-        "1 when the model version is READY",
-        lambda m: 1.0 if m.state == model.ModelState.READY else 0.0,
-    )
-    for f in fields(model.ModelInterval):
-        if f.name not in _MODEL_INTERVAL_SKIPPED:
-            add(f"model_{f.name}", Entity.MODEL, f.name.replace("_", " "), _interval_getter(f.name))
-    add(
-        "triton_up",
-        Entity.SERVER,
-        "1 when the Triton server answers",
-        lambda s: 1.0 if s.state == model.ServerState.UP else 0.0,
-    )
-    return catalog
-
-
-_CATALOG = _build_catalog()
-CATALOG: tuple[SeriesInfo, ...] = tuple(info for info, _ in _CATALOG.values())
-
-
-def info(name: str) -> SeriesInfo:
+def info(name: str) -> Figure[Any]:
+    """The figure behind the series called `name`; UnknownSeriesError for any other name."""
     try:
-        return _CATALOG[name][0]
+        return _BY_NAME[name]
     except KeyError:
         raise UnknownSeriesError(name) from None
 
 
-def gpu_labels(sample: model.GpuSample) -> tuple[tuple[str, str], ...]:
-    return (("gpu", str(sample.index)), ("uuid", sample.uuid))
+class LabelError(ValueError):
+    """A query filters a series by a label its entity kind does not have (`gpu` for a model series)."""
+
+    def __init__(self, label: str, figure: Figure[Any]) -> None:
+        super().__init__(f"{label} does not apply to {figure.name}, a {figure.entity.name} series")
+        self.label = label
+        self.figure = figure
 
 
-def model_labels(stats: model.ModelStats) -> tuple[tuple[str, str], ...]:
-    return (("server", stats.server), ("model", stats.name), ("version", stats.version))
+def check_query(name: str, labels: Iterable[str]) -> Figure[Any]:
+    """The series `name`, when every label in `labels` is one of its entity kind's: what
+    `gpuwatch query` and /api/v1/history both check before asking the history. Raises
+    UnknownSeriesError for a name not in the catalog, LabelError for a label that does not apply."""
+    figure = info(name)
+    for label in labels:
+        if label not in figure.labels:
+            raise LabelError(label, figure)
+    return figure
 
 
 def extract(
@@ -241,24 +136,36 @@ def extract(
 ) -> Iterator[tuple[SeriesKey, float]]:
     """Every (series, value) a snapshot holds, or those of the series in `names`. A None
     value is no point, never a 0."""
-    chosen = _CATALOG.items() if names is None else [(n, _CATALOG[n]) for n in names if n in _CATALOG]
-    for name, (series_info, getter) in chosen:
-        if series_info.entity == Entity.GPU:
-            for gpu in snapshot.gpus:
-                value = getter(gpu)
-                if value is not None and not math.isnan(value):
-                    yield SeriesKey(name, gpu_labels(gpu)), value
-        elif series_info.entity == Entity.MODEL:
-            for server in snapshot.triton:
-                for stats in server.models:
-                    value = getter(stats)
-                    if value is not None and not math.isnan(value):
-                        yield SeriesKey(name, model_labels(stats)), value
-        else:
-            for server in snapshot.triton:
-                value = getter(server)
-                if value is not None:
-                    yield SeriesKey(name, (("server", server.name),)), value
+    chosen = HISTORY if names is None else [_BY_NAME[n] for n in names if n in _BY_NAME]
+    reading = Reading(snapshot)
+    objects: dict[str, list[tuple[tuple[tuple[str, str], ...], Any]]] = {}
+    for figure in chosen:
+        kind, read = figure.entity, figure.read
+        items = objects.get(kind.name)
+        if items is None:
+            items = objects[kind.name] = [(kind.label_pairs(obj), obj) for obj in kind.each(reading)]
+        for labels, obj in items:
+            value = as_number(read(obj))
+            if value is not None:
+                yield SeriesKey(figure.name, labels), value
+
+
+def entity_series(kind: str) -> tuple[str, ...]:
+    """The series of one entity kind ("gpu", "model", "server"), in catalog order."""
+    return tuple(f.name for f in HISTORY_BY_KIND.get(kind, ()))
+
+
+def entity_values(
+    snapshot: model.Snapshot,
+) -> Iterator[tuple[str, tuple[tuple[str, str], ...], tuple[float | None, ...]]]:
+    """The wide form of `extract`: each entity of a snapshot once, as (entity kind, labels,
+    values in the order of `entity_series(kind)`), with the same values as `extract` and None
+    where `extract` gives no point. For stores that keep one row per entity and tick."""
+    reading = Reading(snapshot)
+    for kind in HISTORY_KINDS:
+        readers = tuple(f.read for f in HISTORY_BY_KIND[kind.name])
+        for obj in kind.each(reading):
+            yield kind.name, kind.label_pairs(obj), tuple(as_number(read(obj)) for read in readers)
 
 
 def matches(key: SeriesKey, match: dict[str, str]) -> bool:
@@ -331,35 +238,3 @@ class MemoryHistory:
             ]
         chosen.sort(key=lambda e: e.timestamp, reverse=True)
         return chosen[:limit]
-
-
-def entity_series(entity: str) -> tuple[str, ...]:
-    """The series of one entity kind ("gpu", "model", "server"), in catalog order."""
-    return tuple(name for name, _ in _GETTERS_BY_ENTITY.get(entity, ()))
-
-
-def entity_values(
-    snapshot: model.Snapshot,
-) -> Iterator[tuple[str, tuple[tuple[str, str], ...], tuple[float | None, ...]]]:
-    """The wide form of `extract`: each entity of a snapshot once, as (entity kind, labels,
-    values in the order of `entity_series(kind)`), with the same values as `extract` and None
-    where `extract` gives no point. For stores that keep one row per entity and tick."""
-    by_entity = _GETTERS_BY_ENTITY
-    for gpu in snapshot.gpus:
-        yield Entity.GPU, gpu_labels(gpu), _values(by_entity[Entity.GPU], gpu, skip_nan=True)
-    for server in snapshot.triton:
-        for stats in server.models:
-            yield Entity.MODEL, model_labels(stats), _values(by_entity[Entity.MODEL], stats, skip_nan=True)
-    for server in snapshot.triton:
-        yield Entity.SERVER, (("server", server.name),), _values(by_entity[Entity.SERVER], server, False)
-
-
-_GETTERS_BY_ENTITY: dict[str, list[tuple[str, Extractor]]] = {}
-for _name, (_info, _getter) in _CATALOG.items():
-    _GETTERS_BY_ENTITY.setdefault(_info.entity, []).append((_name, _getter))
-
-
-def _values(getters: list[tuple[str, Extractor]], obj: Any, skip_nan: bool) -> tuple[float | None, ...]:
-    if skip_nan:
-        return tuple(None if (v := getter(obj)) is None or math.isnan(v) else v for _, getter in getters)
-    return tuple(getter(obj) for _, getter in getters)

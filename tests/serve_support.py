@@ -5,6 +5,8 @@ collector is another module's business; its output is plain data)."""
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -162,6 +164,59 @@ def golden_snapshots(clock: ManualClock) -> Iterator[model.Snapshot]:
             )
     finally:
         node.close()
+
+
+def filled(cls: type[Any], **given: Any) -> Any:
+    """An instance of a data-model dataclass with every optional scalar field set."""
+    hints = typing.get_type_hints(cls, vars(model))
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in given:
+            kwargs[f.name] = given[f.name]
+            continue
+        tp = hints[f.name]
+        args = set(typing.get_args(tp)) if typing.get_origin(tp) in (typing.Union, types.UnionType) else {tp}
+        if bool in args:
+            kwargs[f.name] = True
+        elif int in args:
+            kwargs[f.name] = 3
+        elif float in args:
+            kwargs[f.name] = 0.5
+        elif str in args:
+            kwargs[f.name] = f.name
+    return cls(**kwargs)
+
+
+def full_snapshot() -> model.Snapshot:
+    """Every field of every part set: every family must appear."""
+    gpm = filled(model.GpmActivity)
+    sample = filled(
+        model.GpuSample,
+        index=0,
+        uuid="GPU-0",
+        state=model.GpuState.OK,
+        gpm=gpm,
+        clock_event_reasons_mask=0x44,
+    )
+    info = filled(model.GpuInfo, index=0, uuid="GPU-0")
+    proc = filled(model.ProcessSample, pid=7, gpu_index=0, gpu_uuid="GPU-0", container_id="ab" * 32)
+    event = model.Event(
+        1.0, model.EventKind.XID, model.Severity.CRITICAL, "x", gpu_index=0, gpu_uuid="GPU-0", code=79
+    )
+    servers = triton_servers(999.0)
+    llm = dataclasses.replace(servers[0].models[1], instance_count=1)
+    servers = (dataclasses.replace(servers[0], models=(servers[0].models[0], llm)), servers[1])
+    return dataclasses.replace(
+        model.Snapshot(timestamp=1000.0, node=model.NodeInfo("h", "0", "nvml")),
+        node=filled(model.NodeInfo),
+        devices=(info,),
+        gpus=(sample,),
+        processes=(proc,),
+        triton=servers,
+        events=(event,),
+        collectors=(filled(model.CollectorHealth, ok=True, stale=False),),
+        store=FIXED_STORE,
+    )
 
 
 # --------------------------------------------------------------------------- a real server

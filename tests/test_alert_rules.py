@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gpuwatch.catalog import nvml_codes
-from gpuwatch.serve import families
+from gpuwatch.catalog import index, nvml_codes
 from tests.conftest import REPO
 
 RULES = REPO / "prometheus" / "gpuwatch.rules.yml"
@@ -94,10 +93,10 @@ def test_every_alert_has_a_severity_annotations_and_a_runbook_section() -> None:
 
 
 def test_rules_name_only_metrics_the_daemon_exports() -> None:
-    exported = set(families.BY_NAME)
-    for f in families.ALL:
-        if f.kind == "histogram":
-            exported |= {f.name + suffix for suffix in ("_bucket", "_count", "_sum")}
+    exported = set(index.BY_METRIC)
+    for f in index.ALL:
+        if f.metric_type == "histogram":
+            exported |= {f.metric + suffix for suffix in ("_bucket", "_count", "_sum")}
     recorded = {r["record"] for r in _rules() if "record" in r}
     for rule in _rules():
         # gpuwatch_* names not inside a recorded series' name (level:gpuwatch_...:operation)

@@ -69,7 +69,7 @@ def test_query_prints_each_series_in_80_columns(db: Path, capsys: pytest.Capture
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert lines[0] == "gpu_power_watts: power watts"
+    assert lines[0] == "gpu_power_watts: Power draw."
     assert lines[1].startswith("2 series in buckets of 5m, ")
     blocks = out.split("\n\n")[1:]
     assert [b.splitlines()[0] for b in blocks] == ["gpu 0  uuid GPU-0000", "gpu 1  uuid GPU-0001"]

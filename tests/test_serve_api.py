@@ -162,6 +162,12 @@ MALFORMED = [
     ("/api/v1/history", "series=gpu_up&points=1.5", "expected an integer"),
     ("/api/v1/history", "series=gpu_up&points=99999999999999999999", "expected an integer"),
     ("/api/v1/history", "series=gpu_up&gpu=first", "gpu='first'"),
+    (
+        "/api/v1/history",
+        "series=gpu_up&model=resnet50",
+        "model does not apply to gpu_up, a gpu series: its labels",
+    ),
+    ("/api/v1/history", "series=model_up&gpu=0", "gpu does not apply to model_up, a model series"),
     ("/api/v1/history", "series=gpu_up&series=gpu_up", "given 2 times"),
     ("/api/v1/history", "series=gpu_up&serie=x", "unknown parameter 'serie'"),
     ("/api/v1/history", "series=%ff", "not valid UTF-8"),

@@ -9,8 +9,6 @@ import re
 import shutil
 import subprocess
 import time
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +17,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gpuwatch import model, series
-from gpuwatch.serve import families
-from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+from gpuwatch.catalog import doc, index
+from gpuwatch.serve.metrics import MetricsExporter, MetricsState, client_name
 from tests.conftest import REPO, ManualClock
-from tests.serve_support import FIXED_STORE, golden_snapshots, model_stats, triton_servers
+from tests.serve_support import full_snapshot, golden_snapshots, model_stats, triton_servers
 
 GOLDEN = REPO / "tests" / "golden" / "metrics.txt"
 DURATION = re.compile(r"^(gpuwatch_collector_duration_seconds\{[^}]*\}) \S+$", re.MULTILINE)
@@ -209,12 +207,12 @@ def test_every_family_is_exported_from_a_full_snapshot() -> None:
     state.observe(full_snapshot())
     exported = {f.name for f in text_string_to_metric_families(MetricsExporter(state).render().decode())}
     # the parser reports counters without `_total`
-    declared = {f.base_name for f in families.ALL}
+    declared = {client_name(f) for f in index.ALL}
     assert exported == declared
 
 
 def test_every_history_series_has_its_family() -> None:
-    mapped = {f.series for f in families.ALL if f.series}
+    mapped = {f.name for f in index.ALL if f.stored_scale is not None and index.BY_METRIC.get(f.metric) is f}
     missing = [s.name for s in series.CATALOG if s.name not in mapped]
     assert not missing, f"series without a /metrics family: {missing}"
     unknown = mapped - {s.name for s in series.CATALOG}
@@ -222,18 +220,18 @@ def test_every_history_series_has_its_family() -> None:
 
 
 def test_family_names_follow_the_conventions() -> None:
-    for f in families.ALL:
-        assert f.name.startswith("gpuwatch_"), f.name
-        assert (f.kind == "counter") == f.name.endswith("_total"), f.name
-        assert not f.name.endswith(("_count", "_mhz", "_percent")), f.name
-        if f.name.endswith("_ratio"):
-            assert f.unit == "", f.name
+    for f in index.ALL:
+        assert f.metric.startswith("gpuwatch_"), f.metric
+        assert (f.metric_type == "counter") == f.metric.endswith("_total"), f.metric
+        assert not f.metric.endswith(("_count", "_mhz", "_percent")), f.metric
+        if f.metric.endswith("_ratio"):
+            assert f.unit == "", f.metric
         assert "command" not in f.labels and "url" not in f.labels
 
 
 def test_docs_metrics_md_is_rendered_from_the_families() -> None:
-    doc = (REPO / "docs" / "metrics.md").read_text()
-    assert doc == families.render_doc(), "regenerate: python -m gpuwatch.serve.families > docs/metrics.md"
+    text = (REPO / "docs" / "metrics.md").read_text()
+    assert text == doc.render_doc(), "regenerate: python -m gpuwatch.catalog.doc > docs/metrics.md"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -242,58 +240,6 @@ def test_docs_metrics_md_is_rendered_from_the_families() -> None:
 def _snapshot(**fields: Any) -> model.Snapshot:
     base = model.Snapshot(timestamp=fields.pop("timestamp", 1000.0), node=model.NodeInfo("h", "0", "nvml"))
     return dataclasses.replace(base, **fields)
-
-
-def _filled(cls: type[Any], **given: Any) -> Any:
-    """An instance of a data-model dataclass with every optional scalar field set."""
-    hints = typing.get_type_hints(cls, vars(model))
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name in given:
-            kwargs[f.name] = given[f.name]
-            continue
-        tp = hints[f.name]
-        args = set(typing.get_args(tp)) if typing.get_origin(tp) in (typing.Union, types.UnionType) else {tp}
-        if bool in args:
-            kwargs[f.name] = True
-        elif int in args:
-            kwargs[f.name] = 3
-        elif float in args:
-            kwargs[f.name] = 0.5
-        elif str in args:
-            kwargs[f.name] = f.name
-    return cls(**kwargs)
-
-
-def full_snapshot() -> model.Snapshot:
-    """Every field of every part set: every family must appear."""
-    gpm = _filled(model.GpmActivity)
-    sample = _filled(
-        model.GpuSample,
-        index=0,
-        uuid="GPU-0",
-        state=model.GpuState.OK,
-        gpm=gpm,
-        clock_event_reasons_mask=0x44,
-    )
-    info = _filled(model.GpuInfo, index=0, uuid="GPU-0")
-    proc = _filled(model.ProcessSample, pid=7, gpu_index=0, gpu_uuid="GPU-0", container_id="ab" * 32)
-    event = model.Event(
-        1.0, model.EventKind.XID, model.Severity.CRITICAL, "x", gpu_index=0, gpu_uuid="GPU-0", code=79
-    )
-    servers = triton_servers(999.0)
-    llm = dataclasses.replace(servers[0].models[1], instance_count=1)
-    servers = (dataclasses.replace(servers[0], models=(servers[0].models[0], llm)), servers[1])
-    return _snapshot(
-        node=_filled(model.NodeInfo),
-        devices=(info,),
-        gpus=(sample,),
-        processes=(proc,),
-        triton=servers,
-        events=(event,),
-        collectors=(_filled(model.CollectorHealth, ok=True, stale=False),),
-        store=FIXED_STORE,
-    )
 
 
 def test_a_render_after_other_ticks_equals_a_fresh_render() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from gpuwatch import jsonform, model, series, timespec
-from gpuwatch.serve import families, openapi
+from gpuwatch.serve import openapi
 
 log = logging.getLogger("gpuwatch.api")
 
@@ -33,7 +33,8 @@ MAX_POINTS = 10_000
 DEFAULT_EVENTS = 1000
 MAX_EVENTS = 10_000
 MAX_VALUE_CHARS = 256
-LABEL_FILTERS = ("gpu", "uuid", "server", "model", "version")
+LABEL_FILTERS: tuple[str, ...] = tuple(dict.fromkeys(label for f in series.CATALOG for label in f.labels))
+"""Every label a series has (gpu, uuid, server, model, version): the history's filters."""
 NOT_READY = "not_ready"
 """The error code of /snapshot's 503 before the first tick: wait, nothing is wrong."""
 
@@ -161,13 +162,16 @@ class Api:
         name = q.get("series")
         if not name:
             raise BadRequest(f"series is required: one of the names at {PREFIX}series")
+        match = {k: v for k in LABEL_FILTERS if (v := q.get(k)) is not None}
         try:
-            series.info(name)
+            series.check_query(name, match)
         except series.UnknownSeriesError:
             raise BadRequest(f"series={name!r} is not a series: see {PREFIX}series for the names") from None
+        except series.LabelError as exc:
+            labels = ", ".join(exc.figure.labels)
+            raise BadRequest(f"{exc}: its labels are {labels}") from None
         start, end = _range(q, self._clock())
         points = parse_int(q.get("points"), "points", DEFAULT_POINTS, 1, MAX_POINTS)
-        match = {k: v for k in LABEL_FILTERS if (v := q.get(k)) is not None}
         if "gpu" in match:
             match["gpu"] = str(parse_int(match["gpu"], "gpu", 0, 0, 1_000_000))
         try:
@@ -231,22 +235,17 @@ class Api:
         )
 
     def _series(self, q: _Query) -> Response:
-        labels = {
-            series.Entity.GPU: ["gpu", "uuid"],
-            series.Entity.MODEL: ["server", "model", "version"],
-            series.Entity.SERVER: ["server"],
-        }
         return ok(
             {
                 "series": [
                     {
-                        "name": s.name,
-                        "entity": s.entity,
-                        "labels": labels.get(s.entity, []),
-                        "description": s.description,
-                        "metric": families.METRIC_FOR_SERIES.get(s.name, "gpuwatch_" + s.name),
+                        "name": f.name,
+                        "entity": f.entity.name,
+                        "labels": list(f.labels),
+                        "description": f.help,
+                        "metric": f.metric,
                     }
-                    for s in series.CATALOG
+                    for f in series.CATALOG
                 ]
             }
         )

@@ -5,8 +5,9 @@ Place in the flow: engine → (subscription) `MetricsState.observe` → `Snapsho
 collector yields families built from current state on each call; the state is the latest
 snapshot plus what only a stream of snapshots can give (events and executed batch sizes counted
 since the daemon started), fed by the engine's subscription. A scrape never calls NVML or
-Triton. Every family is declared in `gpuwatch.serve.families` (which docs/metrics.md is rendered
-from); a value that is None is simply not exported.
+Triton. Every family is a figure of the catalog (`gpuwatch.catalog.index.ALL`, which
+docs/metrics.md is rendered from): its rows are the figure's reader over its entity kind's
+objects, and a value that is None is simply not exported.
 
 The rendered text depends only on that state, so `MetricsExporter` renders once per new
 snapshot and serves the same bytes to every scrape until the next tick; when a scraper's steady
@@ -16,14 +17,14 @@ request path.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,21 +32,18 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from gpuwatch import __version__, model
 from gpuwatch.catalog import nvml_codes
-from gpuwatch.serve import families as fam
+from gpuwatch.catalog.figures import AnyFigure, Figure, HistogramFigure, Labels, as_number
+from gpuwatch.catalog.index import ALL
+from gpuwatch.catalog.reading import BATCH_SIZE_BUCKETS, BatchCounts, ModelKey, Reading, Tally
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-CONTAINER_ID_CHARS = 12
 MAX_SCRAPERS = 16
 """Clients whose scrape rhythm is remembered for rendering ahead."""
 
 log = logging.getLogger("gpuwatch.metrics")
 
-Labels = tuple[str, ...]
 LineCache = dict[str, dict[Labels, tuple[float, str, str]]]
 """family → labels → (value, `name{labels} ` prefix, whole sample line)."""
-
-_GPU_STATES = tuple(s.value for s in model.GpuState)
-_SERVER_STATES = tuple(s.value for s in model.ServerState)
 
 
 # --------------------------------------------------------------------------- state fed by the engine
@@ -54,7 +52,7 @@ _SERVER_STATES = tuple(s.value for s in model.ServerState)
 @dataclass(slots=True)
 class _Histogram:
     buckets: list[int]
-    """Executions with batch size ≤ each of families.BATCH_SIZE_BUCKETS, then +Inf."""
+    """Executions with batch size ≤ each of BATCH_SIZE_BUCKETS, then +Inf."""
     total_batch: int = 0
 
 
@@ -69,7 +67,7 @@ class MetricsState:
         self._snapshot: model.Snapshot | None = None
         self._events: Counter[str] = Counter({k.value: 0 for k in model.EventKind})
         self._xids: dict[tuple[str, str], Counter[int]] = {}
-        self._batches: dict[Labels, _Histogram] = {}
+        self._batches: dict[ModelKey, _Histogram] = {}
         self._last_poll: dict[str, float | None] = {}
         self.generation = 0
         """Changes whenever anything shown changes: the exporter's cache key."""
@@ -80,24 +78,24 @@ class MetricsState:
             for event in snapshot.events:
                 self._events[event.kind.value] += 1
                 if event.kind == model.EventKind.XID and event.code is not None:
-                    key = (_label(event.gpu_index), event.gpu_uuid or "")
-                    self._xids.setdefault(key, Counter())[event.code] += 1
-            for gpu in snapshot.devices:
-                counts = self._xids.setdefault((str(gpu.index), gpu.uuid), Counter())
+                    gpu = "" if event.gpu_index is None else str(event.gpu_index)
+                    self._xids.setdefault((gpu, event.gpu_uuid or ""), Counter())[event.code] += 1
+            for info in snapshot.devices:
+                counts = self._xids.setdefault((str(info.index), info.uuid), Counter())
                 for code in nvml_codes.XIDS:
                     counts.setdefault(code, 0)
             self._count_batches(snapshot.triton)
             self.generation += 1
 
     def _count_batches(self, servers: tuple[model.TritonServerStatus, ...]) -> None:
-        present: set[Labels] = set()
+        present: set[ModelKey] = set()
         for server in servers:
             fresh = self._last_poll.get(server.name, -1.0) != server.polled_at
             self._last_poll[server.name] = server.polled_at
             for stats in server.models:
-                key: Labels = (stats.server, stats.name, stats.version)
+                key: ModelKey = (stats.server, stats.name, stats.version)
                 present.add(key)
-                hist = self._batches.setdefault(key, _Histogram([0] * (len(fam.BATCH_SIZE_BUCKETS) + 1)))
+                hist = self._batches.setdefault(key, _Histogram([0] * (len(BATCH_SIZE_BUCKETS) + 1)))
                 interval = stats.interval
                 # One poll's interval stays in every snapshot until the next poll: count it once.
                 if not fresh or interval is None or interval.reset:
@@ -105,7 +103,7 @@ class MetricsState:
                 for size, executions in interval.batch_size_histogram.items():
                     if executions <= 0 or size <= 0:
                         continue
-                    for i, bound in enumerate(fam.BATCH_SIZE_BUCKETS):
+                    for i, bound in enumerate(BATCH_SIZE_BUCKETS):
                         if size <= bound:
                             hist.buckets[i] += executions
                     hist.buckets[-1] += executions
@@ -113,34 +111,23 @@ class MetricsState:
         for key in set(self._batches) - present:  # unloaded: its series go, as Triton's do
             del self._batches[key]
 
-    def view(self) -> MetricsView:
+    def view(self) -> Reading:
+        """One consistent reading of the state, for one scrape."""
         with self._lock:
-            return MetricsView(
-                self._snapshot,
+            tally = Tally(
                 dict(self._events),
                 {k: dict(v) for k, v in self._xids.items()},
-                {k: (tuple(h.buckets), h.total_batch) for k, h in self._batches.items()},
+                {k: BatchCounts(tuple(h.buckets), h.total_batch) for k, h in self._batches.items()},
             )
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsView:
-    """One consistent reading of `MetricsState` for one scrape."""
-
-    snapshot: model.Snapshot | None
-    events: dict[str, int]
-    """Events since the daemon started, by kind."""
-    xids: dict[tuple[str, str], dict[int, int]]
-    """(gpu, uuid) → XID code → count since the daemon started."""
-    batches: dict[Labels, tuple[tuple[int, ...], int]]
-    """(server, model, version) → (cumulative bucket counts, sum of batch sizes)."""
+            return Reading(self._snapshot, tally, __version__)
 
 
 # --------------------------------------------------------------------------- the collector
 
 
 class _Families:
-    """Rows of every family for one reading of the state, in catalog order.
+    """Rows of every family for one reading, in catalog order: each figure's reader over the
+    objects of its entity kind.
 
     Two outputs from the same rows: prometheus_client families (`metrics`, for the Collector
     interface) and the text exposition itself (`text`). The second is written here rather than
@@ -148,38 +135,56 @@ class _Families:
     re-escapes every label name of every sample and takes ~4x longer for the same bytes; a
     test checks that both parse to the same samples."""
 
-    def __init__(self) -> None:
-        self._rows: dict[str, list[tuple[tuple[str, ...], float]]] = {}
-        self._histograms: dict[str, list[tuple[tuple[str, ...], tuple[int, ...], int]]] = {}
-
-    def add(self, name: str, labels: Iterable[str], value: float | int | bool | None) -> None:
-        if value is None or (isinstance(value, float) and math.isnan(value)):  # "not available"
-            return
-        rows = self._rows.get(name)
-        if rows is None:
-            rows = self._rows[name] = []
-        rows.append((tuple(labels), float(value)))
-
-    def add_histogram(self, name: str, labels: Labels, buckets: tuple[int, ...], total: int) -> None:
-        self._histograms.setdefault(name, []).append((labels, buckets, total))
+    def __init__(self, reading: Reading) -> None:
+        self._rows: dict[str, list[tuple[Labels, float]]] = {}
+        self._histograms: dict[str, list[tuple[Labels, BatchCounts]]] = {}
+        objects: dict[str, list[tuple[Labels, Any]]] = {}
+        for figure in ALL:
+            kind = figure.entity
+            items = objects.get(kind.name)
+            if items is None:
+                key = kind.key
+                items = objects[kind.name] = [(key(obj), obj) for obj in kind.each(reading)]
+            if not items:
+                continue
+            if isinstance(figure, Figure):
+                read, scale = figure.read, figure.metric_scale
+                rows = [
+                    (labels, v * scale) for labels, obj in items if (v := as_number(read(obj))) is not None
+                ]
+            elif isinstance(figure, HistogramFigure):
+                counted = [(labels, c) for labels, obj in items if (c := figure.read(obj)) is not None]
+                if counted:
+                    self._histograms[figure.metric] = counted
+                continue
+            else:
+                each_row = figure.rows
+                rows = [
+                    (labels + extra, v)
+                    for labels, obj in items
+                    for extra, value in each_row(obj)
+                    if (v := as_number(value)) is not None
+                ]
+            if rows:
+                self._rows[figure.metric] = rows
 
     def metrics(self) -> Iterator[Metric]:
-        bounds = [str(b) for b in fam.BATCH_SIZE_BUCKETS] + ["+Inf"]
-        for spec in fam.ALL:
-            if spec.kind == "histogram":
-                hist_rows = self._histograms.get(spec.name)
+        for figure in ALL:
+            if isinstance(figure, HistogramFigure):
+                hist_rows = self._histograms.get(figure.metric)
                 if hist_rows:
-                    hist = HistogramMetricFamily(spec.name, spec.help, labels=spec.labels)
-                    for labels, buckets, total in hist_rows:
-                        pairs = list(zip(bounds, (float(b) for b in buckets), strict=True))
-                        hist.add_metric(list(labels), pairs, float(total))
+                    bounds = [*(str(b) for b in figure.bounds), "+Inf"]
+                    hist = HistogramMetricFamily(figure.metric, figure.help, labels=figure.labels)
+                    for labels, counts in hist_rows:
+                        pairs = list(zip(bounds, (float(b) for b in counts.buckets), strict=True))
+                        hist.add_metric(list(labels), pairs, float(counts.batch_size_sum))
                     yield hist
                 continue
-            rows = self._rows.get(spec.name)
+            rows = self._rows.get(figure.metric)
             if not rows:
                 continue
-            cls = CounterMetricFamily if spec.kind == "counter" else GaugeMetricFamily
-            metric = cls(spec.base_name, spec.help, labels=spec.labels)
+            cls = CounterMetricFamily if figure.metric_type == "counter" else GaugeMetricFamily
+            metric = cls(client_name(figure), figure.help, labels=figure.labels)
             for labels, value in rows:
                 metric.add_metric(list(labels), value)
             yield metric
@@ -191,20 +196,21 @@ class _Families:
         known = previous or {}
         written: LineCache = {}
         parts: list[str] = []
-        for spec in fam.ALL:
-            if spec.kind == "histogram":
-                for i, (labels, buckets, total) in enumerate(self._histograms.get(spec.name, ())):
+        for figure in ALL:
+            name = figure.metric
+            if isinstance(figure, HistogramFigure):
+                for i, (labels, counts) in enumerate(self._histograms.get(name, ())):
                     if i == 0:
-                        parts.append(_header(spec))
-                    parts.append(_histogram_text(spec, labels, buckets, total))
+                        parts.append(_HEADERS[name])
+                    parts.append(_histogram_text(figure, labels, counts))
                 continue
-            rows = self._rows.get(spec.name)
+            rows = self._rows.get(name)
             if not rows:
                 continue
-            parts.append(_header(spec))
-            line = _line_format(spec)
-            before = known.get(spec.name, {})
-            lines = written[spec.name] = {}
+            parts.append(_HEADERS[name])
+            line = _LINE_FORMATS[name]
+            before = known.get(name, {})
+            lines = written[name] = {}
             for labels, value in rows:
                 hit = before.get(labels)
                 if hit is None:
@@ -217,26 +223,34 @@ class _Families:
         return "".join(parts).encode(), written
 
 
-@functools.cache
-def _header(spec: fam.Family) -> str:
-    text = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
-    return f"# HELP {spec.name} {text}\n# TYPE {spec.name} {spec.kind}\n"
+def client_name(figure: AnyFigure) -> str:
+    """The name prometheus_client wants: a counter's without `_total`."""
+    return figure.metric.removesuffix("_total") if figure.metric_type == "counter" else figure.metric
 
 
-@functools.cache
-def _line_format(spec: fam.Family) -> str:
+def _header(figure: AnyFigure) -> str:
+    text = figure.help.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {figure.metric} {text}\n# TYPE {figure.metric} {figure.metric_type}\n"
+
+
+def _line_format(figure: AnyFigure) -> str:
     """`name{a="%s",b="%s"} `: one %-format per family for a sample line's prefix."""
-    if not spec.labels:
-        return spec.name + " "
-    return spec.name + "{" + ",".join(f'{label}="%s"' for label in spec.labels) + "} "
+    if not figure.labels:
+        return figure.metric + " "
+    return figure.metric + "{" + ",".join(f'{label}="%s"' for label in figure.labels) + "} "
 
 
-def _histogram_text(spec: fam.Family, labels: Labels, buckets: tuple[int, ...], total: int) -> str:
-    inner = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(spec.labels, labels, strict=True))
-    bounds = [*(str(b) for b in fam.BATCH_SIZE_BUCKETS), "+Inf"]
-    lines = [f'{spec.name}_bucket{{{inner},le="{b}"}} {n}\n' for b, n in zip(bounds, buckets, strict=True)]
-    lines.append(f"{spec.name}_count{{{inner}}} {buckets[-1]}\n")
-    lines.append(f"{spec.name}_sum{{{inner}}} {total}\n")
+_HEADERS = {f.metric: _header(f) for f in ALL}
+_LINE_FORMATS = {f.metric: _line_format(f) for f in ALL}
+
+
+def _histogram_text(figure: HistogramFigure[Any], labels: Labels, counts: BatchCounts) -> str:
+    inner = ",".join(f'{n}="{_escape(v)}"' for n, v in zip(figure.labels, labels, strict=True))
+    bounds = [*(str(b) for b in figure.bounds), "+Inf"]
+    name, buckets = figure.metric, counts.buckets
+    lines = [f'{name}_bucket{{{inner},le="{b}"}} {n}\n' for b, n in zip(bounds, buckets, strict=True)]
+    lines.append(f"{name}_count{{{inner}}} {buckets[-1]}\n")
+    lines.append(f"{name}_sum{{{inner}}} {counts.batch_size_sum}\n")
     return "".join(lines)
 
 
@@ -267,197 +281,9 @@ class SnapshotCollector(Collector):
         yield from build(self._state.view()).metrics()
 
 
-def build(view: MetricsView) -> _Families:
+def build(reading: Reading) -> _Families:
     """Every family's rows for one reading of the state."""
-    snapshot = view.snapshot
-    out = _Families()
-    source = snapshot.node.source if snapshot else ""
-    out.add(fam.PREFIX + "build_info", (__version__, source), 1)
-    if snapshot is not None:
-        _daemon(out, snapshot, view.events)
-        _gpus(out, snapshot, view.xids)
-        _processes(out, snapshot.processes)
-        _triton(out, snapshot.triton, view.batches)
-    return out
-
-
-def _label(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def _flag(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _daemon(out: _Families, snapshot: model.Snapshot, events: dict[str, int]) -> None:
-    p = fam.PREFIX
-    node = snapshot.node
-    if node.driver_version is not None:
-        versions = (node.driver_version, node.cuda_driver_version, node.nvml_version)
-        out.add(p + "driver_info", (_label(v) for v in versions), 1)
-    out.add(p + "snapshot_timestamp_seconds", (), snapshot.timestamp)
-    out.add(p + "nvml_up", (), int(snapshot.nvml_status is None))
-    out.add(p + "gpus", (), len(snapshot.gpus))
-    for c in snapshot.collectors:
-        labels = (c.name,)
-        out.add(p + "collector_success", labels, int(c.ok))
-        out.add(p + "collector_stale", labels, int(c.stale))
-        out.add(p + "collector_duration_seconds", labels, c.last_duration_seconds)
-        out.add(p + "collector_cadence_seconds", labels, c.cadence_seconds)
-        out.add(p + "collector_last_success_timestamp_seconds", labels, c.last_success_at)
-        out.add(p + "collector_runs_total", labels, c.runs_count)
-        out.add(p + "collector_errors_total", labels, c.errors_count)
-    store = snapshot.store
-    if store is not None:
-        out.add(p + "store_up", (), int(store.ok))
-        out.add(p + "store_write_errors_total", (), store.write_errors_count)
-        out.add(p + "store_queue_length", (), store.queue_length)
-        out.add(p + "store_size_bytes", (), store.size_bytes)
-    for kind, count in events.items():
-        out.add(p + "events_total", (kind,), count)
-
-
-def _gpus(out: _Families, snapshot: model.Snapshot, xids: dict[tuple[str, str], dict[int, int]]) -> None:
-    p = fam.PREFIX
-    for info in snapshot.devices:
-        g = (str(info.index), info.uuid)
-        facts = (info.name, info.serial, info.pci_bus_id, info.architecture, info.cuda_compute_capability)
-        out.add(p + "gpu_info", (*g, *(_label(v) for v in facts)), 1)
-        out.add(p + "gpu_power_limit_default_watts", g, info.power_limit_default_watts)
-        out.add(p + "gpu_power_limit_max_watts", g, info.power_limit_max_watts)
-        out.add(p + "gpu_sm_clock_max_hertz", g, _mhz(info.max_sm_clock_mhz))
-        out.add(p + "gpu_memory_clock_max_hertz", g, _mhz(info.max_memory_clock_mhz))
-        out.add(p + "gpu_graphics_clock_max_hertz", g, _mhz(info.max_graphics_clock_mhz))
-        out.add(p + "gpu_temperature_slowdown_celsius", g, info.temperature_slowdown_celsius)
-        out.add(p + "gpu_temperature_shutdown_celsius", g, info.temperature_shutdown_celsius)
-        out.add(p + "gpu_ecc_enabled", g, _flag(info.ecc_enabled))
-        out.add(p + "gpu_mig_enabled", g, _flag(info.mig_enabled))
-        out.add(p + "gpu_persistence_mode_enabled", g, _flag(info.persistence_mode_enabled))
-        out.add(p + "gpu_pcie_link_generation_max", g, info.pcie_link_generation)
-        out.add(p + "gpu_pcie_link_width_max", g, info.pcie_link_width)
-        out.add(p + "gpu_nvlink_links", g, info.nvlink_link_count)
-        out.add(p + "gpu_gpm_supported", g, _flag(info.gpm_supported))
-    for s in snapshot.gpus:
-        g = (str(s.index), s.uuid)
-        out.add(p + "gpu_up", g, int(s.state == model.GpuState.OK))
-        out.add(p + "gpu_state", (*g, s.state.value), 1)
-        for field in fam.GPU_SAMPLE:
-            source = s.gpm if field.gpm else s
-            if source is None:
-                continue
-            value = getattr(source, field.field)
-            if value is not None:
-                out.add(field.family.name, g, float(value) * field.scale)
-        mask = s.clock_event_reasons_mask
-        if mask is not None:
-            for reason in fam.CLOCK_EVENTS:
-                out.add(reason.family.name, g, int(bool(mask & reason.bit)))
-    for (gpu, uuid), counts in sorted(xids.items()):
-        for code, count in sorted(counts.items()):
-            out.add(p + "gpu_xid_errors_total", (gpu, uuid, str(code)), count)
-
-
-def _mhz(value: int | None) -> float | None:
-    return None if value is None else value * 1e6
-
-
-def _processes(out: _Families, processes: tuple[model.ProcessSample, ...]) -> None:
-    p = fam.PREFIX
-    for proc in processes:
-        container = proc.container_id[:CONTAINER_ID_CHARS] if proc.container_id else None
-        labels = tuple(
-            _label(v)
-            for v in (
-                proc.gpu_index,
-                proc.gpu_uuid,
-                proc.pid,
-                proc.name,
-                proc.user,
-                container,
-                proc.triton_server,
-            )
-        )
-        out.add(p + "process_gpu_memory_bytes", labels, proc.used_memory_bytes)
-        out.add(p + "process_sm_utilization_ratio", labels, proc.sm_utilization_ratio)
-        out.add(p + "process_memory_utilization_ratio", labels, proc.memory_utilization_ratio)
-        out.add(p + "process_encoder_utilization_ratio", labels, proc.encoder_utilization_ratio)
-        out.add(p + "process_decoder_utilization_ratio", labels, proc.decoder_utilization_ratio)
-        out.add(p + "process_start_time_seconds", labels, proc.started_at)
-
-
-_INTERVAL_GAUGES = (
-    "requests_per_second",
-    "inferences_per_second",
-    "executions_per_second",
-    "failures_per_second",
-    "average_batch_size",
-    "batch_fill_ratio",
-    "preferred_batch_ratio",
-    "average_request_seconds",
-    "average_queue_seconds",
-    "average_compute_input_seconds",
-    "average_compute_infer_seconds",
-    "average_compute_output_seconds",
-    "queue_share_ratio",
-    "queue_to_compute_ratio",
-    "queue_delay_ratio",
-    "mean_queue_depth",
-    "cache_hit_ratio",
-)
-
-
-def _triton(
-    out: _Families,
-    servers: tuple[model.TritonServerStatus, ...],
-    batches: dict[Labels, tuple[tuple[int, ...], int]],
-) -> None:
-    p = fam.PREFIX
-    for server in servers:
-        s = (server.name,)
-        if server.state != model.ServerState.ABSENT:
-            out.add(p + "triton_up", s, int(server.state == model.ServerState.UP))
-        out.add(p + "triton_state", (server.name, server.state.value), 1)
-        if server.version is not None:
-            out.add(p + "triton_info", (server.name, server.version), 1)
-        out.add(p + "triton_poll_duration_seconds", s, server.poll_seconds)
-        out.add(p + "triton_last_poll_timestamp_seconds", s, server.polled_at)
-        for stats in server.models:
-            _model(out, stats, batches.get((stats.server, stats.name, stats.version)))
-
-
-def _model(out: _Families, m: model.ModelStats, batches: tuple[tuple[int, ...], int] | None) -> None:
-    p = fam.PREFIX
-    k = (m.server, m.name, m.version)
-    out.add(p + "model_up", k, int(m.state == model.ModelState.READY))
-    if m.state is not None:
-        out.add(p + "model_state", (*k, m.state), 1)
-    out.add(p + "model_info", (*k, _label(m.backend), _label(m.platform), _label(m.instance_kind)), 1)
-    for gpu in m.gpu_indexes:
-        out.add(p + "model_gpu_info", (*k, str(gpu)), 1)
-    out.add(p + "model_max_batch_size", k, m.max_batch_size)
-    out.add(p + "model_instances", k, m.instance_count)
-    out.add(p + "model_max_queue_delay_seconds", k, m.max_queue_delay_seconds)
-    out.add(p + "model_pending_requests", k, m.pending_requests)
-    out.add(p + "model_last_inference_timestamp_seconds", k, m.last_inference_at)
-    t = m.totals
-    out.add(p + "model_request_success_total", k, t.request_success_count)
-    out.add(p + "model_request_failure_total", k, t.request_failure_count)
-    for reason, count in sorted(t.failure_count_by_reason.items()):
-        out.add(p + "model_request_failure_by_reason_total", (*k, reason), count)
-    out.add(p + "model_inference_total", k, t.inference_count)
-    out.add(p + "model_execution_total", k, t.execution_count)
-    out.add(p + "model_cache_hit_total", k, t.cache_hit_count)
-    out.add(p + "model_cache_miss_total", k, t.cache_miss_count)
-    interval = m.interval
-    if interval is not None:
-        for name in _INTERVAL_GAUGES:
-            out.add(f"{p}model_{name}", k, getattr(interval, name))
-        for reason, rate in sorted(interval.failures_per_second_by_reason.items()):
-            out.add(p + "model_failures_per_second_by_reason", (*k, reason), rate)
-    if batches is not None:
-        out.add_histogram(p + "model_batch_size", k, *batches)
-    for metric, value in sorted(m.llm_metrics.items()):
-        out.add(p + "model_llm_value", (*k, metric), value)
+    return _Families(reading)
 
 
 # --------------------------------------------------------------------------- rendering

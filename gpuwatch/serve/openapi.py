@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from gpuwatch import __version__, model
+from gpuwatch import __version__, model, series
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_NUM = {"type": ["number", "null"]}
@@ -199,7 +199,7 @@ _SCHEMAS: dict[str, Any] = {
                     "required": ["name", "entity", "labels", "description", "metric"],
                     "properties": {
                         "name": {"type": "string"},
-                        "entity": {"type": "string", "enum": ["gpu", "model", "server"]},
+                        "entity": {"type": "string", "enum": list(series.KINDS)},
                         "labels": {"type": "array", "items": {"type": "string"}},
                         "description": {"type": "string"},
                         "metric": {
@@ -213,7 +213,7 @@ _SCHEMAS: dict[str, Any] = {
     },
 }
 
-_LABEL_DOC = "Only series whose label `{0}` equals this."
+_LABEL_DOC = "Only series whose label `{0}` equals this; a 400 for a series without that label."
 
 
 def _paths() -> dict[str, Any]:

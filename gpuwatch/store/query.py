@@ -106,7 +106,7 @@ class StoreHistory:
     def _query(
         self, name: str, match: dict[str, str], start: float, end: float, points: int
     ) -> list[series.SeriesData]:
-        info = series.info(name)  # UnknownSeriesError for a name not in the catalog
+        kind = series.info(name).entity.name  # UnknownSeriesError for a name not in the catalog
         figure = BY_SERIES[name]
         if end < start:
             return []
@@ -117,10 +117,10 @@ class StoreHistory:
         start_ms, end_ms = round(start * 1000), round(end * 1000)
         sums: dict[tuple[int, int], list[float]] = {}
         with self._engine.connect() as conn:
-            entities = self._entities(conn, info.entity, match)
+            entities = self._entities(conn, kind, match)
             if not entities:
                 return []
-            every = len(entities) == self._entity_count(conn, info.entity)
+            every = len(entities) == self._entity_count(conn, kind)
             rolled = dict(
                 conn.execute(
                     select(self._schema.tier.c.resolution_s, self._schema.tier.c.rolled_until_ms)
@@ -142,7 +142,7 @@ class StoreHistory:
                 ids = None if every else list(entities)
                 rows = self._segment(
                     conn,
-                    info.entity,
+                    kind,
                     index,
                     figure.column,
                     entity_ids=ids,

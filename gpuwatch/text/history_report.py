@@ -46,7 +46,7 @@ def render_series(
 ) -> str:
     """Each series as a block: its labels, then one line per point (time, mean, min, max)."""
     info = series.info(name)
-    lines = [fmt.clip(f"{name}: {info.description}", WIDTH)]
+    lines = [fmt.clip(f"{name}: {info.help}", WIDTH)]
     widths = sorted({d.resolution_seconds for d in data})
     every = ", ".join(timespec.format_duration(w) for w in widths)
     lines.append(
@@ -71,8 +71,8 @@ def render_series(
 def render_catalog() -> str:
     """Every series `gpuwatch query` knows, with its entity and what it is."""
     lines = []
-    for info in series.CATALOG:
-        lines.append(fmt.clip(f"{info.name:<40} {info.entity:<7} {info.description}", WIDTH))
+    for figure in series.CATALOG:
+        lines.append(fmt.clip(f"{figure.name:<40} {figure.entity.name:<7} {figure.help}", WIDTH))
     return "\n".join(lines) + "\n"
 
 

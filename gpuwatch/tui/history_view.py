@@ -22,6 +22,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from gpuwatch import model, series
+from gpuwatch.catalog import entities
 from gpuwatch.text import fmt
 from gpuwatch.tui.buckets import aligned_range
 from gpuwatch.tui.chart import Chart, ChartData, event_mark
@@ -36,7 +37,7 @@ RANGES: tuple[tuple[float, str], ...] = (
 )
 
 FIRST_FIGURES: dict[str, tuple[str, ...]] = {
-    series.Entity.GPU: (
+    entities.GPU.name: (
         "gpu_utilization_ratio",
         "gpu_tensor_activity_ratio",
         "gpu_dram_bandwidth_ratio",
@@ -51,7 +52,7 @@ FIRST_FIGURES: dict[str, tuple[str, ...]] = {
         "gpu_pcie_tx_bytes_per_second",
         "gpu_up",
     ),
-    series.Entity.MODEL: (
+    entities.MODEL.name: (
         "model_requests_per_second",
         "model_failures_per_second",
         "model_average_batch_size",
@@ -67,7 +68,7 @@ FIRST_FIGURES: dict[str, tuple[str, ...]] = {
 
 def figures_for(kind: str) -> list[str]:
     """The series of one entity kind: the ones an SRE looks at first, then the catalog's rest."""
-    names = [i.name for i in series.CATALOG if i.entity == kind]
+    names = [f.name for f in series.CATALOG if f.entity.name == kind]
     first = [n for n in FIRST_FIGURES.get(kind, ()) if n in names]
     return first + sorted(n for n in names if n not in first)
 
@@ -92,16 +93,16 @@ class Subject:
 
 def subjects(snapshot: model.Snapshot) -> list[Subject]:
     out = [
-        Subject(series.Entity.GPU, f"GPU {g.index}", (("gpu", str(g.index)),), gpu_index=g.index)
+        Subject(entities.GPU.name, f"GPU {g.index}", (("gpu", str(g.index)),), gpu_index=g.index)
         for g in snapshot.gpus
     ]
     for server in snapshot.triton:
         for m in server.models:
             out.append(
                 Subject(
-                    series.Entity.MODEL,
+                    entities.MODEL.name,
                     f"model {m.name} v{m.version} ({server.name})",
-                    (("server", m.server), ("model", m.name), ("version", m.version)),
+                    entities.MODEL.label_pairs(m),
                     model=m.name,
                     server=m.server,
                 )
@@ -110,14 +111,14 @@ def subjects(snapshot: model.Snapshot) -> list[Subject]:
 
 
 def gpu_subject(index: int) -> Subject:
-    return Subject(series.Entity.GPU, f"GPU {index}", (("gpu", str(index)),), gpu_index=index)
+    return Subject(entities.GPU.name, f"GPU {index}", (("gpu", str(index)),), gpu_index=index)
 
 
 def model_subject(m: model.ModelStats) -> Subject:
     return Subject(
-        series.Entity.MODEL,
+        entities.MODEL.name,
         f"model {m.name} v{m.version} ({m.server})",
-        (("server", m.server), ("model", m.name), ("version", m.version)),
+        entities.MODEL.label_pairs(m),
         model=m.name,
         server=m.server,
     )
@@ -129,7 +130,7 @@ _SERVER_WIDE = {model.EventKind.TRITON_DOWN, model.EventKind.TRITON_UP, model.Ev
 
 def events_for(subject: Subject, events: list[model.Event]) -> list[model.Event]:
     """The events that belong on this subject's chart: its own and the node's or server's."""
-    if subject.kind == series.Entity.GPU:
+    if subject.kind == entities.GPU.name:
         return [
             e
             for e in events
