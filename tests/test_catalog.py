@@ -4,13 +4,11 @@ declaration gets without more: docs, a family, columns, a series."""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import json
 import math
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -266,29 +264,6 @@ def test_a_value_that_is_not_a_number_is_in_neither_face() -> None:
     snap = dataclasses.replace(full_snapshot(), gpus=(sample,))
     assert "gpuwatch_gpu_power_watts" not in _exported(snap)
     assert "gpu_power_watts" not in _kept(snap)
-
-
-# --------------------------------------------------------------------------- the catalog's place
-
-
-def test_the_catalog_imports_only_the_data_model_itself_and_the_standard_library() -> None:
-    for path in sorted((REPO / "gpuwatch" / "catalog").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module is not None:
-                found = [node.module]
-                if node.module == "gpuwatch":
-                    found = [f"gpuwatch.{alias.name}" for alias in node.names]
-            else:
-                continue
-            for name in found:
-                allowed = (
-                    name.split(".")[0] in sys.stdlib_module_names
-                    or name in {"__future__", "gpuwatch.model"}
-                    or name.startswith("gpuwatch.catalog")
-                )
-                assert allowed, f"{path.name} imports {name}"
 
 
 # --------------------------------------------------------------------------- one declaration is enough
