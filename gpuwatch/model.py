@@ -65,6 +65,8 @@ class GpuInfo:
     """"9.0" for an H100."""
     memory_total_bytes: int | None = None
     power_limit_default_watts: float | None = None
+    power_limit_min_watts: float | None = None
+    """The lowest power limit that can be set (nvidia-smi's "Min Power Limit")."""
     power_limit_max_watts: float | None = None
     max_sm_clock_mhz: int | None = None
     max_memory_clock_mhz: int | None = None

@@ -90,6 +90,8 @@ def test_static_facts(collector: NvmlCollector) -> None:
     assert info.ecc_enabled is True and info.mig_enabled is False
     assert info.gpm_supported is True
     assert info.max_sm_clock_mhz == 1980
+    # nvmlDeviceGetPowerManagementLimitConstraints answers [min, max] in mW.
+    assert (info.power_limit_min_watts, info.power_limit_max_watts) == (200.0, 700.0)
     assert len({d.uuid for d in collector.view().devices}) == 4
     node = collector.view().node
     assert node.driver_version == "580.159.04" and node.cuda_driver_version == "13.0"

@@ -107,6 +107,34 @@ def compare(phase: str) -> dict[str, Any]:
     }
 
 
+STATIC_FIELDS = "power.min_limit,power.max_limit,power.default_limit,memory.total,pci.bus_id,uuid"
+
+
+def compare_static() -> dict[str, Any]:
+    """The GPU's static facts in `snapshot --json` against `nvidia-smi --query-gpu`."""
+    snap = run([PY, "-m", "gpuwatch", "snapshot", "--json", "--window", "0.2"])
+    smi = run(["nvidia-smi", f"--query-gpu={STATIC_FIELDS}", "--format=csv,noheader,nounits"])
+    d = json.loads(snap.stdout)["devices"][0]
+    low, high, default, total, bus, uuid = [x.strip() for x in smi.stdout.splitlines()[0].split(",")]
+    ours = {
+        "power_min_w": d["power_limit_min_watts"],
+        "power_max_w": d["power_limit_max_watts"],
+        "power_default_w": d["power_limit_default_watts"],
+        "memory_total_mib": d["memory_total_bytes"] // MIB,
+        "pci_bus_id": d["pci_bus_id"],
+        "uuid": d["uuid"],
+    }
+    theirs = {
+        "power_min_w": float(low),
+        "power_max_w": float(high),
+        "power_default_w": float(default),
+        "memory_total_mib": int(total),
+        "pci_bus_id": bus,
+        "uuid": uuid,
+    }
+    return {"gpuwatch": ours, "nvidia_smi": theirs, "equal": {k: ours[k] == theirs[k] for k in ours}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
@@ -120,6 +148,7 @@ def main() -> int:
     results: dict[str, Any] = {"started": time.time()}
     results["nvidia_smi_L"] = run(["nvidia-smi", "-L"]).stdout.strip()
     results["snapshot_text_idle"] = run([PY, "-m", "gpuwatch", "snapshot"]).stdout
+    results["static"] = compare_static()
 
     holder = subprocess.Popen([PY, str(HERE / "load.py"), "hold", "--gib", "2", "--seconds", "150"])
     time.sleep(4)
@@ -186,7 +215,9 @@ def main() -> int:
         "dram_high_in_copy": all((s["gpuwatch"]["dram_pct"] or 0) > 50 for s in cp),
         "tensor_low_in_copy": all((s["gpuwatch"]["tensor_pct"] or 0) < 5 for s in cp),
     }
-    results["all_checks_pass"] = ok and all(results["gpm_checks"].values())
+    results["all_checks_pass"] = (
+        ok and all(results["gpm_checks"].values()) and all(results["static"]["equal"].values())
+    )
     (out / "results.json").write_text(json.dumps(results, indent=1))
     for s in samples:
         a, b = s["gpuwatch"], s["nvidia_smi"]
@@ -196,6 +227,7 @@ def main() -> int:
             f"tensor {a['tensor_pct']} dram {a['dram_pct']} occ {a['sm_occupancy_pct']}  reasons {a['reasons']}/{b['reasons']}  "
             f"pids {a['pids']} / {b['pids']}  {s['checks']}"
         )
+    print("static facts:", json.dumps(results["static"]))
     print(json.dumps(results["cpu_window"]), json.dumps(results["gpm_checks"]))
     print("calls:", json.dumps(results["call_costs_idle"]))
     print("ALL CHECKS PASS" if results["all_checks_pass"] else "SOME CHECKS FAILED")

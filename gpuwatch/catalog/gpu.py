@@ -87,6 +87,13 @@ FACTS = (
         unit="watts",
     ),
     gauge(
+        "gpu_power_limit_min_watts",
+        e.GPU_FACTS,
+        lambda d: d.power_limit_min_watts,
+        "The lowest power limit that can be set.",
+        unit="watts",
+    ),
+    gauge(
         "gpu_power_limit_max_watts",
         e.GPU_FACTS,
         lambda d: d.power_limit_max_watts,

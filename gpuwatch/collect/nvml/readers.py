@@ -101,6 +101,7 @@ def read_static(gateway: NvmlGateway, gpu: TrackedGpu, h: Any, *, gpm: bool) -> 
         power_limit_default_watts=from_milli(
             call("power_limit_default", "nvmlDeviceGetPowerManagementDefaultLimit")
         ),
+        power_limit_min_watts=from_milli(constraints[0]) if constraints else None,
         power_limit_max_watts=from_milli(constraints[1]) if constraints else None,
         max_sm_clock_mhz=uint_or_none(
             call("max_clock_sm", "nvmlDeviceGetMaxClockInfo", pynvml.NVML_CLOCK_SM)
