@@ -232,6 +232,51 @@ def test_a_503_is_not_ready_by_its_code_or_an_old_daemons_text(
         server.server_close()
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            {"error": "no figure called that here", "status": 400, "code": "unknown_series"},
+            UnknownSeriesError,
+        ),
+        ({"error": "series='x' is not a series: see /api/v1/series", "status": 400}, UnknownSeriesError),
+        (
+            {"error": "series='x' is not a series, and a code we do not know", "status": 400, "code": "x"},
+            ClientError,
+        ),
+        ({"error": "points='0': expected an integer from 1 to 10000", "status": 400}, ClientError),
+    ],
+    ids=["code", "old-daemon-text", "other-code", "other-400"],
+)
+def test_an_unknown_series_is_read_from_the_code_or_an_old_daemons_text(
+    body: dict[str, object], error: type[Exception]
+) -> None:
+    payload = json.dumps(body).encode()
+
+    class Answer400(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer400)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        with pytest.raises(error) as raised:
+            client.history("x", {}, 0, 1, 10)
+        assert raised.type is error  # UnknownSeriesError is no ClientError, nor the reverse
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_daemon_whose_engine_stopped_reads_stale_by_its_own_clock() -> None:
     # Snapshots from 100 s ago, served now: the daemon's Date header says how old they are.
     served = Served(ManualClock(time.time() - 100))

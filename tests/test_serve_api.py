@@ -147,6 +147,13 @@ def test_series_catalog_names_the_prometheus_family(client: httpx.Client) -> Non
     assert entries["model_up"]["labels"] == ["server", "model", "version"]
 
 
+def test_an_unknown_series_is_a_400_with_a_code(client: httpx.Client) -> None:
+    response = client.get("/api/v1/history", params={"series": "gpu_no_such_figure"})
+    assert response.status_code == 400
+    assert response.json()["code"] == "unknown_series"  # what a client reads; the text may change
+    assert "code" not in client.get("/api/v1/history", params={"series": "gpu_up", "points": "0"}).json()
+
+
 # --------------------------------------------------------------------------- malformed parameters
 
 MALFORMED = [

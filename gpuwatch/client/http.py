@@ -61,6 +61,10 @@ NOT_READY_CODE = "not_ready"
 """The `code` of the API's 503 before the first tick (docs/api.md)."""
 NOT_READY_PREFIX = "no snapshot yet"
 """How that answer's message begins: a daemon of 0.1.0 gave no code, only this text."""
+UNKNOWN_SERIES_CODE = "unknown_series"
+"""The `code` of /history's 400 for a series name the daemon does not have."""
+UNKNOWN_SERIES_TEXT = "is not a series"
+"""What that answer's message says: a daemon of 0.1.0 gave no code, only this text."""
 
 
 # --------------------------------------------------------------------------- the client
@@ -154,8 +158,8 @@ class HttpClient:
         params = {"series": name, "from": repr(start), "to": repr(end), "points": str(points), **match}
         answer = self._get("history", params)
         if answer.status == 400:
-            message = _error_message(answer)
-            if "is not a series" in message:
+            message, code = _error_message(answer), _error_code(answer)
+            if code == UNKNOWN_SERIES_CODE or (code is None and UNKNOWN_SERIES_TEXT in message):
                 raise series.UnknownSeriesError(name)
             raise ClientError(f"the daemon refused the history request: {message}")
         doc = self._json(answer)

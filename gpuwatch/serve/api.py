@@ -36,6 +36,8 @@ MAX_VALUE_CHARS = 256
 LABEL_FILTERS: tuple[str, ...] = tuple(dict.fromkeys(label for f in series.CATALOG for label in f.labels))
 """Every label a series has (gpu, uuid, server, model, version): the history's filters."""
 NOT_READY = "not_ready"
+UNKNOWN_SERIES = "unknown_series"
+"""The error code of /history's 400 for a series name the catalog does not have."""
 """The error code of /snapshot's 503 before the first tick: wait, nothing is wrong."""
 
 
@@ -48,7 +50,12 @@ class Response:
 
 
 class BadRequest(ValueError):
-    """A parameter the API cannot use; str() is the message the client gets with its 400."""
+    """A parameter the API cannot use; str() is the message the client gets with its 400, and
+    `code` the machine-readable reason where a client acts on it (`UNKNOWN_SERIES`)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +151,7 @@ class Api:
         try:
             return handler(_Query.parse(query, allowed))
         except BadRequest as exc:
-            return error(400, str(exc))
+            return error(400, str(exc), code=exc.code)
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -166,7 +173,9 @@ class Api:
         try:
             series.check_query(name, match)
         except series.UnknownSeriesError:
-            raise BadRequest(f"series={name!r} is not a series: see {PREFIX}series for the names") from None
+            raise BadRequest(
+                f"series={name!r} is not a series: see {PREFIX}series for the names", code=UNKNOWN_SERIES
+            ) from None
         except series.LabelError as exc:
             labels = ", ".join(exc.figure.labels)
             raise BadRequest(f"{exc}: its labels are {labels}") from None
@@ -177,7 +186,9 @@ class Api:
         try:
             result = self._history.query(name, match, start, end, points)
         except series.UnknownSeriesError:
-            raise BadRequest(f"series={name!r} is not a series: see {PREFIX}series") from None
+            raise BadRequest(
+                f"series={name!r} is not a series: see {PREFIX}series", code=UNKNOWN_SERIES
+            ) from None
         except Exception as exc:
             log.exception("history query failed")
             return error(503, f"history is unavailable: {type(exc).__name__}: {exc}")
@@ -262,7 +273,7 @@ def error(
     status: int, message: str, headers: tuple[tuple[str, str], ...] = (), *, code: str | None = None
 ) -> Response:
     """`{"error": message, "status": status}`, and `"code"` where a client acts on the error
-    (`NOT_READY`): clients read the code, the message is for people and may change."""
+    (`NOT_READY`, `UNKNOWN_SERIES`): clients read the code, the message is for people and may change."""
     doc: dict[str, str | int] = {"error": message, "status": status}
     if code is not None:
         doc["code"] = code

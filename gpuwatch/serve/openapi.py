@@ -50,9 +50,10 @@ _SCHEMAS: dict[str, Any] = {
             "status": {"type": "integer"},
             "code": {
                 "type": "string",
-                "enum": ["not_ready"],
+                "enum": ["not_ready", "unknown_series"],
                 "description": "Present where a client acts on the error: `not_ready` is /snapshot's "
-                "503 before the daemon's first tick (wait and ask again).",
+                "503 before the daemon's first tick (wait and ask again); `unknown_series` is "
+                "/history's 400 for a series name the daemon does not have (see /series).",
             },
         },
     },
