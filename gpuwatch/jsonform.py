@@ -26,7 +26,7 @@ import types
 import typing
 from enum import Enum
 from functools import cache
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeGuard, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from gpuwatch import model, series
 
@@ -122,17 +122,31 @@ def decode_history(doc: JsonValue) -> list[series.SeriesData]:
             raise DecodeError(f"{where}: expected an object with labels")
         points = []
         for j, row in enumerate(item.get("points", [])):
-            if not (isinstance(row, list) and len(row) == 4 and all(isinstance(v, int | float) for v in row)):
+            if not (isinstance(row, list) and len(row) == 4 and all(v is None or _is_number(v) for v in row)):
                 raise DecodeError(f"{where}.points[{j}]: expected [timestamp, mean, minimum, maximum]")
-            points.append(series.Point(*(float(v) for v in row)))
+            ts, mean, low, high = row
+            if ts is None or mean is None:
+                continue  # a value JSON cannot carry (NaN, ±inf) was encoded as null: a gap, never a 0
+            points.append(
+                series.Point(
+                    float(ts),
+                    float(mean),
+                    float(mean if low is None else low),
+                    float(mean if high is None else high),
+                )
+            )
         resolution = item.get("resolution_seconds")
-        if not isinstance(resolution, int | float):
-            raise DecodeError(f"{where}.resolution_seconds: expected a number")
+        if not _is_number(resolution) or not math.isfinite(resolution) or resolution <= 0:
+            raise DecodeError(f"{where}.resolution_seconds: expected a positive number")
         labels = tuple((str(k), str(v)) for k, v in item["labels"].items())
         out.append(
             series.SeriesData(series.SeriesKey(doc["series"], labels), float(resolution), tuple(points))
         )
     return out
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def encode_events(start: float, end: float, events: list[model.Event]) -> dict[str, JsonValue]:

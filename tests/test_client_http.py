@@ -434,3 +434,49 @@ def test_names_and_origins() -> None:
     finally:
         for c in named:
             c.close()
+
+
+def test_history_reads_what_json_cannot_carry_as_a_gap_never_a_zero() -> None:
+    """The one decoder of the JSON form (jsonform.decode_history) is the client's: a point whose
+    mean was NaN or ±inf comes as null and is a gap; a null extreme is the mean."""
+    doc = {
+        "series": "gpu_power_watts",
+        "result": [
+            {
+                "labels": {"gpu": "0", "uuid": "GPU-x"},
+                "resolution_seconds": 60,
+                "points": [[60, 1.5, 1.0, 2.0], [120, None, None, None], [180, 3.0, None, None]],
+            }
+        ],
+    }
+    payload = json.dumps(doc).encode()
+
+    class History(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), History)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        (data,) = client.history("gpu_power_watts", {}, 0, 200, 10)
+        assert [(p.timestamp, p.mean, p.minimum, p.maximum) for p in data.points] == [
+            (60.0, 1.5, 1.0, 2.0),
+            (180.0, 3.0, 3.0, 3.0),
+        ]
+        assert data.resolution_seconds == 60.0
+        assert dict(data.key.labels) == {"gpu": "0", "uuid": "GPU-x"}
+        bad = {**doc, "result": [{**doc["result"][0], "resolution_seconds": 0}]}
+        with pytest.raises(jsonform.DecodeError, match="resolution_seconds"):
+            jsonform.decode_history(bad)
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()

@@ -28,7 +28,6 @@ from __future__ import annotations
 import email.utils
 import errno
 import json
-import math
 import ssl
 import threading
 import time
@@ -162,11 +161,10 @@ class HttpClient:
             if code == UNKNOWN_SERIES_CODE or (code is None and UNKNOWN_SERIES_TEXT in message):
                 raise series.UnknownSeriesError(name)
             raise ClientError(f"the daemon refused the history request: {message}")
-        doc = self._json(answer)
         try:
-            return [_series_data(name, item) for item in doc["result"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SourceUnavailableError(f"not a gpuwatch history answer: {exc!r}") from None
+            return jsonform.decode_history(self._json(answer))
+        except jsonform.DecodeError as exc:
+            raise SourceUnavailableError(f"not a gpuwatch history answer: {exc}") from None
 
     def events(
         self,
@@ -340,30 +338,6 @@ def _connect_reason(exc: httpx.ConnectError) -> str:
             return f"cannot connect: {(cause.strerror or str(cause)).lower()}"
         cause = cause.__cause__ or cause.__context__
     return f"cannot connect: {exc}"
-
-
-def _series_data(name: str, item: Mapping[str, Any]) -> series.SeriesData:
-    labels = item["labels"]
-    if not isinstance(labels, dict):
-        raise TypeError("labels is not an object")
-    points = []
-    for raw in item["points"]:
-        ts, mean, low, high = raw
-        if ts is None or mean is None:
-            continue  # a value JSON cannot carry (NaN, ±inf): a gap, never a 0
-        points.append(
-            series.Point(
-                float(ts),
-                float(mean),
-                float(mean if low is None else low),
-                float(mean if high is None else high),
-            )
-        )
-    resolution = float(item["resolution_seconds"])
-    if not math.isfinite(resolution) or resolution <= 0:
-        raise ValueError(f"resolution_seconds {resolution}")
-    key = series.SeriesKey(name, tuple((str(k), str(v)) for k, v in labels.items()))
-    return series.SeriesData(key, resolution, tuple(points))
 
 
 __all__ = ["HttpClient"]
