@@ -215,6 +215,10 @@ def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
 
     if not 0.05 <= args.window <= 60:
         raise UsageError(f"--window {args.window}: expected seconds from 0.05 to 60")
+    if args.demo and args.triton:
+        raise UsageError(
+            "--demo replays recorded GPUs and Triton models: drop --triton, or drop --demo to poll the server"
+        )
     snapshot = collect_snapshot(settings, demo=args.demo, triton_urls=args.triton, window_seconds=args.window)
     if args.json:
         json.dump(jsonform.encode_snapshot(snapshot), sys.stdout, indent=2)
@@ -281,7 +285,11 @@ def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
 def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("config", help="check a config file, or print the defaults")
     csub = p.add_subparsers(metavar="ACTION")
-    check = csub.add_parser("check", help="validate a config file; exit 2 with the problem if bad")
+    check = csub.add_parser(
+        "check",
+        help="validate a config file as the daemon does at start (listen, auth files, TLS, retention); "
+        "exit 2 with the problem if bad",
+    )
     check.add_argument(
         "path",
         nargs="?",
@@ -297,7 +305,13 @@ def run_config_check(args: argparse.Namespace, settings: config.Settings) -> int
     path = args.path or config.default_path()
     if path is None:
         raise UsageError(f"no config file to check: name one, or create {config.DEFAULT_CONFIG_PATH}")
-    config.load(path)
+    from gpuwatch import daemon
+
+    settings = config.load(path)
+    try:
+        daemon.check(settings)  # the very checks `gpuwatch daemon` makes at start
+    except (daemon.ExposureError, daemon.AuthConfigError) as exc:
+        raise UsageError(str(exc)) from None
     print(f"{path}: ok")
     return EXIT_OK
 

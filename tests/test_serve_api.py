@@ -157,6 +157,8 @@ MALFORMED = [
     ("/api/v1/history", "series=gpu_up&from=0001-01-01T00:00Z", "between 0 and"),
     ("/api/v1/history", "series=gpu_up&to=nan", "between 0 and"),
     ("/api/v1/history", "series=gpu_up&to=1e300", "between 0 and"),
+    ("/api/v1/history", "series=gpu_up&from=-99999999999w", "before now is before 1970"),
+    ("/api/v1/events", "from=99999999999d", "before now is before 1970"),
     ("/api/v1/history", "series=gpu_up&from=-1h&to=-2h", "is after to"),
     ("/api/v1/history", "series=gpu_up&points=0", "points='0': expected an integer from 1 to 10000"),
     ("/api/v1/history", "series=gpu_up&points=1.5", "expected an integer"),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import bcrypt
 
-from gpuwatch.config import DaemonSettings
+from gpuwatch.config import DaemonSettings, SettingFileError, read_setting_file
 
 MIN_TOKEN_CHARS = 16
 REMEMBERED_CREDENTIALS = 256
@@ -93,9 +93,11 @@ class Authenticator:
 
 def _read(path: Path, what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_setting_file(path).decode("utf-8")
     except FileNotFoundError:
         raise AuthConfigError(f"{what} {path}: no such file (create it, or unset the setting)") from None
+    except SettingFileError as exc:
+        raise AuthConfigError(f"{what} {path}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AuthConfigError(
             f"{what} {path}: cannot read: {getattr(exc, 'strerror', None) or exc}"

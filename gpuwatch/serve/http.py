@@ -33,11 +33,12 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from gpuwatch import __version__
-from gpuwatch.config import DaemonSettings
+from gpuwatch.config import DaemonSettings, SettingFileError, read_setting_file
 from gpuwatch.serve import api as api_module
 from gpuwatch.serve.auth import Authenticator
 from gpuwatch.serve.metrics import CONTENT_TYPE, MetricsExporter
@@ -112,6 +113,15 @@ def tls_context(settings: DaemonSettings) -> ssl.SSLContext | None:
         return None
     if not (settings.tls_cert_file and settings.tls_key_file):
         raise ExposureError("[daemon] tls_cert_file and tls_key_file go together: set both, or neither")
+    for setting, name in (("tls_cert_file", settings.tls_cert_file), ("tls_key_file", settings.tls_key_file)):
+        try:
+            read_setting_file(Path(name))
+        except FileNotFoundError:
+            raise ExposureError(f"[daemon] {setting} {name}: no such file") from None
+        except SettingFileError as exc:
+            raise ExposureError(f"[daemon] {setting} {name}: {exc}") from None
+        except OSError as exc:
+            raise ExposureError(f"[daemon] {setting} {name}: cannot read: {exc.strerror or exc}") from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
