@@ -86,6 +86,10 @@ def test_snapshot_before_the_first_tick_is_a_503_with_a_reason(clock: ManualCloc
         conforms("/api/v1/snapshot", response)
         health = httpx.get(f"{empty.url}/api/v1/health", timeout=5).json()
         assert health["status"] == "starting"
+        # /metrics used to answer 200 with only build_info: a scrape that looked whole.
+        metrics = httpx.get(f"{empty.url}/metrics", timeout=5)
+        assert metrics.status_code == 503 and metrics.headers["retry-after"] == "1"
+        assert "first tick has not completed" in metrics.text and "gpuwatch_" not in metrics.text
     finally:
         empty.close()
 

@@ -137,6 +137,8 @@ def tls_context(settings: DaemonSettings) -> ssl.SSLContext | None:
 
 # --------------------------------------------------------------------------- the server
 
+NOT_READY_TEXT = b"gpuwatch is starting: its first tick has not completed; retry in a second\n"
+
 
 class _Connection:
     __slots__ = ("deadline", "sock")
@@ -395,6 +397,12 @@ class HttpServer:
     def route(self, path: str, query: str, client: str = "") -> api_module.Response:
         if path == "/metrics":  # parameters (Prometheus's `params`) are ignored
             self.exporter.note_scrape(client)
+            if not self.exporter.state.has_snapshot:
+                # Only build_info would show: a scrape that looks whole and says nothing. As
+                # /api/v1/snapshot does, say plainly that the first tick has not completed.
+                return api_module.Response(
+                    503, NOT_READY_TEXT, "text/plain; charset=utf-8", (("Retry-After", "1"),)
+                )
             return api_module.Response(200, self.exporter.render(), CONTENT_TYPE)
         if path.startswith(api_module.PREFIX):
             return self.api.handle(path, query)
