@@ -6,10 +6,16 @@ Each test reproduces one finding against `gpuwatch daemon --demo` (tests/daemons
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from pathlib import Path
 
-from tests.daemons import Daemon
+import bcrypt
+import httpx
+
+from tests.daemons import Daemon, wait_until
 
 
 def test_default_logs_are_quiet_and_say_what_happened_in_words(tmp_path: Path) -> None:
@@ -36,3 +42,86 @@ def test_default_logs_are_quiet_and_say_what_happened_in_words(tmp_path: Path) -
     finally:
         loud.stop()
     assert " httpx: HTTP Request: GET http://127.0.0.1:8000" in "".join(loud.log)
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    """The process's high-water mark of resident memory (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def _send_huge_head(port: int, results: list[str]) -> None:
+    """One request whose 99 header lines of 64 KiB are each under http.server's per-line limit."""
+    line = b"X-Pad: " + b"a" * (65536 - 10) + b"\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sent = 0
+        try:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(99):
+                sock.sendall(line)
+                sent += len(line)
+            sock.sendall(b"\r\n")
+        except OSError:
+            pass  # the daemon answered and closed while we were still sending: expected
+        answer = b""
+        with contextlib.suppress(OSError):
+            answer = sock.recv(200)
+        results.append(f"{answer[:12].decode(errors='replace')} after {sent} bytes")
+
+
+def test_a_flood_of_huge_headers_is_cut_and_memory_stays_bounded() -> None:
+    """64 connections × 99 header lines of 64 KiB (each line under every per-line limit) drove
+    RSS from 67 MB to 2.86 GB and kept /metrics down for ~36 s. Now the request line and
+    headers together are bounded (32 KiB): each such request is a 431 after a few lines."""
+    daemon = Daemon()
+    try:
+        before = _peak_rss_bytes(daemon.proc.pid)
+        results: list[str] = []
+        threads = [threading.Thread(target=_send_huge_head, args=(daemon.port, results)) for _ in range(64)]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        flood_seconds = time.monotonic() - started
+        metrics = httpx.get(f"{daemon.url}/metrics", timeout=5)
+        growth = _peak_rss_bytes(daemon.proc.pid) - before
+    finally:
+        daemon.stop()
+    print(f"64 huge-header requests in {flood_seconds:.1f} s; peak RSS grew {growth / 2**20:.1f} MiB")
+    assert len(results) == 64
+    assert all(r.startswith("HTTP/1.1 431") or r.startswith("HTTP/1.0 431") for r in results), results
+    assert all(int(r.rsplit(" after ", 1)[1].split()[0]) < 99 * 65526 for r in results)  # cut early
+    assert growth < 64 * 2**20, f"peak RSS grew {growth / 2**20:.0f} MiB"
+    assert metrics.status_code == 200 and "gpuwatch_gpu_up" in metrics.text
+
+
+def test_basic_auth_holds_for_long_passwords_and_every_method(tmp_path: Path) -> None:
+    """A password over bcrypt's 72 bytes made bcrypt raise: the connection dropped and a
+    traceback logged per request (482 KB/s). OPTIONS and POST were answered without auth;
+    an unknown method got 501 where docs/api.md says 405."""
+    users = tmp_path / "users"
+    users.write_text("ops:" + bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode() + "\n")
+    config = tmp_path / "c.toml"
+    config.write_text(f'[daemon]\nbasic_auth_file = "{users}"\n')
+    daemon = Daemon(config=config, ready=False)
+    try:
+        base = daemon.url
+        good = ("ops", "right")
+        wait_until(lambda: httpx.get(f"{base}/api/v1/snapshot", auth=good, timeout=5).status_code == 200)
+        with httpx.Client(timeout=5) as client:
+            for length in (72, 73, 100, 4096):
+                answer = client.get(f"{base}/metrics", auth=("ops", "x" * length))
+                assert answer.status_code == 401, (length, answer.text)
+            # the same connection still serves: nothing was dropped
+            assert client.get(f"{base}/metrics", auth=good).status_code == 200
+            for method in ("OPTIONS", "POST", "PUT", "DELETE", "FOO", "PROPFIND"):
+                bare = client.request(method, f"{base}/metrics")
+                assert bare.status_code == 401 and "WWW-Authenticate" in bare.headers, method
+                authed = client.request(method, f"{base}/metrics", auth=good)
+                assert authed.status_code == 405 and authed.headers["Allow"] == "GET, HEAD", method
+    finally:
+        daemon.stop()
+    assert "Traceback" not in "".join(daemon.log)

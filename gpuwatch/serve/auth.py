@@ -22,6 +22,9 @@ import bcrypt
 from gpuwatch.config import DaemonSettings, SettingFileError, read_setting_file
 
 MIN_TOKEN_CHARS = 16
+BCRYPT_MAX_PASSWORD_BYTES = 72
+"""bcrypt reads at most 72 bytes of a password (and bcrypt ≥ 4.1 raises past them): a longer
+password can never be one `htpasswd -B` hashed whole, so it is refused (401), never truncated."""
 REMEMBERED_CREDENTIALS = 256
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 
@@ -82,7 +85,12 @@ class Authenticator:
         with self._lock:
             if fingerprint in self._passed:
                 return True
-        if not bcrypt.checkpw(password, hashed):
+        if len(password) > BCRYPT_MAX_PASSWORD_BYTES:
+            return False
+        try:
+            if not bcrypt.checkpw(password, hashed):
+                return False
+        except ValueError:  # a hash bcrypt cannot read: refuse, never fail the connection
             return False
         with self._lock:
             if len(self._passed) >= REMEMBERED_CREDENTIALS:
