@@ -106,7 +106,9 @@ class Daemon:
         # scenario that cannot run) stops the daemon before the database is touched.
         self.engine = engine_factory(settings)
         try:
-            self.store = open_store(settings, clock=clock)
+            # The monotonic clock beside the wall clock: a step of the wall clock is noticed
+            # by the store and never purges or rolls up (store/clock.py).
+            self.store = open_store(settings, clock=clock, monotonic=time.monotonic)
         except BaseException:
             self.engine.stop()
             raise
