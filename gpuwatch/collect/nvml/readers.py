@@ -237,8 +237,8 @@ def _each_pid_once(compute: list[GpuProcess], graphics: list[GpuProcess]) -> tup
 def read_slow(
     gateway: NvmlGateway, settings: NvmlSettings, gpu: TrackedGpu, now: float
 ) -> SlowReading | None:
-    """The slow cadence's fields, GPM and per-process utilization at `now` (collector clock);
-    None when the GPU has no handle."""
+    """The slow cadence's fields, GPM and per-process utilization at `now` (the collector's
+    interval clock, monotonic: only differences of it are used); None when the GPU has no handle."""
     h = gpu.handle
     if h is None:
         return None
