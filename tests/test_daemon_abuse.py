@@ -7,6 +7,7 @@ Each test reproduces one finding against `gpuwatch daemon --demo` (tests/daemons
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import bcrypt
 import httpx
+import pytest
 
+from tests.conftest import run_gpuwatch
 from tests.daemons import Daemon, wait_until
 
 
@@ -125,3 +128,27 @@ def test_basic_auth_holds_for_long_passwords_and_every_method(tmp_path: Path) ->
     finally:
         daemon.stop()
     assert "Traceback" not in "".join(daemon.log)
+
+
+@pytest.mark.parametrize("link", ["symlink", "hardlink"])
+def test_a_second_daemon_through_a_symlink_or_hard_link_is_refused(tmp_path: Path, link: str) -> None:
+    """The writer lock was by path: a second daemon on the same file through a symlink or a
+    hard link was not refused, and its WAL replay overwrote the first daemon's rows."""
+    first = Daemon(db=tmp_path / "gpuwatch.db")
+    try:
+        other = tmp_path / "other"
+        other.mkdir()
+        alias = other / "alias.db"
+        if link == "symlink":
+            alias.symlink_to(first.db)
+        else:
+            os.link(first.db, alias)
+        second = run_gpuwatch("daemon", "--demo", "--listen", "127.0.0.1:0", "--db", str(alias), timeout=30)
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        lines = [line for line in second.stderr.splitlines() if line.startswith("gpuwatch:")]
+        assert len(lines) == 1 and "is already being written by" in lines[0], second.stderr
+        if link == "symlink":
+            assert f"by pid {first.proc.pid} " in lines[0]  # found through the real path's .lock
+        assert first.get("health").json()["store"]["ok"] is True
+    finally:
+        first.stop()
