@@ -152,3 +152,47 @@ def test_a_second_daemon_through_a_symlink_or_hard_link_is_refused(tmp_path: Pat
         assert first.get("health").json()["store"]["ok"] is True
     finally:
         first.stop()
+
+
+def _store_health(daemon: Daemon) -> dict[str, object]:
+    store = daemon.get("health").json()["store"]
+    assert isinstance(store, dict)
+    return store
+
+
+@pytest.mark.parametrize("fault", ["delete", "replace", "garbage", "wal"])
+def test_a_database_file_changed_under_the_daemon_is_noticed(tmp_path: Path, fault: str) -> None:
+    """The -wal deleted, or the database deleted, replaced or overwritten while running: the
+    store kept reporting ok (`store_up` 1) and history went nowhere. Now health goes down
+    within a few seconds, with one log line and one store_error event; live data is served."""
+    daemon = Daemon(db=tmp_path / "gpuwatch.db")
+    try:
+        wait_until(lambda: _store_health(daemon)["ok"] is True or None)
+        wal = daemon.db.with_name(daemon.db.name + "-wal")
+        wait_until(lambda: wal.exists() or None)
+        started = time.monotonic()
+        if fault == "delete":
+            daemon.db.unlink()
+        elif fault == "replace":
+            fresh = tmp_path / "fresh.db"
+            fresh.write_bytes(daemon.db.read_bytes())
+            fresh.replace(daemon.db)
+        elif fault == "garbage":
+            with daemon.db.open("r+b") as f:
+                f.write(b"\0garbage" * 16)
+        else:
+            wal.unlink()
+        store = wait_until(lambda: ((s := _store_health(daemon))["ok"] is False and s) or None, timeout=15)
+        noticed = time.monotonic() - started
+        time.sleep(1.5)  # a few more ticks: still one line, one event
+        metrics = httpx.get(f"{daemon.url}/metrics", timeout=5).text
+        snapshot = daemon.get("snapshot")
+    finally:
+        daemon.stop()
+    print(f"{fault}: noticed in {noticed:.1f} s: {store['last_error']}")
+    assert noticed < 6
+    assert "gpuwatch_store_up 0" in metrics
+    assert snapshot.status_code == 200 and snapshot.json()["gpus"]  # live data goes on
+    log = "".join(daemon.log)
+    assert log.count("while running") == 1, log
+    assert "Traceback" not in log

@@ -115,3 +115,22 @@ def test_the_store_clock_follows_a_step_only_once_it_has_held() -> None:
     wall.now -= 3600
     mono.now += 1
     assert clock.now() == T0 + 400 * DAY + 601 and clock.stepped
+
+
+def test_a_clean_stop_writes_every_queued_snapshot(tmp_path: Path) -> None:
+    """A clean stop writes everything queued (more than one batch of 600) before it closes."""
+    import threading
+    import time
+
+    db = tmp_path / "g.db"
+    wall = ManualClock(T0)
+    store = open_store(settings(db, retention=RETENTION), clock=wall)
+    busy = threading.Thread(target=store.call, args=(lambda conn: time.sleep(1.0),))
+    busy.start()
+    time.sleep(0.3)  # the writer is inside that call: what follows queues up
+    for i in range(1500):
+        store.submit(snapshot(T0 + i, [gpu(0, power_watts=100.0)]))
+    assert store.health().queue_length >= 1400
+    store.close(timeout=30)
+    busy.join()
+    assert rows(db, "SELECT count(*) FROM gpu_raw")[0][0] == 1500

@@ -37,6 +37,8 @@ from gpuwatch.store import schema as sch
 from gpuwatch.store import tasks as t
 from gpuwatch.store.clock import TOLERANCE_SECONDS, StoreClock
 from gpuwatch.store.figures import KINDS, SCALES, encode_values
+from gpuwatch.store.watch import CHECK_SECONDS as FILE_CHECK_SECONDS
+from gpuwatch.store.watch import FileWatch
 
 log = logging.getLogger("gpuwatch.store")
 
@@ -90,6 +92,9 @@ class Writer:
         self._now = StoreClock(clock, monotonic)
         self._cadence = monotonic or clock
         """What check intervals are timed on: a wall clock stepped back must not pause them."""
+        self._watch = FileWatch(path)
+        self._watch_due = 0.0
+        self._file_error: str | None = None
         self._size_cached: int | None = None
         self._size_due = 0.0
         self._on_event: Callable[[model.Event], None] | None = None
@@ -284,7 +289,39 @@ class Writer:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def _file_is_gone(self) -> bool:
+        """Whether the open file is no longer the one at the path (see store/watch.py); the
+        first time, a write error with one log line and one event. Checked every few seconds."""
+        now = time.monotonic()
+        if self._file_error is None and now < self._watch_due:
+            return False
+        self._watch_due = now + FILE_CHECK_SECONDS
+        problem = self._file_error or self._watch.problem()
+        if problem is None:
+            return False
+        with self._cond:
+            first = self._file_error is None
+            self._file_error = problem
+            self._write_error = problem
+            self._errors += first
+            self._retry_now = False
+            self._retry_at = now + RETRY_SECONDS
+            limit = self._settings.write_queue_max
+        if first:
+            message = (
+                f"{problem}: not writing; holding snapshots in memory (at most {limit}); "
+                "restart to start a fresh file"
+            )
+            log.error(message)
+            if self._on_event is not None:
+                self._on_event(
+                    model.Event(self._clock(), model.EventKind.STORE_ERROR, model.Severity.CRITICAL, message)
+                )
+        return True
+
     def _write_buffer(self, conn: Connection) -> None:
+        if self._file_is_gone():
+            return
         with self._cond:
             batch = [self._buffer[i] for i in range(min(BATCH_MAX, len(self._buffer)))]
             self._retry_now = False
@@ -547,17 +584,22 @@ class Writer:
     # -- the end -------------------------------------------------------------------------------
 
     def _shutdown(self, conn: Connection) -> None:
-        with self._cond:
-            pending = len(self._buffer)
-        if pending:
-            with self._cond:
-                self._retry_now = True
-            self._write_buffer(conn)
+        # What is still queued (the loop drains the buffer before it stops; this is for a
+        # buffer held back by a write error), every batch of it, until one is not written.
+        while True:
             with self._cond:
                 pending = len(self._buffer)
-            if pending:
-                log.error("the store stopped with %d snapshots it could not write", pending)
-        if not self._saw_corruption:
+                self._retry_now = True
+            if not pending:
+                break
+            self._write_buffer(conn)
+            with self._cond:
+                left = len(self._buffer)
+                failing = self._write_error is not None
+            if failing or left >= pending:
+                log.error("the store stopped with %d snapshots it could not write", left)
+                break
+        if not self._saw_corruption and self._file_error is None:
             try:
                 database.mark_clean_shutdown(conn, self._schema)
             except exc.DBAPIError as error:
