@@ -77,6 +77,19 @@ def _join_time_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+QUIET_LOGGERS = ("httpx", "httpcore", "hpack", "asyncio", "sqlalchemy", "urllib3")
+"""Third-party loggers kept at WARNING unless `log_level = "debug"`: httpx alone logs every
+Triton request at INFO (~4 lines a second per server, ~38 MB a day into journald)."""
+
+
+def set_log_level(level: str) -> None:
+    """gpuwatch's own loggers at `level`; the libraries' at WARNING unless `level` is debug."""
+    logging.getLogger().setLevel(level.upper())
+    quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)
+
+
 def _load_settings(args: argparse.Namespace) -> config.Settings:
     if getattr(args, "skip_config", False):
         return config.Settings()
@@ -215,6 +228,10 @@ def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
 
     if not 0.05 <= args.window <= 60:
         raise UsageError(f"--window {args.window}: expected seconds from 0.05 to 60")
+    if args.demo and args.triton:
+        raise UsageError(
+            "--demo replays recorded GPUs and Triton models: drop --triton, or drop --demo to poll the server"
+        )
     snapshot = collect_snapshot(settings, demo=args.demo, triton_urls=args.triton, window_seconds=args.window)
     if args.json:
         json.dump(jsonform.encode_snapshot(snapshot), sys.stdout, indent=2)
@@ -261,7 +278,7 @@ def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
     settings = daemon.with_overrides(settings, listen=args.listen, database=args.db)
     if args.scenario is not None:
         settings = assemble.with_scenario(settings, args.scenario, demo=args.demo)
-    logging.getLogger().setLevel(settings.daemon.log_level.upper())
+    set_log_level(settings.daemon.log_level)
     try:
         runner = assemble.build_daemon(
             settings, demo=args.demo, announce=lambda line: print(line, file=sys.stderr, flush=True)
@@ -281,7 +298,11 @@ def run_daemon(args: argparse.Namespace, settings: config.Settings) -> int:
 def _add_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("config", help="check a config file, or print the defaults")
     csub = p.add_subparsers(metavar="ACTION")
-    check = csub.add_parser("check", help="validate a config file; exit 2 with the problem if bad")
+    check = csub.add_parser(
+        "check",
+        help="validate a config file as the daemon does at start (listen, auth files, TLS, retention); "
+        "exit 2 with the problem if bad",
+    )
     check.add_argument(
         "path",
         nargs="?",
@@ -297,7 +318,13 @@ def run_config_check(args: argparse.Namespace, settings: config.Settings) -> int
     path = args.path or config.default_path()
     if path is None:
         raise UsageError(f"no config file to check: name one, or create {config.DEFAULT_CONFIG_PATH}")
-    config.load(path)
+    from gpuwatch import daemon
+
+    settings = config.load(path)
+    try:
+        daemon.check(settings)  # the very checks `gpuwatch daemon` makes at start
+    except (daemon.ExposureError, daemon.AuthConfigError) as exc:
+        raise UsageError(str(exc)) from None
     print(f"{path}: ok")
     return EXIT_OK
 

@@ -11,7 +11,9 @@ the two identical.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +38,9 @@ def _setting(
     minimum: float | None = None,
     maximum: float | None = None,
     choices: tuple[str, ...] | None = None,
+    url: bool = False,
 ) -> Any:
-    meta = {"doc": doc, "min": minimum, "max": maximum, "choices": choices}
+    meta = {"doc": doc, "min": minimum, "max": maximum, "choices": choices, "url": url}
     if isinstance(default, list | dict):
         factory = lambda d=default: type(d)(d)  # noqa: E731 - a fresh copy per instance
         return field(default_factory=factory, metadata=meta)
@@ -83,8 +86,8 @@ class NvmlSettings:
 @dataclass(frozen=True)
 class TritonServerSettings:
     name: str = _setting("local", "short name shown in tables and used as the `server` label")
-    url: str = _setting("http://127.0.0.1:8000", "Triton's HTTP API base URL")
-    metrics_url: str = _setting("http://127.0.0.1:8002/metrics", "Triton's Prometheus metrics URL")
+    url: str = _setting("http://127.0.0.1:8000", "Triton's HTTP API base URL", url=True)
+    metrics_url: str = _setting("http://127.0.0.1:8002/metrics", "Triton's Prometheus metrics URL", url=True)
     headers: dict[str, str] = _setting({}, "extra HTTP headers for the API, e.g. for --http-restricted-api")
 
 
@@ -194,6 +197,22 @@ class Settings:
         return (TritonServerSettings(),), True
 
 
+def http_url_problem(url: str) -> str | None:
+    """What makes `url` unusable as an http(s) URL gpuwatch fetches, or None when it is fine."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError: not a number, or out of range
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return f"the scheme is {parts.scheme or 'missing'!r}"
+    if not parts.hostname:
+        return "no host"
+    if port == 0:
+        return "port 0"
+    return None
+
+
 def triton_server_from_url(spec: str) -> TritonServerSettings:
     """`--triton URL[,METRICS_URL]` → a server. Without METRICS_URL the metrics URL is Triton's
     default layout: the same host, the HTTP port + 2 (8000 → 8002), path /metrics. The server's
@@ -201,28 +220,64 @@ def triton_server_from_url(spec: str) -> TritonServerSettings:
     url, _, metrics_url = (part.strip() for part in spec.partition(","))
     if "://" not in url:
         url = "http://" + url
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+    problem = http_url_problem(url)
+    if problem is not None:
         raise ConfigError(
             f"--triton {spec!r}: expected Triton's HTTP URL, like http://HOST:8000 "
-            "(optionally followed by ,METRICS_URL)"
+            f"(optionally followed by ,METRICS_URL): {problem}"
         )
+    parts = urlsplit(url)
+    port = parts.port
+    assert parts.hostname is not None  # http_url_problem checked it
     http_port = port if port is not None else (443 if parts.scheme == "https" else 80)
     host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
     if metrics_url:
         if "://" not in metrics_url:
             metrics_url = "http://" + metrics_url
-        if not urlsplit(metrics_url).hostname:
-            raise ConfigError(f"--triton {spec!r}: the metrics URL {metrics_url!r} has no host")
+        problem = http_url_problem(metrics_url)
+        if problem is not None:
+            raise ConfigError(f"--triton {spec!r}: the metrics URL {metrics_url!r}: {problem}")
     else:
         metrics_url = f"http://{host}:{http_port + 2}/metrics"
     return TritonServerSettings(
         name=f"{host}:{http_port}", url=url.rstrip("/"), metrics_url=metrics_url, headers={}
     )
+
+
+# --------------------------------------------------------------------------- files a setting names
+
+SECRET_FILE_MAX_BYTES = 65_536
+"""The largest token, password or certificate file read: a real one is a few KiB; `/dev/zero`
+named by mistake must not be read for ever."""
+
+
+class SettingFileError(ValueError):
+    """A file a setting names that is not a small regular file; str() says what it is instead."""
+
+
+def read_setting_file(path: Path, limit_bytes: int = SECRET_FILE_MAX_BYTES) -> bytes:
+    """The bytes of a small regular file. Opened without blocking (a FIFO would hang the start)
+    and read at most `limit_bytes` + 1 (a device would be read without end). Raises `OSError`
+    (no such file, permission) or `SettingFileError` (not a regular file, too big)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+            raise SettingFileError(f"is {kind}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit_bytes:
+            chunk = os.read(fd, limit_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit_bytes:
+            raise SettingFileError(f"is larger than {limit_bytes} bytes: not a token, password or key file")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- loading
@@ -314,6 +369,8 @@ def _convert(tp: Any, value: Any, f: dataclasses.Field[Any], source: str, where:
         if isinstance(value, bool) or not isinstance(value, ok_types):
             raise fail("an integer" if tp is int else "a number")
         lo, hi = meta.get("min"), meta.get("max")
+        if isinstance(value, float) and not math.isfinite(value):  # nan fails no bound
+            raise fail(f"a number from {_num(lo)} to {_num(hi)}")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise fail(f"a number from {_num(lo)} to {_num(hi)}")
         return tp(value)
@@ -323,6 +380,8 @@ def _convert(tp: Any, value: Any, f: dataclasses.Field[Any], source: str, where:
         choices = meta.get("choices")
         if choices and value not in choices:
             raise fail("one of " + ", ".join(c or '"" (none)' for c in choices))
+        if meta.get("url") and http_url_problem(value) is not None:
+            raise fail(f"an http:// or https:// URL with a host ({http_url_problem(value)})")
         return value
     raise TypeError(f"unsupported setting type {tp!r}")  # a bug in this file, not user input
 

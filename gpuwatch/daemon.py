@@ -20,10 +20,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 
 from gpuwatch import model
@@ -34,7 +36,7 @@ from gpuwatch.serve.auth import AuthConfigError, Authenticator
 from gpuwatch.serve.http import ExposureError, HttpServer, ListenAddress, check_exposure, tls_context
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from gpuwatch.serve.notify import Notifier
-from gpuwatch.store import open_store
+from gpuwatch.store import open_store, parse_retention
 
 log = logging.getLogger("gpuwatch.daemon")
 
@@ -45,6 +47,32 @@ request must not wait 5 ms behind a render or a collector's Python work on anoth
 
 class StartError(RuntimeError):
     """The daemon cannot serve at all (e.g. the port is taken); str() is one line."""
+
+
+# --------------------------------------------------------------------------- the one validation
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the daemon derives from its settings before it touches anything."""
+
+    address: ListenAddress
+    auth: Authenticator | None
+    tls: ssl.SSLContext | None
+
+
+def check(settings: Settings) -> Checked:
+    """Every check the daemon makes of its settings at start, and nothing that has effects
+    (no bind, no database): `gpuwatch config check` runs this same function, so the two agree.
+    Raises `ExposureError` (listen, exposure, TLS), `AuthConfigError` (token or users file) or
+    `config.ConfigError` (retention); each str() is one line."""
+    daemon = settings.daemon
+    address = ListenAddress.parse(daemon.listen)
+    auth = Authenticator.from_settings(daemon)
+    check_exposure(address, daemon, auth)
+    tls = tls_context(daemon)
+    parse_retention(settings.store.retention)
+    return Checked(address, auth, tls)
 
 
 # --------------------------------------------------------------------------- the daemon
@@ -72,15 +100,15 @@ class Daemon:
         self._stop = threading.Event()
         self._stopped = threading.Event()
         daemon = settings.daemon
-        address = ListenAddress.parse(daemon.listen)
-        auth = Authenticator.from_settings(daemon)
-        check_exposure(address, daemon, auth)
-        tls = tls_context(daemon)
+        checked = check(settings)
+        address, auth, tls = checked.address, checked.auth, checked.tls
         # The engine first: building one starts nothing, so a setting it refuses (a demo
         # scenario that cannot run) stops the daemon before the database is touched.
         self.engine = engine_factory(settings)
         try:
-            self.store = open_store(settings, clock=clock)
+            # The monotonic clock beside the wall clock: a step of the wall clock is noticed
+            # by the store and never purges or rolls up (store/clock.py).
+            self.store = open_store(settings, clock=clock, monotonic=time.monotonic)
         except BaseException:
             self.engine.stop()
             raise
@@ -212,8 +240,10 @@ def with_overrides(settings: Settings, *, listen: str | None, database: str | No
 
 __all__ = [
     "AuthConfigError",
+    "Checked",
     "Daemon",
     "ExposureError",
     "StartError",
+    "check",
     "with_overrides",
 ]

@@ -60,7 +60,7 @@ def parse_moment(text: str, now: float) -> float:
       machine that reads it unless it names a zone.
 
     Absolute times outside 1970 to year 5138 are refused: past that a "timestamp" is a typo (or
-    milliseconds)."""
+    milliseconds); so is a span that reaches back before 1970."""
     cleaned = text.strip()
     if cleaned == "now":
         return now
@@ -69,6 +69,8 @@ def parse_moment(text: str, now: float) -> float:
         seconds = float(relative.group(1)) * UNIT_SECONDS[relative.group(2)]
         if not math.isfinite(seconds):
             raise ValueError(f"expected {MOMENT_HINT}")
+        if now - seconds < EARLIEST:
+            raise ValueError(f"{cleaned} before now is before 1970: expected a shorter span")
         return now - seconds
     try:
         moment = float(cleaned)

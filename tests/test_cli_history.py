@@ -128,6 +128,9 @@ def test_nothing_found_is_exit_1_with_the_reason(db: Path, capsys: pytest.Captur
         (["query", "gpu_up", "--since", "1h", "--until", "2h"], "--since 1h is not before --until 2h"),
         (["query", "gpu_up", "--points", "0"], "--points 0: expected a number from 1 to 100000"),
         (["events", "--kind", "xyz"], "--kind xyz: expected one of xid, "),
+        (["query", "gpu_up", "--since", "99999999999d"], "--since 99999999999d: 99999999999d before now is"),
+        (["events", "--since", "-99999999999w"], "--since -99999999999w: -99999999999w before now is"),
+        (["query", "gpu_up", "--until", "9999-12-31T23:59"], "--until 9999-12-31T23:59: expected Unix"),
     ],
 )
 def test_usage_errors_are_exit_2_one_line(
@@ -137,6 +140,17 @@ def test_usage_errors_are_exit_2_one_line(
     assert (code, out) == (2, "")
     assert err.startswith(f"gpuwatch: {message}")
     assert err.count("\n") == 1
+
+
+def test_a_range_to_the_latest_moment_answers_what_is_stored(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--until 1e11` (the documented latest moment, the year 5138) lies past the store's row
+    keys (2248): it used to print an OverflowError traceback; the range is cut at the keys."""
+    code, out, err = _run(
+        capsys, "query", "gpu_power_watts", "--since", "0", "--until", "1e11", "--db", str(db)
+    )
+    assert (code, err) == (0, "") and "W" in out
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """config.toml → typed settings, and the errors a person sees."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,13 @@ def test_every_setting_has_a_comment() -> None:
         ("[demo]\ngpus = 2.5\n", "[demo] gpus = 2.5: expected an integer"),
         ("[nvml]\ngpm = 1\n", "[nvml] gpm = 1: expected true or false"),
         ("[nvml\n", "not valid TOML"),
+        ("[nvml]\ninterval_seconds = nan\n", "[nvml] interval_seconds = nan: expected a number from 0.1"),
+        ("[nvml]\ninterval_seconds = inf\n", "[nvml] interval_seconds = inf: expected a number from 0.1"),
+        ("[store]\nsize_budget_bytes = -inf\n", "[store] size_budget_bytes = -inf: expected an integer"),
+        ('[[triton.servers]]\nurl = "ftp://x"\n', "servers[0].url = 'ftp://x': expected an http:// or"),
+        ('[[triton.servers]]\nurl = "http://[::1"\n', "servers[0].url = 'http://[::1': expected an http"),
+        ('[[triton.servers]]\nmetrics_url = "http://h:99999/m"\n', "servers[0].metrics_url = 'http://h:9"),
+        ('[[triton.servers]]\nurl = "http://:8000"\n', "(no host)"),
     ],
 )
 def test_errors_name_the_file_key_value_and_expectation(tmp_path: Path, text: str, expected: str) -> None:
@@ -87,3 +95,61 @@ def test_a_broken_config_stops_snapshot_with_exit_2(tmp_path: Path) -> None:
     assert "[store] retention = 5: expected a string" in result.stderr
     via_env = run_gpuwatch("snapshot", "--demo", env={"GPUWATCH_CONFIG": str(bad)})
     assert via_env.returncode == 2
+
+
+# --------------------------------------------------------------------------- files a setting names
+
+
+def test_a_setting_file_is_read_only_if_small_and_regular(tmp_path: Path) -> None:
+    """`/dev/zero` was read without limit (3.9 GB in 17 s) and a FIFO hung the start: both are
+    refused before a byte is read; a file over the limit is read only to the limit + 1."""
+    small = tmp_path / "token"
+    small.write_bytes(b"x" * 100)
+    assert config.read_setting_file(small) == b"x" * 100
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes it: a blocking open would never return
+    with pytest.raises(config.SettingFileError, match="is a FIFO, not a regular file"):
+        config.read_setting_file(fifo)
+    with pytest.raises(config.SettingFileError, match="is a device, not a regular file"):
+        config.read_setting_file(Path("/dev/zero"))
+    with pytest.raises(config.SettingFileError, match="is a directory"):
+        config.read_setting_file(tmp_path)
+    big = tmp_path / "big"
+    big.write_bytes(b"y" * (config.SECRET_FILE_MAX_BYTES + 1))
+    with pytest.raises(config.SettingFileError, match="larger than 65536 bytes"):
+        config.read_setting_file(big)
+    with pytest.raises(FileNotFoundError):
+        config.read_setting_file(tmp_path / "nope")
+
+
+DAEMON_REFUSES = [
+    ('[store]\nretention = "forever"\n', "[store] retention = 'forever'"),
+    ('[store]\nretention = "1s:-24h"\n', "[store] retention = '1s:-24h'"),
+    ('[store]\nretention = ""\n', "[store] retention = '': expected tiers"),
+    ('[daemon]\nlisten = "127.0.0.1:99999"\n', "port 99999 is not from 0 to 65535"),
+    ('[daemon]\nlisten = "0.0.0.0:9477"\n', "refusing to listen on 0.0.0.0:9477 without authentication"),
+    ('[daemon]\nbearer_token_file = "/dev/zero"\n', "bearer_token_file /dev/zero: is a device"),
+    ('[daemon]\nbasic_auth_file = "/dev/zero"\n', "basic_auth_file /dev/zero: is a device"),
+    ('[daemon]\ntls_cert_file = "/dev/zero"\ntls_key_file = "/dev/zero"\n', "tls_cert_file /dev/zero: is a"),
+    ('[daemon]\nbearer_token_file = "FIFO"\n', "is a FIFO, not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), DAEMON_REFUSES)
+def test_config_check_refuses_what_the_daemon_refuses(tmp_path: Path, text: str, expected: str) -> None:
+    """Each of these was `ok` to `config check` and then refused (or fatal) at the daemon's
+    start: both now run `daemon.check`, and say the same one line with exit 2."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    path = tmp_path / "c.toml"
+    path.write_text(
+        text.replace("FIFO", str(fifo)) + f'state_dir = "{tmp_path}"\n' * text.startswith("[daemon]")
+    )
+    checked = run_gpuwatch("config", "check", str(path), timeout=20)
+    assert checked.returncode == 2, checked.stdout
+    assert expected in checked.stderr and checked.stderr.count("\n") == 1
+    assert "Traceback" not in checked.stderr
+    started = run_gpuwatch(
+        "daemon", "--demo", "--config", str(path), "--db", str(tmp_path / "g.db"), timeout=20
+    )
+    assert started.returncode == 2 and started.stderr == checked.stderr

@@ -50,6 +50,7 @@ def test_daemon_urls_are_normalized(given: str, url: str) -> None:
         ("gpu-node-02:port", "the port is not a number from 1 to 65535"),
         ("http://admin:hunter2@gpu-node-02", "credentials in a URL show in `ps`"),
         ("http://gpu-node-02:9477/?x=1", "without ?query or #fragment"),
+        ("http://[::1", "Invalid IPv6 URL"),
     ],
 )
 def test_bad_daemon_urls_say_what_is_wrong(given: str, says: str) -> None:
@@ -69,6 +70,8 @@ def test_token_file(tmp_path: Path) -> None:
             read_token_file(path)
     with pytest.raises(DaemonUrlError, match="no such file"):
         read_token_file(tmp_path / "absent")
+    with pytest.raises(DaemonUrlError, match="token_file /dev/zero: is a device, not a regular file"):
+        read_token_file("/dev/zero")
 
 
 def test_ca_file(tmp_path: Path) -> None:

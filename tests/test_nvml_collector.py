@@ -18,6 +18,7 @@ from gpuwatch import model
 from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
 from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.processes import RecordedProcesses
 from tests.conftest import ManualClock, make_collector
 
 OK = model.GpuState.OK
@@ -418,3 +419,32 @@ def test_a_gpu_wedged_at_start_does_not_hold_up_the_others(
     wait_for(lambda: states(collector).get(1) == OK, collector.poll_fast)
     assert sample(collector, 1).power_watts == recorded.current_line(1)["power_mw"] / 1000
     collector.close()
+
+
+def test_a_wall_clock_step_back_leaves_gpm_and_energy_intervals_right(recorded4: RecordedNvml) -> None:
+    """The collector timed intervals on the wall clock: a step back of 1 h gave GPM a −3595 s
+    interval and put the next energy read an hour off. They run on the interval clock now."""
+    wall = ManualClock()
+    mono = ManualClock(1000.0)
+    collector = NvmlCollector(
+        recorded4,
+        NvmlSettings(energy_interval_seconds=30),
+        RecordedProcesses(recorded4.host_processes()),
+        source_name="recorded",
+        clock=wall,
+        interval_clock=mono,
+    )
+    try:
+        collector.poll_slow()
+        energy_reads = recorded4.calls[(0, "nvmlDeviceGetTotalEnergyConsumption")]
+        wall.advance(-3600)  # the step
+        mono.advance(5)
+        collector.poll_slow()
+        gpm = sample(collector, 0).gpm
+        assert gpm is not None and gpm.interval_seconds == pytest.approx(5.0)
+        mono.advance(25)
+        wall.advance(25)
+        collector.poll_slow()  # 30 s after the first read by the monotonic clock: energy is due
+        assert recorded4.calls[(0, "nvmlDeviceGetTotalEnergyConsumption")] == energy_reads + 1
+    finally:
+        collector.close()

@@ -86,6 +86,10 @@ def test_snapshot_before_the_first_tick_is_a_503_with_a_reason(clock: ManualCloc
         conforms("/api/v1/snapshot", response)
         health = httpx.get(f"{empty.url}/api/v1/health", timeout=5).json()
         assert health["status"] == "starting"
+        # /metrics used to answer 200 with only build_info: a scrape that looked whole.
+        metrics = httpx.get(f"{empty.url}/metrics", timeout=5)
+        assert metrics.status_code == 503 and metrics.headers["retry-after"] == "1"
+        assert "first tick has not completed" in metrics.text and "gpuwatch_" not in metrics.text
     finally:
         empty.close()
 
@@ -164,6 +168,8 @@ MALFORMED = [
     ("/api/v1/history", "series=gpu_up&from=0001-01-01T00:00Z", "between 0 and"),
     ("/api/v1/history", "series=gpu_up&to=nan", "between 0 and"),
     ("/api/v1/history", "series=gpu_up&to=1e300", "between 0 and"),
+    ("/api/v1/history", "series=gpu_up&from=-99999999999w", "before now is before 1970"),
+    ("/api/v1/events", "from=99999999999d", "before now is before 1970"),
     ("/api/v1/history", "series=gpu_up&from=-1h&to=-2h", "is after to"),
     ("/api/v1/history", "series=gpu_up&points=0", "points='0': expected an integer from 1 to 10000"),
     ("/api/v1/history", "series=gpu_up&points=1.5", "expected an integer"),

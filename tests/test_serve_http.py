@@ -339,11 +339,15 @@ def test_ipv6_loopback(clock: ManualClock) -> None:
     from gpuwatch.serve.api import Api
     from gpuwatch.serve.http import HttpServer
     from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+    from tests.serve_support import golden_snapshots
 
+    state = MetricsState()
+    for snapshot in golden_snapshots(clock):  # /metrics is a 503 until the first tick
+        state.observe(snapshot)
     try:
         server = HttpServer(
             ListenAddress("::1", 0),
-            MetricsExporter(MetricsState()),
+            MetricsExporter(state),
             Api(lambda: None, MemoryHistory(), lambda: ()),
         )
     except OSError as exc:
@@ -351,6 +355,7 @@ def test_ipv6_loopback(clock: ManualClock) -> None:
     server.start()
     try:
         assert server.url.startswith("http://[::1]:")
-        assert httpx.get(server.url + "/metrics", timeout=5).status_code == 200
+        answer = httpx.get(server.url + "/metrics", timeout=5)
+        assert answer.status_code == 200 and "gpuwatch_gpu_up" in answer.text
     finally:
         server.stop()

@@ -136,6 +136,22 @@ def test_usage_errors_exit_2() -> None:
     assert run_gpuwatch().returncode == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--demo", "--triton", "http://127.0.0.1:8000"], "--demo replays recorded GPUs and Triton models"),
+        (["--triton", "http://[::1"], "--triton 'http://[::1': expected Triton's HTTP URL"),
+        (["--triton", "ftp://x"], "the scheme is 'ftp'"),
+    ],
+)
+def test_triton_urls_and_the_demo_are_one_line_exit_2(args: list[str], says: str) -> None:
+    """`--demo --triton URL` used to ignore --triton silently; `http://[::1` was a traceback."""
+    result = run_gpuwatch("snapshot", *args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("gpuwatch: ") and says in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_documented_field_tables_are_current() -> None:
     doc = (REPO / "docs" / "snapshot.md").read_text()
     assert jsonform.markdown_tables() in doc, "docs/snapshot.md is stale: see its Fields section"

@@ -253,3 +253,20 @@ def test_the_wide_form_of_a_snapshot_holds_what_extract_gives() -> None:
             if value is not None
         }
         assert wide == dict(series.extract(snap))
+
+
+@pytest.mark.parametrize(("start", "end"), [(0.0, 1e11), (0.0, 253402300740.0), (HOUR_ALIGNED - 60, 1e11)])
+def test_a_range_reaching_past_the_row_keys_is_cut_there_not_an_error(
+    store: Store, clock: ManualClock, start: float, end: float
+) -> None:
+    """Row keys hold milliseconds up to the year 2248; the API accepts times up to 5138 (its
+    documented `LATEST`): a range reaching past the keys used to overflow SQLite's INTEGER
+    (a 503 with a traceback per request); it is cut at the last key and answers what is stored."""
+    written = _fill(store, clock, 30)
+    near = store.history.query("gpu_power_watts", {}, written[0].timestamp - 1, written[-1].timestamp + 1, 1)
+    far = store.history.query("gpu_power_watts", {}, start, end, 1)
+    assert near and [d.key for d in far] == [d.key for d in near]
+    for x, y in zip(far, near, strict=True):
+        (p,) = x.points  # one bucket as wide as the range
+        assert p.minimum == min(q.minimum for q in y.points)
+        assert p.maximum == max(q.maximum for q in y.points)

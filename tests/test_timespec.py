@@ -60,3 +60,11 @@ def test_what_is_not_a_moment_says_every_spelling(text: str) -> None:
     assert str(caught.value) == f"expected {timespec.MOMENT_HINT}"
     for spelling in ("Unix seconds", "now", "15m or -15m", "2026-11-24T03:12"):
         assert spelling in timespec.MOMENT_HINT
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "-99999999999w", "-60y"])
+def test_a_span_reaching_before_1970_is_refused(text: str) -> None:
+    """It used to reach the store as a negative key and overflow there (a traceback per request)."""
+    with pytest.raises(ValueError, match="before 1970: expected a shorter span"):
+        timespec.parse_moment(text, 1.7e9)
+    assert timespec.parse_moment("50y", 1.7e9) == 1.7e9 - 50 * 365 * 86400

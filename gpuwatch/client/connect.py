@@ -46,8 +46,11 @@ def parse_daemon_url(text: str) -> str:
     """
     raw = text.strip()
     assumed = "://" not in raw
-    parts = urlsplit(("http://" + raw) if assumed else raw)
     example = "e.g. http://gpu-node-02:9477"
+    try:
+        parts = urlsplit(("http://" + raw) if assumed else raw)
+    except ValueError as exc:  # "http://[::1": Invalid IPv6 URL
+        raise DaemonUrlError(f"{text!r}: {exc}, {example}") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise DaemonUrlError(f"{text!r}: expected an http:// or https:// URL, {example}")
     if parts.username is not None or parts.password is not None:
@@ -76,9 +79,11 @@ def parse_daemon_url(text: str) -> str:
 def read_token_file(path: str | Path) -> str:
     """The bearer token in `path` ([top] token_file): one word, as the daemon's own file holds."""
     try:
-        token = Path(path).expanduser().read_text(encoding="utf-8").strip()
+        token = config.read_setting_file(Path(path).expanduser()).decode("utf-8").strip()
     except FileNotFoundError:
         raise DaemonUrlError(f"[top] token_file {path}: no such file") from None
+    except config.SettingFileError as exc:
+        raise DaemonUrlError(f"[top] token_file {path}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DaemonUrlError(
             f"[top] token_file {path}: cannot read: {getattr(exc, 'strerror', None) or exc}"

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import bcrypt
 
-from gpuwatch.config import DaemonSettings
+from gpuwatch.config import DaemonSettings, SettingFileError, read_setting_file
 
 MIN_TOKEN_CHARS = 16
+BCRYPT_MAX_PASSWORD_BYTES = 72
+"""bcrypt reads at most 72 bytes of a password (and bcrypt ≥ 4.1 raises past them): a longer
+password can never be one `htpasswd -B` hashed whole, so it is refused (401), never truncated."""
 REMEMBERED_CREDENTIALS = 256
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
 
@@ -82,7 +85,12 @@ class Authenticator:
         with self._lock:
             if fingerprint in self._passed:
                 return True
-        if not bcrypt.checkpw(password, hashed):
+        if len(password) > BCRYPT_MAX_PASSWORD_BYTES:
+            return False
+        try:
+            if not bcrypt.checkpw(password, hashed):
+                return False
+        except ValueError:  # a hash bcrypt cannot read: refuse, never fail the connection
             return False
         with self._lock:
             if len(self._passed) >= REMEMBERED_CREDENTIALS:
@@ -93,9 +101,11 @@ class Authenticator:
 
 def _read(path: Path, what: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_setting_file(path).decode("utf-8")
     except FileNotFoundError:
         raise AuthConfigError(f"{what} {path}: no such file (create it, or unset the setting)") from None
+    except SettingFileError as exc:
+        raise AuthConfigError(f"{what} {path}: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AuthConfigError(
             f"{what} {path}: cannot read: {getattr(exc, 'strerror', None) or exc}"

@@ -23,6 +23,7 @@ address without authentication refuses to start unless `allow_unauthenticated_re
 from __future__ import annotations
 
 import contextlib
+import http.client
 import ipaddress
 import logging
 import socket
@@ -33,11 +34,12 @@ import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from gpuwatch import __version__
-from gpuwatch.config import DaemonSettings
+from gpuwatch.config import DaemonSettings, SettingFileError, read_setting_file
 from gpuwatch.serve import api as api_module
 from gpuwatch.serve.auth import Authenticator
 from gpuwatch.serve.metrics import CONTENT_TYPE, MetricsExporter
@@ -45,6 +47,10 @@ from gpuwatch.serve.metrics import CONTENT_TYPE, MetricsExporter
 log = logging.getLogger("gpuwatch.http")
 
 OVERFLOW_DEADLINE_SECONDS = 1.0
+MAX_HEAD_BYTES = 32_768
+"""The request line and every header of one request together: a client is told 431 past it.
+http.server alone bounds each line (64 KiB) and the count (100), not their sum: 64 clients
+sending 99 lines of 64 KiB drove the daemon from 67 MB to 2.86 GB."""
 
 
 IDLE_WAKE_SECONDS = 1.0
@@ -112,6 +118,15 @@ def tls_context(settings: DaemonSettings) -> ssl.SSLContext | None:
         return None
     if not (settings.tls_cert_file and settings.tls_key_file):
         raise ExposureError("[daemon] tls_cert_file and tls_key_file go together: set both, or neither")
+    for setting, name in (("tls_cert_file", settings.tls_cert_file), ("tls_key_file", settings.tls_key_file)):
+        try:
+            read_setting_file(Path(name))
+        except FileNotFoundError:
+            raise ExposureError(f"[daemon] {setting} {name}: no such file") from None
+        except SettingFileError as exc:
+            raise ExposureError(f"[daemon] {setting} {name}: {exc}") from None
+        except OSError as exc:
+            raise ExposureError(f"[daemon] {setting} {name}: cannot read: {exc.strerror or exc}") from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -126,6 +141,8 @@ def tls_context(settings: DaemonSettings) -> ssl.SSLContext | None:
 
 
 # --------------------------------------------------------------------------- the server
+
+NOT_READY_TEXT = b"gpuwatch is starting: its first tick has not completed; retry in a second\n"
 
 
 class _Connection:
@@ -236,15 +253,53 @@ def _busy_response(limit: int) -> bytes:
     return head.encode() + body
 
 
+class _HeadBudget:
+    """The handler's `rfile`, counting what `readline` returns against `MAX_HEAD_BYTES` per
+    request (`renew` at each request): past the budget it raises `http.client.LineTooLong`,
+    which http.server answers with 431 and a closed connection."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._left = MAX_HEAD_BYTES
+
+    def renew(self) -> None:
+        self._left = MAX_HEAD_BYTES
+
+    def readline(self, size: int = -1) -> bytes:
+        limit = self._left + 1 if size < 0 else min(size, self._left + 1)
+        line: bytes = self._raw.readline(limit)
+        self._left -= len(line)
+        if self._left < 0:
+            raise http.client.LineTooLong(f"request line and headers over {MAX_HEAD_BYTES} bytes")
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._raw.read(size)
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
     server_version = f"gpuwatch/{__version__}"
     sys_version = ""
+    rfile: Any
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = _HeadBudget(self.rfile)
 
     def handle_one_request(self) -> None:
         self.server.owner.rearm(self.connection)
-        super().handle_one_request()
+        self.rfile.renew()
+        try:
+            super().handle_one_request()
+        except http.client.LineTooLong:  # the request line itself ran over (headers are caught inside)
+            self.requestline, self.request_version, self.command = "", "HTTP/1.0", ""
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG, f"request line over {MAX_HEAD_BYTES} bytes")
 
     def do_GET(self) -> None:
         self._respond(head=False)
@@ -253,11 +308,28 @@ class _Handler(BaseHTTPRequestHandler):
         self._respond(head=True)
 
     def _not_allowed(self) -> None:
+        # Authentication first, as for GET: an unauthenticated client learns nothing, not even
+        # which methods there are.
+        if not self._authorized():
+            return
         self._send(
             api_module.error(405, f"method {self.command} is not allowed: use GET", (("Allow", "GET, HEAD"),))
         )
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+    def __getattr__(self, name: str) -> Any:
+        # http.server answers 501 for a method without a do_ handler; docs/api.md says 405.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _authorized(self, head: bool = False) -> bool:
+        owner = self.server.owner
+        if owner.auth is None or owner.auth.allows(self.headers.get("Authorization")):
+            return True
+        owner.count("unauthorized")
+        challenge = (("WWW-Authenticate", owner.auth.challenge()),)
+        self._send(api_module.error(401, "authentication required", challenge), head)
+        return False
 
     def _respond(self, head: bool) -> None:
         owner = self.server.owner
@@ -267,10 +339,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._send(api_module.error(400, "a GET request carries no body"), head)
             return
-        if owner.auth is not None and not owner.auth.allows(self.headers.get("Authorization")):
-            owner.count("unauthorized")
-            challenge = (("WWW-Authenticate", owner.auth.challenge()),)
-            self._send(api_module.error(401, "authentication required", challenge), head)
+        if not self._authorized(head):
             return
         try:
             parts = urlsplit(self.path)
@@ -385,6 +454,12 @@ class HttpServer:
     def route(self, path: str, query: str, client: str = "") -> api_module.Response:
         if path == "/metrics":  # parameters (Prometheus's `params`) are ignored
             self.exporter.note_scrape(client)
+            if not self.exporter.state.has_snapshot:
+                # Only build_info would show: a scrape that looks whole and says nothing. As
+                # /api/v1/snapshot does, say plainly that the first tick has not completed.
+                return api_module.Response(
+                    503, NOT_READY_TEXT, "text/plain; charset=utf-8", (("Retry-After", "1"),)
+                )
             return api_module.Response(200, self.exporter.render(), CONTENT_TYPE)
         if path.startswith(api_module.PREFIX):
             return self.api.handle(path, query)

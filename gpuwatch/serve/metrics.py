@@ -111,6 +111,11 @@ class MetricsState:
         for key in set(self._batches) - present:  # unloaded: its series go, as Triton's do
             del self._batches[key]
 
+    @property
+    def has_snapshot(self) -> bool:
+        """Whether a tick has been observed (before the first one /metrics answers 503)."""
+        return self._snapshot is not None
+
     def view(self) -> Reading:
         """One consistent reading of the state, for one scrape."""
         with self._lock:

@@ -16,7 +16,8 @@ The daemon's use of it::
 
 The public names:
 
-- `open_store(settings, *, clock=time.time, path=None) -> Store` — open or create the file
+- `open_store(settings, *, clock=time.time, monotonic=None, path=None) -> Store` — open or create the file
+  (with `monotonic`, a step of `clock` is noticed and never purged or rolled up on: store/clock.py)
   and start the writer; the clock stamps purges and retention (tests pass a manual one).
 - `Store.submit(snapshot)` never blocks; `Store.health() -> model.StoreHealth`;
   `Store.attach(engine)`; `Store.record_events(events)`; `Store.flush(timeout) -> bool`;

@@ -90,6 +90,7 @@ def open_store(
     settings: Settings,
     *,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] | None = None,
     path: Path | None = None,
 ) -> Store:
     """Open (or create) the database at `path` (default `settings.database_path`) and start its
@@ -102,7 +103,7 @@ def open_store(
     lock = acquire_writer_lock(db_path)
     try:
         opened = database.open_database(db_path, tiers, clock)
-        writer = Writer(opened, settings.store, db_path, clock=clock)
+        writer = Writer(opened, settings.store, db_path, clock=clock, monotonic=monotonic)
         reader = database.make_engine(db_path, "reader")
     except BaseException:
         lock.release()

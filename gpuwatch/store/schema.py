@@ -54,6 +54,9 @@ ENTITY_BITS = 20
 """Row keys are `ts_ms << ENTITY_BITS | entity_id`: about a million entities, and millisecond
 timestamps up to the year 2248, inside SQLite's signed 64-bit integer."""
 MAX_ENTITIES = 1 << ENTITY_BITS
+MAX_KEY_TS_MS = ((1 << 63) - 1) >> ENTITY_BITS
+"""The latest millisecond a row key can hold (the year 2248): a query reaching past it (the
+API accepts times up to the year 5138) is cut there, since no row can lie beyond."""
 ROLLUP_PARTS = ("min", "mean", "max")
 
 Migration = Callable[[Connection], None]
@@ -66,8 +69,8 @@ def row_key(ts_ms: int, entity_id: int) -> int:
 
 
 def key_floor(ts_ms: int) -> int:
-    """The smallest row key at or after `ts_ms`."""
-    return ts_ms << ENTITY_BITS
+    """The smallest row key at or after `ts_ms` (clamped to the keys that exist: 1970 to 2248)."""
+    return max(0, min(ts_ms, MAX_KEY_TS_MS)) << ENTITY_BITS
 
 
 def data_table_name(kind: str, tier_index: int, tier: Tier) -> str:

@@ -35,7 +35,10 @@ from gpuwatch.config import StoreSettings
 from gpuwatch.store import database, purge, rollup
 from gpuwatch.store import schema as sch
 from gpuwatch.store import tasks as t
+from gpuwatch.store.clock import TOLERANCE_SECONDS, StoreClock
 from gpuwatch.store.figures import KINDS, SCALES, encode_values
+from gpuwatch.store.watch import CHECK_SECONDS as FILE_CHECK_SECONDS
+from gpuwatch.store.watch import FileWatch
 
 log = logging.getLogger("gpuwatch.store")
 
@@ -76,13 +79,22 @@ class Writer:
         path: Path,
         *,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """`clock` stamps events and, through `StoreClock`, decides purges; with `monotonic`
+        (the daemon's) a step of `clock` is noticed and never acted upon (see store/clock.py)."""
         self._engine = opened.engine
         self._schema = opened.schema
         self._tiers = opened.schema.tiers
         self._settings = settings
         self._path = path
         self._clock = clock
+        self._now = StoreClock(clock, monotonic)
+        self._cadence = monotonic or clock
+        """What check intervals are timed on: a wall clock stepped back must not pause them."""
+        self._watch = FileWatch(path)
+        self._watch_due = 0.0
+        self._file_error: str | None = None
         self._size_cached: int | None = None
         self._size_due = 0.0
         self._on_event: Callable[[model.Event], None] | None = None
@@ -277,14 +289,46 @@ class Writer:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def _file_is_gone(self) -> bool:
+        """Whether the open file is no longer the one at the path (see store/watch.py); the
+        first time, a write error with one log line and one event. Checked every few seconds."""
+        now = time.monotonic()
+        if self._file_error is None and now < self._watch_due:
+            return False
+        self._watch_due = now + FILE_CHECK_SECONDS
+        problem = self._file_error or self._watch.problem()
+        if problem is None:
+            return False
+        with self._cond:
+            first = self._file_error is None
+            self._file_error = problem
+            self._write_error = problem
+            self._errors += first
+            self._retry_now = False
+            self._retry_at = now + RETRY_SECONDS
+            limit = self._settings.write_queue_max
+        if first:
+            message = (
+                f"{problem}: not writing; holding snapshots in memory (at most {limit}); "
+                "restart to start a fresh file"
+            )
+            log.error(message)
+            if self._on_event is not None:
+                self._on_event(
+                    model.Event(self._clock(), model.EventKind.STORE_ERROR, model.Severity.CRITICAL, message)
+                )
+        return True
+
     def _write_buffer(self, conn: Connection) -> None:
+        if self._file_is_gone():
+            return
         with self._cond:
             batch = [self._buffer[i] for i in range(min(BATCH_MAX, len(self._buffer)))]
             self._retry_now = False
         new_entities: dict[EntityKey, int] = {}
         try:
             with conn.begin():
-                newest = self._insert(conn, [item for _, item in batch], new_entities)
+                oldest, newest = self._insert(conn, [item for _, item in batch], new_entities)
         except exc.DBAPIError as error:
             self._write_failed(error)
             return
@@ -295,7 +339,11 @@ class Writer:
                 self._drop_through(batch[-1][0])
             return
         self._entities.update(new_entities)
-        self._newest_ms = max(self._newest_ms, newest)
+        if newest and oldest < self._newest_ms - TOLERANCE_SECONDS * 1000:
+            self._rewind(oldest)
+            self._newest_ms = newest
+        else:
+            self._newest_ms = max(self._newest_ms, newest)
         with self._cond:
             self._drop_through(batch[-1][0])
             recovered, self._write_error = self._write_error, None
@@ -310,16 +358,21 @@ class Writer:
         while self._buffer and self._buffer[0][0] <= seq:
             self._buffer.popleft()
 
-    def _insert(self, conn: Connection, items: list[Item], new_entities: dict[EntityKey, int]) -> int:
+    def _insert(
+        self, conn: Connection, items: list[Item], new_entities: dict[EntityKey, int]
+    ) -> tuple[int, int]:
+        """Write the rows and events of `items`; the oldest and newest snapshot stamps (ms), 0 and
+        0 for none."""
         rows: dict[str, list[tuple[int | None, ...]]] = {kind: [] for kind in KINDS}
         events: list[model.Event] = []
-        newest = 0
+        oldest, newest = 0, 0
         for item in items:
             if not isinstance(item, model.Snapshot):
                 events.extend(item)
                 continue
             ts_ms = round(item.timestamp * 1000)
             newest = max(newest, ts_ms)
+            oldest = ts_ms if not oldest else min(oldest, ts_ms)
             for kind, labels, values in series.entity_values(item):
                 entity_id = self._entity_id(conn, kind, labels, new_entities)
                 if entity_id is None:
@@ -333,7 +386,7 @@ class Writer:
                 conn.exec_driver_sql(self._insert_sql[kind], kind_rows)
         if events:
             conn.execute(insert(self._schema.event), [_event_row(e) for e in events])
-        return newest
+        return oldest, newest
 
     def _entity_id(
         self,
@@ -381,9 +434,30 @@ class Writer:
 
     # -- maintenance -----------------------------------------------------------------------
 
+    def _raw_complete_ms(self) -> int:
+        """How far raw rows are complete: the newest snapshot's stamp, but never past the store's
+        "now" while the wall clock is stepped (a rollup mark left 400 days ahead froze the
+        rollup tiers for good)."""
+        if self._now.stepped:
+            return min(self._newest_ms, round(self._now.now() * 1000))
+        return self._newest_ms
+
+    def _rewind(self, oldest_ms: int) -> None:
+        """Snapshots stamped before those already written (the wall clock stepped back): every
+        rollup tier is done again from there (INSERT OR REPLACE makes that safe), so the
+        buckets they land in are rolled up with them."""
+        for index in range(1, len(self._tiers)):
+            horizon = rollup.horizon_ms(oldest_ms, self._tiers[index].resolution_ms)
+            self._rolled_until[index] = min(self._rolled_until[index], horizon)
+        log.warning(
+            "snapshots are stamped %.0f s before the newest stored one (the wall clock stepped back): "
+            "rollups are done again from there",
+            (self._newest_ms - oldest_ms) / 1000,
+        )
+
     def _schedule_rollups(self) -> None:
         for index in range(1, len(self._tiers)):
-            source_complete = self._newest_ms if index == 1 else self._rolled_until[index - 1]
+            source_complete = self._raw_complete_ms() if index == 1 else self._rolled_until[index - 1]
             due = rollup.horizon_ms(source_complete, self._tiers[index].resolution_ms)
             if due > self._rolled_until[index]:
                 self._queue(t.Rollup(index))
@@ -393,7 +467,7 @@ class Writer:
             self._schedule_checks_locked(force)
 
     def _schedule_checks_locked(self, force: bool = False) -> None:
-        now = self._clock()
+        now = self._cadence()
         if not force and now < self._next_check:
             return
         self._next_check = now + CHECK_SECONDS
@@ -463,11 +537,19 @@ class Writer:
 
     def _step(self, conn: Connection, task: t.Maintenance) -> tuple[bool, int | None]:
         """Run one step inside the caller's transaction: (more to do, a rollup's new mark)."""
-        now_ms = round(self._clock() * 1000)
+        now_ms = round(self._now.now() * 1000)
+        step = self._now.take_step()
+        if step is not None:
+            log.warning(
+                "the wall clock stepped %+.0f s (%s): purges and rollups go on from the last trusted "
+                "time until it keeps its new time for an hour",
+                step,
+                "ahead" if step > 0 else "back",
+            )
         batch = self._settings.purge_batch_rows
         if isinstance(task, t.Rollup):
             index = task.tier_index
-            source_complete = self._newest_ms if index == 1 else self._rolled_until[index - 1]
+            source_complete = self._raw_complete_ms() if index == 1 else self._rolled_until[index - 1]
             rolled = rollup.rollup_step(conn, self._schema, index, self._rolled_until[index], source_complete)
             return rolled.more, rolled.rolled_until_ms
         if isinstance(task, t.Purge):
@@ -502,17 +584,22 @@ class Writer:
     # -- the end -------------------------------------------------------------------------------
 
     def _shutdown(self, conn: Connection) -> None:
-        with self._cond:
-            pending = len(self._buffer)
-        if pending:
-            with self._cond:
-                self._retry_now = True
-            self._write_buffer(conn)
+        # What is still queued (the loop drains the buffer before it stops; this is for a
+        # buffer held back by a write error), every batch of it, until one is not written.
+        while True:
             with self._cond:
                 pending = len(self._buffer)
-            if pending:
-                log.error("the store stopped with %d snapshots it could not write", pending)
-        if not self._saw_corruption:
+                self._retry_now = True
+            if not pending:
+                break
+            self._write_buffer(conn)
+            with self._cond:
+                left = len(self._buffer)
+                failing = self._write_error is not None
+            if failing or left >= pending:
+                log.error("the store stopped with %d snapshots it could not write", left)
+                break
+        if not self._saw_corruption and self._file_error is None:
             try:
                 database.mark_clean_shutdown(conn, self._schema)
             except exc.DBAPIError as error:

@@ -178,7 +178,7 @@ def test_a_bad_triton_url_on_the_command_line_exits_2() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "gpuwatch: --triton 'ftp://h:8000': expected Triton's HTTP URL, like http://HOST:8000 "
-        "(optionally followed by ,METRICS_URL)"
+        "(optionally followed by ,METRICS_URL): the scheme is 'ftp'"
     ]
 
 

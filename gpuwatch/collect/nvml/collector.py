@@ -53,11 +53,17 @@ class NvmlCollector:
         *,
         source_name: str = "nvml",
         clock: Callable[[], float] = time.time,
+        interval_clock: Callable[[], float] | None = None,
     ) -> None:
+        """`clock` stamps events; `interval_clock` times GPM, NVLink and energy intervals and
+        due times: the monotonic clock by default, for a wall clock stepped back 1 h gave GPM a
+        −3595 s interval and stopped the energy counter for an hour. A test or recorded source
+        that hands its own `clock` times intervals on it too, unless it names another."""
         self._gateway = NvmlGateway(api)
         self._settings = settings
         self._host = processes
         self._clock = clock
+        self._interval_clock = interval_clock or (time.monotonic if clock is time.time else clock)
         self._events = EventLog(clock)
         node = model.NodeInfo(hostname=socket.gethostname(), gpuwatch_version=__version__, source=source_name)
         self._life = NvmlLifecycle(self._gateway, settings, self._events, node, first_read=self._refresh_fast)
@@ -206,7 +212,7 @@ class NvmlCollector:
 
     def _refresh_slow(self, gpu: TrackedGpu) -> None:
         try:
-            reading = read_slow(self._gateway, self._settings, gpu, self._clock())
+            reading = read_slow(self._gateway, self._settings, gpu, self._interval_clock())
         except GpuLostError as exc:
             self._life.lose(gpu, str(exc))
             return

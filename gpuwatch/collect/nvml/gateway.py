@@ -175,9 +175,9 @@ class NvmlGateway:
     def is_unsupported(self, gpu_key: str, field: str) -> bool:
         return (gpu_key, field) in self._unsupported
 
-    def mark_unsupported(self, gpu_key: str, field: str, why: str) -> None:
-        """For fields whose support is learned from a value rather than an error (GPM)."""
-        self._mark_unsupported(gpu_key, field, field, why)
+    def mark_unsupported(self, gpu_key: str, field: str, why: str, *, fn_name: str | None = None) -> None:
+        """For fields whose support is learned from a value rather than an error (GPM, field values)."""
+        self._mark_unsupported(gpu_key, field, fn_name or field, why)
 
     def last_call(self, thread_id: int) -> str | None:
         """The NVML function `thread_id` called last (the one it is in, if it is stuck)."""
@@ -200,7 +200,11 @@ class NvmlGateway:
                 return
             self._unsupported.add((gpu_key, field))
         log.info(
-            "GPU %s: %s is not available (%s: %s); not asking again", gpu_key or "-", field, fn_name, why
+            "GPU %s: %s is not available on this GPU (%s: %s); shown as — and not asked again",
+            gpu_key or "-",
+            field,
+            fn_name,
+            why,
         )
 
     def _note_transient(self, gpu_key: str, field: str, fn_name: str, code: int | None, why: str) -> None:

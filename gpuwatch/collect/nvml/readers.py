@@ -65,6 +65,14 @@ _FIELD_PCIE_REPLAY = pynvml.NVML_FI_DEV_PCIE_REPLAY_COUNTER
 _FIELD_NVLINK_TX = pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_TX
 _FIELD_NVLINK_RX = pynvml.NVML_FI_DEV_NVLINK_THROUGHPUT_DATA_RX
 _FIELD_NVLINK_LINK_COUNT = pynvml.NVML_FI_DEV_NVLINK_LINK_COUNT
+_FIELD_WORDS = {
+    _FIELD_MEMORY_TEMP: "the memory temperature",
+    _FIELD_PCIE_REPLAY: "the PCIe replay counter",
+    _FIELD_NVLINK_TX: "the NVLink transmit counter (NVLink rates are not shown)",
+    _FIELD_NVLINK_RX: "the NVLink receive counter (NVLink rates are not shown)",
+    _FIELD_NVLINK_LINK_COUNT: "the NVLink link count (NVLink rates are not shown)",
+}
+"""What a field id means to a reader of the log: "field_91 is not available" meant nothing."""
 _NVLINK_ALL_LINKS = 0xFFFFFFFF
 
 _NO_NEW_SAMPLES = frozenset({pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_SUCCESS})
@@ -229,8 +237,8 @@ def _each_pid_once(compute: list[GpuProcess], graphics: list[GpuProcess]) -> tup
 def read_slow(
     gateway: NvmlGateway, settings: NvmlSettings, gpu: TrackedGpu, now: float
 ) -> SlowReading | None:
-    """The slow cadence's fields, GPM and per-process utilization at `now` (collector clock);
-    None when the GPU has no handle."""
+    """The slow cadence's fields, GPM and per-process utilization at `now` (the collector's
+    interval clock, monotonic: only differences of it are used); None when the GPU has no handle."""
     h = gpu.handle
     if h is None:
         return None
@@ -446,5 +454,7 @@ def _field_values(
         elif value.nvmlReturn in (pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_INVALID_ARGUMENT):
             if not static and field_id in gpu.slow_field_ids:
                 gpu.slow_field_ids.remove(field_id)
-            gateway.mark_unsupported(gpu.uuid, f"field_{field_id}", "not supported")
+            words = _FIELD_WORDS.get(field_id, "a field value")
+            what = f"{words}, NVML field {field_id}"
+            gateway.mark_unsupported(gpu.uuid, what, "not supported", fn_name="nvmlDeviceGetFieldValues")
     return out

@@ -30,12 +30,12 @@ class ReadCursors:
     gpm_samples: list[Any] = field(default_factory=list)
     """Two GPM sample buffers, used in turn; empty when GPM is off or unsupported."""
     gpm_previous: tuple[Any, float] | None = None
-    """The buffer holding the last GPM sample, and when it was taken (collector clock)."""
+    """The buffer holding the last GPM sample, and when it was taken (the collector's interval clock)."""
     process_utilization_seen_us: int = 0
     """The newest per-process sample timestamp seen: NVML answers with what came after it."""
     nvlink_previous: NvlinkCounters | None = None
     energy_due_at: float = 0.0
-    """When the total energy counter is next read (collector clock)."""
+    """When the total energy counter is next read (the collector's interval clock)."""
 
 
 class TrackedGpu:

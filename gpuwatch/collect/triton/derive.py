@@ -23,6 +23,7 @@ the two sources never mix in a ratio. A counter that went down means that source
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 from gpuwatch import model
@@ -326,4 +327,6 @@ def _per(value: float | None, dt: float) -> float | None:
 
 
 def _int(value: float | None) -> int | None:
-    return None if value is None else int(value)
+    """A count as an integer; None for none, and for NaN or ±Inf (int() of those raised, and
+    failed every poll of the whole server)."""
+    return None if value is None or not math.isfinite(value) else int(value)

@@ -22,6 +22,7 @@ Responses are asked for uncompressed, so the cap counts the bytes that are held 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -141,12 +142,28 @@ class BoundedFetcher:
         return b"".join(chunks)
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def decode_json(body: bytes) -> Any:
-    """The body as JSON, or ValueError with a one-line reason (the caller names the endpoint)."""
+    """The body as JSON, or ValueError with a one-line reason (the caller names the endpoint).
+    A lone surrogate (`"\\ud800"`, valid JSON, not valid Unicode) becomes U+FFFD: left in a
+    model name it failed every poll of the whole server (quote() and UTF-8 cannot encode it)."""
     try:
-        return json.loads(body)
+        doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not JSON ({_one_line(exc)}): starts {_start(body)}") from None
+    return _without_lone_surrogates(doc) if _SURROGATE_ESCAPE.search(body) else doc
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def decode_text(body: bytes) -> str:
