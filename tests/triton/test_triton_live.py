@@ -257,6 +257,8 @@ def test_the_tritonserver_process_is_linked_to_its_server(triton_server: TritonP
 
 def test_snapshot_with_triton_urls(triton_server: TritonProcess) -> None:
     result = run_gpuwatch("snapshot", "--triton", f"{triton_server.url},{triton_server.metrics_url}")
+    # No NVML on this machine: said on stderr, yet Triton data was obtained, so exit 0.
+    assert result.returncode == 0 and "no GPU data" in result.stderr
     out = result.stdout
     assert "Triton 127.0.0.1:" in out and " · up · v2.51.0 · " in out
     lines = out.splitlines()
