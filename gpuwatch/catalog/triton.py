@@ -174,6 +174,44 @@ MODEL_TOTALS = (
     ),
     counter("model_cache_hit_total", e.MODEL, lambda m: m.totals.cache_hit_count, "Response cache hits."),
     counter("model_cache_miss_total", e.MODEL, lambda m: m.totals.cache_miss_count, "Response cache misses."),
+    counter(
+        "model_request_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.request_seconds,
+        "Cumulative latency of the successful requests since the model version was loaded: "
+        "rate() of it over rate(gpuwatch_model_request_success_total) is the mean latency of any window.",
+        unit="seconds",
+    ),
+    counter(
+        "model_queue_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.queue_seconds,
+        "Cumulative time the successful requests waited in the queue: rate() of it over "
+        "rate(model_request_success_total) is the mean queue time of any window.",
+        unit="seconds",
+    ),
+    counter(
+        "model_compute_input_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.compute_input_seconds,
+        "Cumulative input-copy time, charged per request (a batch of n charges its time n times).",
+        unit="seconds",
+    ),
+    counter(
+        "model_compute_infer_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.compute_infer_seconds,
+        "Cumulative compute time, charged per request (a batch of n charges its time n times): "
+        "divide its rate by the rate of requests less cache hits.",
+        unit="seconds",
+    ),
+    counter(
+        "model_compute_output_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.compute_output_seconds,
+        "Cumulative output-copy time, charged per request (a batch of n charges its time n times).",
+        unit="seconds",
+    ),
 )
 
 MODEL_INTERVAL = (
