@@ -10,8 +10,11 @@ to read.
 Resets (`derive` detects, this module names): a counter that goes down, or a model that
 vanished from a source and came back, re-baselines that model and marks its interval. Both
 sources restarted: "unload/load"; only /v2/models/stats: a reload of a loaded model (a config
-override). After the server was unreachable every model is re-baselined, and if counters went
-down that was a restart (TRITON_RESTART); so is every model restarting at once.
+override). Every model that had counters restarting at once is a server restart
+(TRITON_RESTART), and so is the only model's after the server was unreachable; one model's
+reset while the others' counters go on is never one (a model load stalls Triton's kept-alive
+connections, which once read as an outage, then a restart). After the server was unreachable
+every model is re-baselined.
 """
 
 from __future__ import annotations
@@ -156,7 +159,12 @@ class ModelBook:
                 resets[key] = "statistics started again"
             elif m_reset:
                 resets[key] = "/metrics counters started again"
-        restart = bool(resets) and (recovering or (had_baseline >= 2 and len(resets) >= had_baseline))
+        # A restart needs evidence that the process changed: every model that had counters
+        # started again together (after an outage, a single model's reset is enough only when
+        # it is the only one). One model's reset while others go on is that model's load or
+        # reload, whatever happened to the connection in between.
+        everyone = bool(resets) and len(resets) >= had_baseline
+        restart = everyone and (had_baseline >= 2 or recovering)
         if restart:
             events.append(
                 self._event(

@@ -69,6 +69,11 @@ class ServerPoller:
             events, self._events = self._events, []
         return events
 
+    @property
+    def fresh_retries(self) -> int:
+        """Requests of this server's polls sent again on a fresh connection (see `http.py`)."""
+        return self._fetcher.fresh_retries
+
     def close(self) -> None:
         self._fetcher.close()
 
