@@ -173,29 +173,16 @@ def matches(key: SeriesKey, match: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in match.items())
 
 
-def bucket_grid(resolution: float, start: float, end: float, points: int) -> tuple[float, float]:
-    """Where buckets start and how wide they are: `origin` is `start` rounded down to a whole
-    resolution, `width` the smallest whole multiple of the resolution at least span / points for
-    which the buckets from `origin` over [start, end] number at most `points` (cut at the epoch
-    instead, a window of one bucket's width would straddle two)."""
-    points = max(1, points)
-    origin = math.floor(start / resolution) * resolution
-    span = max(end - start, resolution)
-    width = max(resolution, math.ceil(span / points / resolution) * resolution)
-    if math.floor((end - origin) / width) + 1 > points:
-        width += resolution  # one step is always enough (see tests/test_store_history.py)
-    return origin, width
-
-
 def downsample(
     raw: list[tuple[float, float]], start: float, end: float, points: int, resolution: float
 ) -> tuple[float, tuple[Point, ...]]:
     """Bucket (timestamp, value) pairs into at most `points` buckets of whole resolutions."""
-    origin, width = bucket_grid(resolution, start, end, points)
+    span = max(end - start, resolution)
+    width = max(resolution, math.ceil(span / max(1, points) / resolution) * resolution)
     buckets: dict[float, list[float]] = {}
     for ts, value in raw:
         if start <= ts <= end:
-            buckets.setdefault(origin + math.floor((ts - origin) / width) * width, []).append(value)
+            buckets.setdefault(math.floor(ts / width) * width, []).append(value)
     out = tuple(Point(b, sum(v) / len(v), min(v), max(v)) for b, v in sorted(buckets.items()))
     return width, out
 

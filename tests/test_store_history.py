@@ -253,16 +253,3 @@ def test_the_wide_form_of_a_snapshot_holds_what_extract_gives() -> None:
             if value is not None
         }
         assert wide == dict(series.extract(snap))
-
-
-@pytest.mark.parametrize("points", [1, 2, 3, 7, 60, 200])
-@pytest.mark.parametrize("resolution", [1.0, 60.0, 3600.0])
-def test_never_more_buckets_than_points(points: int, resolution: float) -> None:
-    # Cut at the epoch, a window one bucket wide straddled two (`query --points 1` printed 2).
-    for start in (1_800_000_000.0, 1_800_000_000.4, 1_800_000_017.0, 1_800_000_059.9):
-        for span in (1.0, 59.0, 60.0, 61.0, 3600.0, 86_400.0, 86_401.0):
-            origin, width = series.bucket_grid(resolution, start, start + span, points)
-            assert origin <= start and width % resolution == 0
-            assert math.floor((start + span - origin) / width) + 1 <= points
-            raw = [(start + span * i / 500, 1.0) for i in range(501)]
-            assert len(series.downsample(raw, start, start + span, points, resolution)[1]) <= points

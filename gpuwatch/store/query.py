@@ -9,8 +9,7 @@ Which tier answers (whisper's rule, with `History`'s "at most `points` buckets")
 tiers whose KEEP still covers `start`, the coarsest one that gives at least `points` buckets
 over the range (the finest covering tier if none does); if no tier covers `start`, the
 coarsest. Buckets are `width` seconds wide, a whole multiple of that tier's resolution,
-counted from `start` rounded down to that resolution, exactly as `series.downsample` cuts
-them (`series.bucket_grid`: never more than `points` of them), and the SQL does the
+aligned to the epoch, exactly as `series.downsample` cuts them, and the SQL does the
 downsampling (GROUP BY bucket): a 30-day query reads 720 hourly rows of one GPU and returns 200
 points.
 
@@ -25,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -55,7 +55,11 @@ def choose_tier(tiers: tuple[Tier, ...], start: float, end: float, points: int, 
 
 def bucket_width(resolution_seconds: float, start: float, end: float, points: int) -> float:
     """The width of a point's bucket, as `series.downsample` computes it."""
-    return series.bucket_grid(resolution_seconds, start, end, points)[1]
+    span = max(end - start, resolution_seconds)
+    return max(
+        resolution_seconds,
+        math.ceil(span / max(1, points) / resolution_seconds) * resolution_seconds,
+    )
 
 
 class StoreHistory:
@@ -108,8 +112,8 @@ class StoreHistory:
             return []
         tiers = self._schema.tiers
         chosen = choose_tier(tiers, start, end, points, self._clock())
-        origin, width = series.bucket_grid(tiers[chosen].resolution_seconds, start, end, points)
-        width_ms, origin_ms = round(width * 1000), round(origin * 1000)
+        width = bucket_width(tiers[chosen].resolution_seconds, start, end, points)
+        width_ms = round(width * 1000)
         start_ms, end_ms = round(start * 1000), round(end * 1000)
         sums: dict[tuple[int, int], list[float]] = {}
         with self._engine.connect() as conn:
@@ -145,7 +149,6 @@ class StoreHistory:
                     lo_ms=seg_lo,
                     hi_ms=seg_hi,
                     width_ms=width_ms,
-                    origin_ms=origin_ms,
                 )
                 for entity_id, bucket, total, count, low, high in rows:
                     if not count:
@@ -235,12 +238,11 @@ class StoreHistory:
         lo_ms: int,
         hi_ms: int,
         width_ms: int,
-        origin_ms: int,
     ) -> list[tuple[int, int, float, float, float, float]]:
         table = self._schema.table(kind, tier_index)
         if not self._has_column(conn, table.name, column if tier_index == 0 else f"{column}_mean"):
             return []  # a series this database is older than
-        bucket = ((table.c.key.op(">>")(sch.ENTITY_BITS) - origin_ms) // width_ms) * width_ms + origin_ms
+        bucket = (table.c.key.op(">>")(sch.ENTITY_BITS) // width_ms) * width_ms
         if tier_index == 0:
             value = table.c[column]
             present = value
