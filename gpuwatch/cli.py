@@ -222,7 +222,7 @@ def _add_snapshot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
-    from gpuwatch import jsonform
+    from gpuwatch import jsonform, model
     from gpuwatch.assemble import collect_snapshot
     from gpuwatch.text import report
 
@@ -240,7 +240,9 @@ def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
         sys.stdout.write(report.render(snapshot))
     if not snapshot.gpus and snapshot.nvml_status:
         print(f"gpuwatch: no GPU data: {snapshot.nvml_status} (try --demo)", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        # Triton data printed is something obtained: exit 1 only when nothing was.
+        if not any(server.state == model.ServerState.UP for server in snapshot.triton):
+            return EXIT_UNAVAILABLE
     return EXIT_OK
 
 

@@ -275,6 +275,16 @@ class ModelTotals:
     execution_count: int | None = None
     cache_hit_count: int | None = None
     cache_miss_count: int | None = None
+    request_seconds: float | None = None
+    """Cumulative latency of the successful requests (statistics `success.ns`)."""
+    queue_seconds: float | None = None
+    """Cumulative time successful requests waited in the queue (`queue.ns`)."""
+    compute_input_seconds: float | None = None
+    """Cumulative input-copy time, charged per request (`compute_input.ns`)."""
+    compute_infer_seconds: float | None = None
+    """Cumulative compute time, charged per request: a batch of n charges its time n times."""
+    compute_output_seconds: float | None = None
+    """Cumulative output-copy time, charged per request (`compute_output.ns`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,44 @@ MODEL_TOTALS = (
     ),
     counter("model_cache_hit_total", e.MODEL, lambda m: m.totals.cache_hit_count, "Response cache hits."),
     counter("model_cache_miss_total", e.MODEL, lambda m: m.totals.cache_miss_count, "Response cache misses."),
+    counter(
+        "model_request_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.request_seconds,
+        "Cumulative latency of the successful requests since the model version was loaded: "
+        "rate() of it over rate(gpuwatch_model_request_success_total) is the mean latency of any window.",
+        unit="seconds",
+    ),
+    counter(
+        "model_queue_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.queue_seconds,
+        "Cumulative time the successful requests waited in the queue: rate() of it over "
+        "rate(model_request_success_total) is the mean queue time of any window.",
+        unit="seconds",
+    ),
+    counter(
+        "model_compute_input_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.compute_input_seconds,
+        "Cumulative input-copy time, charged per request (a batch of n charges its time n times).",
+        unit="seconds",
+    ),
+    counter(
+        "model_compute_infer_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.compute_infer_seconds,
+        "Cumulative compute time, charged per request (a batch of n charges its time n times): "
+        "divide its rate by the rate of requests less cache hits.",
+        unit="seconds",
+    ),
+    counter(
+        "model_compute_output_seconds_total",
+        e.MODEL,
+        lambda m: m.totals.compute_output_seconds,
+        "Cumulative output-copy time, charged per request (a batch of n charges its time n times).",
+        unit="seconds",
+    ),
 )
 
 MODEL_INTERVAL = (
@@ -216,7 +254,8 @@ MODEL_INTERVAL = (
         "model_average_batch_size",
         e.MODEL,
         _interval(lambda i: i.average_batch_size),
-        "Inferences per execution over the last interval.",
+        "Mean executed batch size over the last interval: Σ b·n_b / Σ n_b over the executions' batch sizes "
+        "(inferences / executions where Triton gives no batch statistics).",
         stored=MILLIONTHS,
     ),
     gauge(
@@ -253,7 +292,7 @@ MODEL_INTERVAL = (
         "model_average_compute_input_seconds",
         e.MODEL,
         _interval(lambda i: i.average_compute_input_seconds),
-        "Mean time copying inputs per execution.",
+        "Mean time copying inputs per request (Triton charges a batch's time to each of its requests).",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
     ),
@@ -261,7 +300,7 @@ MODEL_INTERVAL = (
         "model_average_compute_infer_seconds",
         e.MODEL,
         _interval(lambda i: i.average_compute_infer_seconds),
-        "Mean time computing per execution.",
+        "Mean compute time per request (Triton charges a batch's time to each of its requests).",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
     ),
@@ -269,7 +308,7 @@ MODEL_INTERVAL = (
         "model_average_compute_output_seconds",
         e.MODEL,
         _interval(lambda i: i.average_compute_output_seconds),
-        "Mean time copying outputs per execution.",
+        "Mean time copying outputs per request (Triton charges a batch's time to each of its requests).",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
     ),
@@ -305,7 +344,7 @@ MODEL_INTERVAL = (
         "model_cache_hit_ratio",
         e.MODEL,
         _interval(lambda i: i.cache_hit_ratio),
-        "Response cache hits over lookups in the last interval.",
+        "Response cache hits over requests in the last interval.",
         stored=RATIO_STEPS,
     ),
 )

@@ -13,6 +13,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +26,9 @@ CHUNK = 64 * 1024
 @dataclass
 class Fault:
     kind: str
-    """"status", "stall", "garbage", "huge", "json"."""
+    """"status", "stall", "garbage", "huge", "json"; "stall_kept_alive": a stall of a request
+    on a connection that was opened before the fault began (as Triton 2.51 does while it loads
+    a model), a request on a connection opened since is answered."""
     status: int = 200
     body: bytes = b""
     doc: Any = None
@@ -37,6 +40,7 @@ class Fault:
     """Requests held in the stall right now."""
     written: int = 0
     """Bytes of a huge body actually written before the client stopped reading."""
+    began: float = field(default_factory=time.monotonic)
 
 
 def capture_routes() -> dict[tuple[str, str], tuple[int, str, bytes]]:
@@ -62,6 +66,8 @@ class FakeTriton:
         self.routes = capture_routes()
         self.faults: dict[str, Fault] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.stalled_kept_alive = 0
+        """Requests held by a "stall_kept_alive" fault."""
         self._connections: set[socket.socket] = set()
         fake = self
 
@@ -72,8 +78,12 @@ class FakeTriton:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
+            opened = 0.0
+            """When this connection was accepted (monotonic)."""
+
             def setup(self) -> None:
                 super().setup()
+                self.opened = time.monotonic()
                 fake._connections.add(self.connection)
 
             def finish(self) -> None:
@@ -126,6 +136,12 @@ class FakeTriton:
         path = h.path.split("?", 1)[0]
         self.requests.append((method, path, dict(h.headers)))
         fault = self.faults.get(path)
+        if fault is not None and fault.kind == "stall_kept_alive":
+            if getattr(h, "opened", 0.0) >= fault.began:
+                fault = None
+            else:
+                fault = Fault("stall", release=fault.release, stall_seconds=fault.stall_seconds)
+                self.stalled_kept_alive += 1
         try:
             if fault is None:
                 route = self.routes.get((method, path))

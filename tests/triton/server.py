@@ -35,6 +35,7 @@ SHM_PREFIX = "triton_python_backend_shm_region_"
 #                 then fails, so the failing test model runs without batching for exact counts),
 #                 and answer with an error response (no raise) when it is -2
 #   fail_init     "1": raise in initialize (the model never becomes READY)
+#   init_sleep_ms time initialize takes (a slow model load)
 MODEL_PY = """\
 import json
 import time
@@ -49,6 +50,7 @@ class TritonPythonModel:
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         if params.get("fail_init") == "1":
             raise RuntimeError("fail_init is set: this model refuses to load")
+        time.sleep(float(params.get("init_sleep_ms", "0")) / 1000.0)
         self.sleep_s = float(params.get("sleep_ms", "0")) / 1000.0
         self.raise_marker = params.get("raise_marker") == "1"
 
@@ -87,6 +89,8 @@ class ModelSpec:
     steps: tuple[str, ...] = ()
     """For an ensemble: the composing models, each INPUT0 → OUTPUT0, chained in order."""
     response_cache: bool = False
+    init_sleep_ms: float = 0.0
+    """Time `initialize` takes: a model load slower than a poll's deadline."""
 
     def config_pbtxt(self) -> str:
         lines = [f'name: "{self.name}"']
@@ -122,6 +126,8 @@ class ModelSpec:
             params["raise_marker"] = "1"
         if self.fail_init:
             params["fail_init"] = "1"
+        if self.init_sleep_ms:
+            params["init_sleep_ms"] = str(self.init_sleep_ms)
         for key, value in params.items():
             lines.append(f'parameters {{ key: "{key}" value: {{ string_value: "{value}" }} }}')
         if self.response_cache:
@@ -328,7 +334,8 @@ def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.P
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def _wait_ready(server: TritonProcess, timeout: float) -> None:
+def _wait_ready(server: TritonProcess, timeout: float, load: Sequence[str] = ("*",)) -> None:
+    """Live, and every model it loads at start READY or UNAVAILABLE (the others never load)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not server.alive():
@@ -337,7 +344,7 @@ def _wait_ready(server: TritonProcess, timeout: float) -> None:
             if httpx.get(f"{server.url}/v2/health/live", timeout=1.0).status_code == 200:
                 # Live is enough: with a model that fails to load the server is never "ready".
                 index = httpx.post(f"{server.url}/v2/repository/index", json={"ready": False}, timeout=2.0)
-                states = [m.get("state") for m in index.json()]
+                states = [m.get("state") for m in index.json() if "*" in load or m.get("name") in load]
                 if states and all(s in ("READY", "UNAVAILABLE") for s in states):
                     return
         except (httpx.HTTPError, ValueError):
@@ -396,7 +403,7 @@ def start_server(
         _spawn(args, env, log_path), http, grpc, metrics, repository, workdir, log_path, args, env
     )
     try:
-        _wait_ready(server, ready_timeout)
+        _wait_ready(server, ready_timeout, load)
     finally:
         server.regions |= shm_regions() - before
     return server

@@ -101,6 +101,25 @@ def test_an_interval_from_metrics_alone_agrees() -> None:
     assert i.queue_share_ratio == pytest.approx(1669162 / 5209213)
 
 
+def test_cumulative_durations_in_seconds_from_either_source() -> None:
+    stats = doc("models_stats.json")
+    metrics = (DATA / "metrics.txt").read_text()
+    t = derive.totals(reading(stats, metrics, DT))  # statistics first, in ns
+    assert t.request_seconds == pytest.approx(5209363276e-9)
+    assert t.queue_seconds == pytest.approx(1669316292e-9)
+    assert t.compute_input_seconds == pytest.approx(30386873e-9)
+    assert t.compute_infer_seconds == pytest.approx(3447836968e-9)
+    assert t.compute_output_seconds == pytest.approx(59606409e-9)
+    m = derive.totals(reading(None, metrics, DT))  # /metrics alone, in whole µs
+    assert m.request_seconds == pytest.approx(5.209213)
+    assert m.queue_seconds == pytest.approx(1.669162)
+    assert m.compute_input_seconds == pytest.approx(0.030242)
+    assert m.compute_infer_seconds == pytest.approx(3.447684)
+    assert m.compute_output_seconds == pytest.approx(0.059470)
+    # the two sources agree within the µs rounding of /metrics
+    assert abs(m.queue_seconds - t.queue_seconds) < 1e-3  # type: ignore[operator]
+
+
 def test_failures_by_reason_come_from_metrics() -> None:
     stats = doc("models_stats_failures.json")
     metrics = (DATA / "metrics_failures.txt").read_text()

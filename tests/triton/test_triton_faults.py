@@ -129,6 +129,40 @@ def test_a_stalled_server_is_cut_off_at_the_deadline(fake: FakeTriton) -> None:
     stall.release.set()
 
 
+def test_a_stalled_kept_alive_connection_is_retried_on_a_fresh_one(fake: FakeTriton) -> None:
+    # Triton 2.51 loading a model: requests on connections already open get no answer for
+    # seconds, a new connection is answered at once. Down means down on a fresh connection too.
+    c = collector(fake)
+    assert poll(c)[1].state == model.ServerState.UP
+    kinds(c)
+    for path in ("/v2/health/ready", "/v2/repository/index", "/v2/models/stats", "/metrics"):
+        fake.faults[path] = Fault("stall_kept_alive", stall_seconds=10)
+    started = time.monotonic()
+    result, status = poll(c)
+    took = time.monotonic() - started
+    assert fake.stalled_kept_alive >= 2  # the API's and the metrics port's kept connections
+    assert result is None and status.state == model.ServerState.UP and status.reason is None
+    assert {m.name: m for m in status.models}["resnet_stub"].totals.request_success_count == 300
+    assert status.models[0].pending_requests is not None  # /metrics came back too
+    assert kinds(c) == []  # no triton_down, no triton_restart
+    assert took < SETTINGS.timeout_seconds + 0.2  # within the one deadline
+    for fault in fake.faults.values():
+        fault.release.set()
+
+
+def test_a_server_that_answers_on_no_connection_is_down(fake: FakeTriton) -> None:
+    c = collector(fake)
+    poll(c)
+    kinds(c)
+    stall = fake.faults["/v2/health/ready"] = Fault("stall", stall_seconds=10)
+    result, status = poll(c)
+    assert stall.stalling == 2  # the kept-alive connection, then a fresh one
+    assert status.state == model.ServerState.DOWN
+    assert result is not None and "also on a fresh connection" in result
+    assert kinds(c) == [model.EventKind.TRITON_DOWN]
+    stall.release.set()
+
+
 def test_a_stalled_metrics_port_leaves_the_api_figures(fake: FakeTriton) -> None:
     stall = fake.faults["/metrics"] = Fault("stall", stall_seconds=10)
     c = collector(fake)

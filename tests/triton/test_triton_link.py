@@ -157,6 +157,33 @@ def test_every_model_restarting_at_once_is_a_server_restart() -> None:
         assert kinds == [model.EventKind.TRITON_RESTART]
 
 
+def test_one_model_reset_after_an_outage_is_that_models_reload_not_a_restart() -> None:
+    # The model that was loading started again; the other went on: no server restart.
+    with FakeTriton() as fake:
+        port = fake.port
+        c = collector(fake)
+        c.pollers[0].poll()
+    c.pollers[0].poll()
+    assert c.view()[0].state == model.ServerState.DOWN
+    c.drain_events()
+    with FakeTriton(port) as fake:
+        stats = json.loads((DATA / "models_stats.json").read_text())
+        (bert,) = [e for e in stats["model_stats"] if e["name"] == "bert_stub"]
+        bert["inference_count"] = bert["execution_count"] = 0
+        for leaf in bert["inference_stats"].values():
+            leaf["count"] = leaf["ns"] = 0
+        bert["batch_stats"] = []
+        fake.set_body("GET", "/v2/models/stats", stats)
+        c.pollers[0].poll()
+    status = c.view()[0]
+    reasons = {m.name: m.interval.reset_reason for m in status.models if m.interval}
+    assert reasons["bert_stub"] == "reload: statistics started again, /metrics continued (config override?)"
+    assert reasons["resnet_stub"] == "re-baselined: the server was unreachable since the last poll"
+    events = c.drain_events()
+    assert [e.kind for e in events] == [model.EventKind.TRITON_UP, model.EventKind.MODEL_RESET]
+    assert events[1].model == "bert_stub"
+
+
 def test_recovery_after_an_outage_re_baselines_without_a_restart() -> None:
     with FakeTriton() as fake:
         port = fake.port

@@ -169,9 +169,11 @@ def test_scenario_faults_show_through_the_real_collector(clock: ManualClock) -> 
     for second in range(25):
         a.pollers[0].poll()
         b.pollers[0].poll()
+        # taken each second, as the engine's snapshots take them (a poll no one took would be
+        # measured again by the next one, from where its interval began)
+        fa = {m.name: m for m in a.view()[0].models}
+        fb = {m.name: m for m in b.view()[0].models}
         if second >= 7:  # the faults started at 5 s and the first interval after them is over
-            fa = {m.name: m for m in a.view()[0].models}
-            fb = {m.name: m for m in b.view()[0].models}
             ia, ib = fa["bert_base"].interval, fb["bert_base"].interval
             assert ia is not None and ib is not None
             sums["requests"] += ia.requests_per_second or 0

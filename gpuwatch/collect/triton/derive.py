@@ -16,6 +16,10 @@ time between them:
   average queue / max_queue_delay; mean queue depth (Little's law) = Δqueue.ns / Δt;
 - cache hit ratio = Δcache_hit / Δsuccess (share of requests answered from the cache).
 
+Totals also carry the cumulative request, queue and compute durations in seconds (stats' ns /
+1e9, /metrics' µs / 1e6), which /metrics exports as counters so that any window can divide
+them by the request counter.
+
 Counts come from one source per figure and both readings of a Δ come from the same source, so
 the two sources never mix in a ratio. A counter that went down means that source restarted
 (`restarted`): the interval is then a reset, with no rates (`reset_interval`).
@@ -77,6 +81,11 @@ def totals(reading: Reading, *, cache_enabled: bool | None = None) -> model.Mode
             execution_count=s.execution_count,
             cache_hit_count=s.cache_hit.count if s.cache_hit and cache_enabled is not False else None,
             cache_miss_count=s.cache_miss.count if s.cache_miss and cache_enabled is not False else None,
+            request_seconds=s.success.ns / 1e9,
+            queue_seconds=s.queue.ns / 1e9,
+            compute_input_seconds=s.compute_input.ns / 1e9,
+            compute_infer_seconds=s.compute_infer.ns / 1e9,
+            compute_output_seconds=s.compute_output.ns / 1e9,
         )
     if m is None:
         return model.ModelTotals()
@@ -88,6 +97,11 @@ def totals(reading: Reading, *, cache_enabled: bool | None = None) -> model.Mode
         execution_count=_int(m.values.get(EXECUTIONS)),
         cache_hit_count=_int(m.values.get(CACHE_HITS)),
         cache_miss_count=_int(m.values.get(CACHE_MISSES)),
+        request_seconds=_seconds_from_us(m.values.get(REQUEST_US)),
+        queue_seconds=_seconds_from_us(m.values.get(QUEUE_US)),
+        compute_input_seconds=_seconds_from_us(m.values.get(COMPUTE_INPUT_US)),
+        compute_infer_seconds=_seconds_from_us(m.values.get(COMPUTE_INFER_US)),
+        compute_output_seconds=_seconds_from_us(m.values.get(COMPUTE_OUTPUT_US)),
     )
 
 
@@ -330,3 +344,7 @@ def _int(value: float | None) -> int | None:
     """A count as an integer; None for none, and for NaN or ±Inf (int() of those raised, and
     failed every poll of the whole server)."""
     return None if value is None or not math.isfinite(value) else int(value)
+
+
+def _seconds_from_us(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value / 1e6

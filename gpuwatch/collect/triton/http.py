@@ -16,6 +16,12 @@ httpx's exception tree:
 The deadline is absolute (monotonic seconds) and shared by every request of one poll: each
 request gets what is left of it as its connect/read/write timeouts, and the body is checked
 against it after every chunk, so a server that stalls is cut off when the poll's time is up.
+
+A kept-alive connection can stall while a new one answers (Triton 2.51 does so for seconds
+while it loads a model). So a request given `retry_at` and sent on a client that has kept a
+connection waits for its answer only until `retry_at`; if none came, the client's connections
+are dropped and the request is sent once more, on a fresh connection, with what is left of
+the deadline. Only a server that answers on neither is "no answer".
 Responses are asked for uncompressed, so the cap counts the bytes that are held in memory.
 """
 
@@ -35,11 +41,13 @@ KINDS = ("refused", "timeout", "http", "too_large", "network")
 class FetchError(Exception):
     """One endpoint could not be read. `reason` is one line; `kind` is one of KINDS."""
 
-    def __init__(self, kind: str, reason: str, status: int | None = None) -> None:
+    def __init__(self, kind: str, reason: str, status: int | None = None, *, reading: bool = False) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
         self.status = status
+        self.reading = reading
+        """The server had answered: this failed while its body was read."""
 
 
 class BoundedFetcher:
@@ -57,10 +65,19 @@ class BoundedFetcher:
         self._monotonic = monotonic
         base = {"Accept-Encoding": "identity", "User-Agent": "gpuwatch"}
         base.update(headers or {})
+        self._headers = base
+        self._transport = transport
+        self._client = self._new_client()
+        self._kept = False
+        """A response came back on this client: it may hold a kept-alive connection."""
+        self.fresh_retries = 0
+        """Requests that got no answer on a kept-alive connection and were sent again."""
+
+    def _new_client(self) -> httpx.Client:
         # No connection pool surprises: one keep-alive connection per host is all a poll uses.
-        self._client = httpx.Client(
-            headers=base,
-            transport=transport,
+        return httpx.Client(
+            headers=self._headers,
+            transport=self._transport,
             follow_redirects=False,
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
             trust_env=False,
@@ -77,9 +94,44 @@ class BoundedFetcher:
         *,
         json_body: Any = None,
         headers: dict[str, str] | None = None,
+        retry_at: float | None = None,
     ) -> tuple[int, bytes]:
-        """The status and body of a 2xx response, else FetchError."""
-        remaining = deadline - self._monotonic()
+        """The status and body of a 2xx response, else FetchError. With `retry_at` (before the
+        deadline), a request on a kept-alive connection unanswered by then is sent once more on
+        a fresh connection (see the module docstring)."""
+        start = self._monotonic()
+        if retry_at is None or not self._kept or not start < retry_at < deadline:
+            return self._fetch(method, url, deadline, deadline, json_body=json_body, headers=headers)
+        try:
+            return self._fetch(method, url, retry_at, deadline, json_body=json_body, headers=headers)
+        except FetchError as exc:
+            if exc.kind != "timeout" or exc.reading:
+                raise
+        self._client.close()  # drop the kept-alive connections: the next request opens one
+        self._client = self._new_client()
+        self._kept = False
+        self.fresh_retries += 1
+        try:
+            return self._fetch(method, url, deadline, deadline, json_body=json_body, headers=headers)
+        except FetchError as exc:
+            if exc.kind == "timeout" and not exc.reading:
+                raise FetchError(
+                    "timeout", f"no answer within {deadline - start:.2g} s (also on a fresh connection)"
+                ) from None
+            raise
+
+    def _fetch(
+        self,
+        method: str,
+        url: str,
+        answer_by: float,
+        deadline: float,
+        *,
+        json_body: Any,
+        headers: dict[str, str] | None,
+    ) -> tuple[int, bytes]:
+        """One request: its answer's head by `answer_by`, its body by `deadline`."""
+        remaining = answer_by - self._monotonic()
         if remaining <= 0:
             raise FetchError("timeout", "no time left in this poll")
         timeout = httpx.Timeout(remaining)
@@ -99,9 +151,10 @@ class BoundedFetcher:
         except (httpx.HTTPError, OSError, ValueError) as exc:
             raise FetchError("network", _one_line(exc)) from None
         try:
-            body = self._read(response, deadline, remaining)
+            body = self._read(response, deadline, max(remaining, deadline - self._monotonic()))
         finally:
             response.close()
+        self._kept = True
         if not 200 <= response.status_code < 300:
             raise FetchError(
                 "http",
@@ -134,9 +187,9 @@ class BoundedFetcher:
                     )
                 chunks.append(chunk)
                 if self._monotonic() > deadline:
-                    raise FetchError("timeout", f"body not complete within {remaining:.2g} s")
+                    raise FetchError("timeout", f"body not complete within {remaining:.2g} s", reading=True)
         except httpx.TimeoutException:
-            raise FetchError("timeout", f"body not complete within {remaining:.2g} s") from None
+            raise FetchError("timeout", f"body not complete within {remaining:.2g} s", reading=True) from None
         except (httpx.HTTPError, OSError) as exc:
             raise FetchError("network", f"while reading the body: {_one_line(exc)}") from None
         return b"".join(chunks)

@@ -10,8 +10,11 @@ to read.
 Resets (`derive` detects, this module names): a counter that goes down, or a model that
 vanished from a source and came back, re-baselines that model and marks its interval. Both
 sources restarted: "unload/load"; only /v2/models/stats: a reload of a loaded model (a config
-override). After the server was unreachable every model is re-baselined, and if counters went
-down that was a restart (TRITON_RESTART); so is every model restarting at once.
+override). Every model that had counters restarting at once is a server restart
+(TRITON_RESTART), and so is the only model's after the server was unreachable; one model's
+reset while the others' counters go on is never one (a model load stalls Triton's kept-alive
+connections, which once read as an outage, then a restart). After the server was unreachable
+every model is re-baselined.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ class _Model:
     totals: model.ModelTotals | None = None
     totals_from: tuple[object, ...] = ()
     """What `totals` was made from: an idle model's are not made again each poll."""
+    base: derive.Reading | None = None
+    """The reading the last interval was measured from (None after a reset): an interval no
+    snapshot took is measured again, from here, by the next poll."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +87,11 @@ class ModelBook:
         mem = self._models.get(key)
         return mem is None or mem.config_due_at <= now
 
-    def update(self, p: PollResult, *, recovering: bool) -> ModelsUpdate:
+    def update(self, p: PollResult, *, recovering: bool, extend: bool = False) -> ModelsUpdate:
         """This poll's models, from a poll that gave something usable. `recovering`: the server
-        was unreachable since the last usable poll, so every model is re-baselined."""
+        was unreachable since the last usable poll, so every model is re-baselined. `extend`:
+        no snapshot took the last poll's models, so each interval is measured from where the
+        last one began, and the counts of that poll land in this one (none is ever lost)."""
         if p.index is not None:
             self._index = p.index
         keys = self._keys(p)
@@ -96,7 +104,7 @@ class ModelBook:
             else:
                 mem.config_due_at = p.started + CONFIG_RETRY_SECONDS
         events: list[model.Event] = []
-        models = self._derive(p, keys, recovering, events)
+        models = self._derive(p, keys, recovering, events, extend)
         return ModelsUpdate(models, tuple(events))
 
     def _keys(self, p: PollResult) -> list[ModelKey]:
@@ -114,7 +122,12 @@ class ModelBook:
         return sorted(keys)
 
     def _derive(
-        self, p: PollResult, keys: list[ModelKey], recovering: bool, events: list[model.Event]
+        self,
+        p: PollResult,
+        keys: list[ModelKey],
+        recovering: bool,
+        events: list[model.Event],
+        extend: bool,
     ) -> tuple[model.ModelStats, ...]:
         stats = p.stats.models if p.stats is not None else {}
         # A model version that is not loaded can keep a few series (an unloaded or never-loaded
@@ -156,7 +169,12 @@ class ModelBook:
                 resets[key] = "statistics started again"
             elif m_reset:
                 resets[key] = "/metrics counters started again"
-        restart = bool(resets) and (recovering or (had_baseline >= 2 and len(resets) >= had_baseline))
+        # A restart needs evidence that the process changed: every model that had counters
+        # started again together (after an outage, a single model's reset is enough only when
+        # it is the only one). One model's reset while others go on is that model's load or
+        # reload, whatever happened to the connection in between.
+        everyone = bool(resets) and len(resets) >= had_baseline
+        restart = everyone and (had_baseline >= 2 or recovering)
         if restart:
             events.append(
                 self._event(
@@ -187,6 +205,7 @@ class ModelBook:
                     m_new=metrics.get(key),
                     reset_reason=reason,
                     entry=entry,
+                    extend=extend,
                 )
             )
             if reason is not None and key in resets and not restart:
@@ -215,6 +234,7 @@ class ModelBook:
         m_new: MetricsModel | None,
         reset_reason: str | None,
         entry: IndexEntry | None,
+        extend: bool,
     ) -> model.ModelStats:
         old = mem.reading
         cur = derive.Reading(
@@ -230,10 +250,13 @@ class ModelBook:
             since = [t for t in (old.stats_at, old.metrics_at) if t is not None]
             interval = derive.reset_interval(p.started - max(since) if since else 0.0, reset_reason)
             mem.reading = cur
+            mem.base = None
             mem.config_due_at = 0.0  # re-read the config: a reload may have changed it
         else:
             if s_new is not None or m_new is not None:
-                interval = derive.interval(old, cur, cfg, ensemble=ensemble)
+                start = mem.base if extend and mem.base is not None else old
+                interval = derive.interval(start, cur, cfg, ensemble=ensemble)
+                mem.base = start if interval is not None else None
             mem.reading = derive.Reading(
                 s_new if s_new is not None else old.stats,
                 cur.stats_at if s_new is not None else old.stats_at,

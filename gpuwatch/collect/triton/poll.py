@@ -22,6 +22,11 @@ The requests of one poll, all under one deadline (`timeout_seconds`) and a byte 
 
 Each endpoint that fails adds one clause to `problems` (and its kind to `failure_kinds`) and
 the poll goes on with the others.
+
+Every request that goes unanswered on a kept-alive connection for half of what is left of the
+deadline is sent once more on a fresh connection (`BoundedFetcher.fetch`'s `retry_at`): Triton
+2.51 stalls kept-alive connections for seconds while it loads a model, and a new connection is
+answered at once. Only a server that answers on neither is unreachable.
 """
 
 from __future__ import annotations
@@ -157,6 +162,11 @@ class PollFetcher:
         self._stats_parser = StatsParser()
         self._version: str | None = None
 
+    @property
+    def fresh_retries(self) -> int:
+        """Requests sent again on a fresh connection after a kept-alive one stalled."""
+        return self._fetcher.fresh_retries + self._metrics_fetcher.fresh_retries
+
     def close(self) -> None:
         self._metrics_worker.shutdown(wait=False, cancel_futures=True)
         self._fetcher.close()
@@ -201,7 +211,12 @@ class PollFetcher:
 
     def _api(self, method: str, path: str, deadline: float, body: object = None) -> bytes:
         _, data = self._fetcher.fetch(
-            method, self.url + path, deadline, json_body=body, headers=self._headers or None
+            method,
+            self.url + path,
+            deadline,
+            json_body=body,
+            headers=self._headers or None,
+            retry_at=_halfway(self._monotonic(), deadline),
         )
         return data
 
@@ -274,7 +289,9 @@ class PollFetcher:
         return self._metrics_pending
 
     def _fetch_metrics(self, deadline: float) -> tuple[MetricsScrape, float]:
-        _, body = self._metrics_fetcher.fetch("GET", self.metrics_url, deadline)
+        _, body = self._metrics_fetcher.fetch(
+            "GET", self.metrics_url, deadline, retry_at=_halfway(self._monotonic(), deadline)
+        )
         at = self._monotonic()
         return self._metrics_parser.parse(decode_text(body)), at
 
@@ -297,6 +314,11 @@ class PollFetcher:
         else:
             if g.metrics.problems:
                 g.problems.append("metrics: " + "; ".join(g.metrics.problems))
+
+
+def _halfway(now: float, deadline: float) -> float:
+    """When a request on a kept-alive connection is sent again on a fresh one (`http.py`)."""
+    return now + (deadline - now) / 2
 
 
 def _kind(exc: FetchError) -> str:

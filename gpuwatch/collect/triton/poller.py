@@ -53,6 +53,8 @@ class ServerPoller:
         self._absent_until: float | None = None
         self._outage = False
         self._polls = 0
+        self._taken = True
+        """The last status published was read: a poll's intervals start where it ended."""
         self._lock = threading.Lock()
         self._events: list[model.Event] = []
         self._status = model.TritonServerStatus(
@@ -62,12 +64,20 @@ class ServerPoller:
     # -- readers (any thread) --------------------------------------------------------------
 
     def status(self) -> model.TritonServerStatus:
-        return self._status
+        """The latest status; reading it takes its intervals (a snapshot now holds them)."""
+        with self._lock:
+            self._taken = True
+            return self._status
 
     def drain_events(self) -> list[model.Event]:
         with self._lock:
             events, self._events = self._events, []
         return events
+
+    @property
+    def fresh_retries(self) -> int:
+        """Requests of this server's polls sent again on a fresh connection (see `http.py`)."""
+        return self._fetcher.fresh_retries
 
     def close(self) -> None:
         self._fetcher.close()
@@ -132,7 +142,9 @@ class ServerPoller:
                 f"Triton {self.name} is up (Triton {p.version or 'version unknown'})",
                 p,
             )
-        update = self._book.update(p, recovering=recovering)
+        # A poll that finished after a snapshot was assembled and before the next poll was not
+        # in any snapshot: this poll's intervals reach back over it, so no interval is lost.
+        update = self._book.update(p, recovering=recovering, extend=not self._taken)
         with self._lock:
             self._events += update.events
         self._outage = False
@@ -153,7 +165,7 @@ class ServerPoller:
         models: tuple[model.ModelStats, ...],
     ) -> None:
         self._polls += 1
-        self._status = model.TritonServerStatus(
+        status = model.TritonServerStatus(
             name=self.name,
             url=self.url,
             state=state,
@@ -163,3 +175,6 @@ class ServerPoller:
             poll_seconds=self._monotonic() - p.started,
             models=models,
         )
+        with self._lock:
+            self._taken = False
+            self._status = status
