@@ -1,0 +1,327 @@
+"""The conditions that hold in one snapshot, one function per group of kinds.
+
+Place in the flow: engine's snapshot → **rules** (what holds now) → `stage` (hold times) →
+findings. Pure: a snapshot in, observations out; every threshold is read from `kinds.RULES`.
+An ensemble gets only the model-state verdict: its queue, batches and failures are its steps'
+(Triton counts a failed step in the ensemble's statistics too), and its steps are judged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from gpuwatch import model
+from gpuwatch.assess.kinds import RULES
+from gpuwatch.catalog.nvml_codes import CRITICAL_XIDS
+from gpuwatch.model import FindingKind as K
+from gpuwatch.model import Subject, SubjectKind
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A condition of one kind that holds for one subject at this snapshot."""
+
+    kind: model.FindingKind
+    subject: Subject
+    words: str
+    message: str
+    evidence: dict[str, float] = field(default_factory=dict)
+    advice: str | None = None
+
+
+def observe(snapshot: model.Snapshot) -> list[Observation]:
+    """Every condition that holds in `snapshot`."""
+    found: list[Observation] = []
+    found.extend(_node(snapshot))
+    for gpu in snapshot.gpus:
+        found.extend(_gpu(gpu))
+    found.extend(_gpu_events(snapshot.events))
+    found.extend(_daemon(snapshot))
+    activity = {g.index: gpu_activity(g) for g in snapshot.gpus}
+    for server in snapshot.triton:
+        found.extend(_server(server))
+        if server.state is not model.ServerState.UP:
+            continue
+        for m in server.models:
+            found.extend(_model(m, activity))
+    return found
+
+
+def _t(kind: model.FindingKind, name: str) -> float:
+    return RULES[kind].thresholds[name]
+
+
+def gpu_activity(gpu: model.GpuSample) -> float | None:
+    """The honest "how busy": GPM SM activity where there is GPM, NVML utilization otherwise."""
+    if gpu.gpm is not None and gpu.gpm.sm_activity_ratio is not None:
+        return gpu.gpm.sm_activity_ratio
+    return gpu.utilization_ratio
+
+
+# --------------------------------------------------------------------------- node and GPUs
+
+
+def _node(s: model.Snapshot) -> Iterator[Observation]:
+    if s.nvml_status is not None:
+        yield Observation(
+            K.NVML_UNAVAILABLE, Subject(SubjectKind.NODE), "NVML unavailable", f"no GPU data: {s.nvml_status}"
+        )
+
+
+def _gpu(g: model.GpuSample) -> Iterator[Observation]:
+    subject = Subject(SubjectKind.GPU, gpu_index=g.index)
+    why = f": {g.state_reason}" if g.state_reason else ""
+    if g.state is model.GpuState.LOST:
+        yield Observation(K.GPU_LOST, subject, "LOST", f"GPU {g.index} is lost{why}")
+        return
+    if g.state is model.GpuState.HUNG:
+        yield Observation(K.GPU_HUNG, subject, "HUNG", f"GPU {g.index} is hung{why}")
+        return
+    if g.state is not model.GpuState.OK:
+        return
+    if g.remapped_rows_failed:
+        yield Observation(
+            K.GPU_ROW_REMAP_FAILED,
+            subject,
+            "remap failed",
+            f"GPU {g.index} could not remap a faulty memory row",
+            advice="take the GPU out of service (RMA)",
+        )
+    if g.remapped_rows_pending:
+        yield Observation(
+            K.GPU_ROW_REMAP_PENDING,
+            subject,
+            "remap pending",
+            f"GPU {g.index} has a memory row remap waiting for a reset",
+            advice="drain the GPU and reset it (nvidia-smi -r)",
+        )
+    reasons = set(g.clock_event_reasons)
+    if reasons & {"hw_thermal_slowdown", "sw_thermal_slowdown"}:
+        yield Observation(
+            K.GPU_THERMAL_SLOWDOWN,
+            subject,
+            "thermal",
+            f"GPU {g.index} clocks held down by temperature",
+            evidence={"temperature_celsius": g.temperature_celsius}
+            if g.temperature_celsius is not None
+            else {},
+            advice="check the node's cooling and airflow",
+        )
+    if reasons & {"hw_slowdown", "hw_power_brake_slowdown"}:
+        yield Observation(
+            K.GPU_HARDWARE_SLOWDOWN,
+            subject,
+            "HW slowdown",
+            f"GPU {g.index} clocks held down by hardware (power brake or slowdown signal)",
+            advice="check the power supply and the board's sensors",
+        )
+    if "sw_power_cap" in reasons:
+        evidence = {}
+        if g.power_watts is not None:
+            evidence["power_watts"] = g.power_watts
+        if g.power_limit_watts is not None:
+            evidence["power_limit_watts"] = g.power_limit_watts
+        yield Observation(
+            K.GPU_POWER_CAPPED,
+            subject,
+            "power cap",
+            f"GPU {g.index} clocks held at its power limit",
+            evidence=evidence,
+        )
+    if g.memory_used_bytes is not None and g.memory_total_bytes:
+        used = g.memory_used_bytes / g.memory_total_bytes
+        if used > _t(K.GPU_MEMORY_NEARLY_FULL, "memory_used_ratio"):
+            yield Observation(
+                K.GPU_MEMORY_NEARLY_FULL,
+                subject,
+                "memory full",
+                f"GPU {g.index} memory {used:.0%} used",
+                evidence={"memory_used_ratio": used},
+                advice="free memory or move a model to another GPU before the next load fails",
+            )
+
+
+def _gpu_events(events: tuple[model.Event, ...]) -> Iterator[Observation]:
+    for e in events:
+        if e.gpu_index is None:
+            continue
+        subject = Subject(SubjectKind.GPU, gpu_index=e.gpu_index)
+        if e.kind is model.EventKind.XID and e.code in CRITICAL_XIDS:
+            yield Observation(
+                K.GPU_XID_CRITICAL,
+                subject,
+                f"XID {e.code}",
+                e.message,
+                evidence={"xid": float(e.code)},
+                advice="drain the GPU; see docs/runbooks.md#gpuxidcritical",
+            )
+        elif e.kind is model.EventKind.ECC_UNCORRECTED:
+            yield Observation(
+                K.GPU_ECC_UNCORRECTED,
+                subject,
+                "ECC error",
+                e.message,
+                advice="restart what ran on the GPU; reset it to remap the row",
+            )
+
+
+def _daemon(s: model.Snapshot) -> Iterator[Observation]:
+    for c in s.collectors:
+        subject = Subject(SubjectKind.COLLECTOR, collector=c.name)
+        if c.stale:
+            yield Observation(
+                K.COLLECTOR_STALE,
+                subject,
+                "stale",
+                f"collector {c.name} is stale: {c.last_error or 'no run within two cadences'}",
+            )
+        elif c.runs_count and not c.ok:
+            yield Observation(
+                K.COLLECTOR_FAILING,
+                subject,
+                "failing",
+                f"collector {c.name}: {c.last_error or 'failing'}",
+                evidence={"errors_count": float(c.errors_count)},
+            )
+    if s.store is not None and not s.store.ok:
+        yield Observation(
+            K.STORE_WRITE_ERRORS,
+            Subject(SubjectKind.STORE),
+            "store errors",
+            f"history store: {s.store.last_error or 'writes failing'}",
+            evidence={
+                "write_errors_count": float(s.store.write_errors_count),
+                "queue_length": float(s.store.queue_length),
+            },
+            advice="check the disk under the store's path (space, permissions)",
+        )
+
+
+# --------------------------------------------------------------------------- Triton
+
+
+def _server(srv: model.TritonServerStatus) -> Iterator[Observation]:
+    subject = Subject(SubjectKind.SERVER, server=srv.name)
+    why = f": {srv.reason}" if srv.reason else ""
+    if srv.state is model.ServerState.DOWN:
+        yield Observation(K.SERVER_DOWN, subject, "down", f"Triton server {srv.name} is down{why}")
+    elif srv.state is model.ServerState.ERROR:
+        yield Observation(K.SERVER_ERROR, subject, "error", f"Triton server {srv.name} answers garbage{why}")
+
+
+def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[Observation]:
+    subject = Subject(SubjectKind.MODEL, server=m.server, model=m.name, version=m.version)
+    if m.state is not None and m.state != model.ModelState.READY:
+        why = f": {m.state_reason}" if m.state_reason else ""
+        yield Observation(K.MODEL_NOT_READY, subject, str(m.state).lower(), f"{m.name} is {m.state}{why}")
+        return
+    if m.ensemble_steps:
+        return
+    i = m.interval
+    if i is None or i.reset:
+        return
+    ok = i.requests_per_second or 0.0
+    failed = i.failures_per_second or 0.0
+    pending = m.pending_requests or 0
+    if pending > _t(K.MODEL_STALLED, "pending_requests") and ok == 0 and failed == 0:
+        yield Observation(
+            K.MODEL_STALLED,
+            subject,
+            "stalled",
+            f"{m.name}: {pending} requests pending, none finishing",
+            evidence={"pending_requests": float(pending), "requests_per_second": 0.0},
+            advice="look at the backend's log; the model may need a reload",
+        )
+        return
+    total = ok + failed
+    if total > _t(K.MODEL_FAILING, "requests_per_second") and failed / total > _t(
+        K.MODEL_FAILING, "failure_ratio"
+    ):
+        share = failed / total
+        reasons = ", ".join(sorted(i.failures_per_second_by_reason)) or None
+        yield Observation(
+            K.MODEL_FAILING,
+            subject,
+            f"failing {share:.0%}",
+            f"{m.name}: {share:.0%} of requests fail ({failed:.1f}/s)" + (f": {reasons}" if reasons else ""),
+            evidence={"failure_ratio": share, "failures_per_second": failed},
+        )
+    if ok == 0:
+        return
+    yield from _batching(m, i, subject, activity)
+
+
+def _batching(
+    m: model.ModelStats, i: model.ModelInterval, subject: Subject, activity: dict[int, float | None]
+) -> Iterator[Observation]:
+    queue = i.queue_share_ratio
+    batching = (m.max_batch_size or 0) > 0
+    batcher_on = m.max_queue_delay_seconds is not None
+    if queue is not None and queue > _t(K.MODEL_QUEUE_BOUND, "queue_share_ratio"):
+        evidence = {"queue_share_ratio": queue}
+        if batching and not batcher_on and m.max_batch_size is not None:
+            yield Observation(
+                K.MODEL_BATCHER_OFF,
+                subject,
+                "batcher off",
+                f"{m.name}: {queue:.0%} of latency queued, "
+                f"no dynamic batching (max_batch_size {m.max_batch_size})",
+                evidence=evidence,
+                advice="enable dynamic batching (dynamic_batching { } in config.pbtxt)",
+            )
+        else:
+            busy = [a for g in m.gpu_indexes if (a := activity.get(g)) is not None]
+            gpu_busy = max(busy) if busy else None
+            count = m.instance_count or 1
+            if gpu_busy is not None:
+                evidence["gpu_activity_ratio"] = gpu_busy
+            if gpu_busy is not None and gpu_busy >= _t(K.MODEL_GPU_SATURATED, "gpu_activity_ratio"):
+                yield Observation(
+                    K.MODEL_GPU_SATURATED,
+                    subject,
+                    "GPU-bound",
+                    f"{m.name}: {queue:.0%} of latency queued, its GPU {gpu_busy:.0%} busy",
+                    evidence=evidence,
+                    advice="this GPU is the limit: another GPU or a faster engine",
+                )
+            else:
+                room = f"its GPU {gpu_busy:.0%} busy" if gpu_busy is not None else "GPU activity unknown"
+                yield Observation(
+                    K.MODEL_QUEUE_BOUND,
+                    subject,
+                    "queue-bound",
+                    f"{m.name}: {queue:.0%} of latency queued, {room}",
+                    evidence=evidence,
+                    advice=f"add an instance (instance_group count {count} → {count + 1})",
+                )
+    if batching and batcher_on and m.max_queue_delay_seconds:
+        delay = i.queue_delay_ratio
+        fill = i.batch_fill_ratio
+        if (
+            delay is not None
+            and fill is not None
+            and delay >= _t(K.MODEL_DELAY_WASTED, "queue_delay_ratio")
+            and fill <= _t(K.MODEL_DELAY_WASTED, "batch_fill_ratio")
+        ):
+            us = m.max_queue_delay_seconds * 1e6
+            yield Observation(
+                K.MODEL_DELAY_WASTED,
+                subject,
+                "delay wasted",
+                f"{m.name}: requests wait {delay:.0%} of the queue delay, batches {fill:.0%} full",
+                evidence={"queue_delay_ratio": delay, "batch_fill_ratio": fill},
+                advice=f"lower max_queue_delay_microseconds (now {us:.0f} µs)",
+            )
+    if m.preferred_batch_sizes and i.preferred_batch_ratio is not None:
+        share = i.preferred_batch_ratio
+        if share < _t(K.MODEL_PREFERRED_UNUSED, "preferred_batch_ratio"):
+            sizes = ", ".join(str(b) for b in m.preferred_batch_sizes)
+            yield Observation(
+                K.MODEL_PREFERRED_UNUSED,
+                subject,
+                "preferred unused",
+                f"{m.name}: {share:.0%} of batches at a preferred size ({sizes})",
+                evidence={"preferred_batch_ratio": share},
+                advice="remove preferred_batch_size (Triton advises against it for most models)",
+            )
