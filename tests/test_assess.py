@@ -127,7 +127,9 @@ def test_queue_bound_tells_gpu_room_from_a_saturated_gpu(gpu_activity: float, ki
 def test_delay_wasted_names_the_delay_and_batcher_off_and_preferred_unused() -> None:
     wasted = bert(queue_delay_ratio=0.95, batch_fill_ratio=0.06, queue_share_ratio=0.3)
     off = dataclasses.replace(bert(queue_share_ratio=0.7), name="resnet", max_queue_delay_seconds=None)
-    pref = dataclasses.replace(bert(preferred_batch_ratio=0.05), name="vit", preferred_batch_sizes=(4, 8))
+    pref = dataclasses.replace(
+        bert(preferred_batch_ratio=0.05, average_batch_size=6.0), name="vit", preferred_batch_sizes=(4, 8)
+    )
     state = assess(snap(models=(wasted, off, pref)), None, T0, immediate=True)
     by = {f.subject.model: f for f in state.findings}
     assert by["bert"].kind is K.MODEL_DELAY_WASTED

@@ -241,7 +241,7 @@ RULES: dict[FindingKind, KindRule] = {
             "delay wasted",
             30,
             30,
-            thresholds={"queue_delay_ratio": 0.8, "batch_fill_ratio": 0.25},
+            thresholds={"queue_delay_ratio": 0.8, "queue_delay_ratio_max": 1.5, "batch_fill_ratio": 0.25},
             source="Triton batcher.md (dynamic batcher, delayed batching)",
         ),
         KindRule(
@@ -260,7 +260,7 @@ RULES: dict[FindingKind, KindRule] = {
             "preferred sizes unused",
             60,
             60,
-            thresholds={"preferred_batch_ratio": 0.2},
+            thresholds={"preferred_batch_ratio": 0.2, "average_batch_size": 2},
             source="Triton batcher.md (preferred_batch_size: not advised for most models)",
         ),
     )

@@ -73,10 +73,10 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
     subject = Subject(SubjectKind.GPU, gpu_index=g.index)
     why = f": {g.state_reason}" if g.state_reason else ""
     if g.state is model.GpuState.LOST:
-        yield Observation(K.GPU_LOST, subject, "LOST", f"GPU {g.index} is lost{why}")
+        yield Observation(K.GPU_LOST, subject, "LOST", f"lost{why}")
         return
     if g.state is model.GpuState.HUNG:
-        yield Observation(K.GPU_HUNG, subject, "HUNG", f"GPU {g.index} is hung{why}")
+        yield Observation(K.GPU_HUNG, subject, "HUNG", f"hung{why}")
         return
     if g.state is not model.GpuState.OK:
         return
@@ -85,7 +85,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             K.GPU_ROW_REMAP_FAILED,
             subject,
             "remap failed",
-            f"GPU {g.index} could not remap a faulty memory row",
+            "could not remap a faulty memory row",
             advice="take the GPU out of service (RMA)",
         )
     if g.remapped_rows_pending:
@@ -93,7 +93,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             K.GPU_ROW_REMAP_PENDING,
             subject,
             "remap pending",
-            f"GPU {g.index} has a memory row remap waiting for a reset",
+            "a memory row remap is waiting for a reset",
             advice="drain the GPU and reset it (nvidia-smi -r)",
         )
     reasons = set(g.clock_event_reasons)
@@ -102,7 +102,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             K.GPU_THERMAL_SLOWDOWN,
             subject,
             "thermal",
-            f"GPU {g.index} clocks held down by temperature",
+            "clocks held down by temperature",
             evidence={"temperature_celsius": g.temperature_celsius}
             if g.temperature_celsius is not None
             else {},
@@ -113,7 +113,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             K.GPU_HARDWARE_SLOWDOWN,
             subject,
             "HW slowdown",
-            f"GPU {g.index} clocks held down by hardware (power brake or slowdown signal)",
+            "clocks held down by hardware (power brake or slowdown signal)",
             advice="check the power supply and the board's sensors",
         )
     if "sw_power_cap" in reasons:
@@ -126,7 +126,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             K.GPU_POWER_CAPPED,
             subject,
             "power cap",
-            f"GPU {g.index} clocks held at its power limit",
+            "clocks held at the power limit",
             evidence=evidence,
         )
     if g.memory_used_bytes is not None and g.memory_total_bytes:
@@ -136,7 +136,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
                 K.GPU_MEMORY_NEARLY_FULL,
                 subject,
                 "memory full",
-                f"GPU {g.index} memory {used:.0%} used",
+                f"memory {used:.0%} used",
                 evidence={"memory_used_ratio": used},
                 advice="free memory or move a model to another GPU before the next load fails",
             )
@@ -174,14 +174,14 @@ def _daemon(s: model.Snapshot) -> Iterator[Observation]:
                 K.COLLECTOR_STALE,
                 subject,
                 "stale",
-                f"collector {c.name} is stale: {c.last_error or 'no run within two cadences'}",
+                f"stale: {c.last_error or 'no run within two cadences'}",
             )
         elif c.runs_count and not c.ok:
             yield Observation(
                 K.COLLECTOR_FAILING,
                 subject,
                 "failing",
-                f"collector {c.name}: {c.last_error or 'failing'}",
+                f"failing: {c.last_error or 'no reason given'}",
                 evidence={"errors_count": float(c.errors_count)},
             )
     if s.store is not None and not s.store.ok:
@@ -205,16 +205,16 @@ def _server(srv: model.TritonServerStatus) -> Iterator[Observation]:
     subject = Subject(SubjectKind.SERVER, server=srv.name)
     why = f": {srv.reason}" if srv.reason else ""
     if srv.state is model.ServerState.DOWN:
-        yield Observation(K.SERVER_DOWN, subject, "down", f"Triton server {srv.name} is down{why}")
+        yield Observation(K.SERVER_DOWN, subject, "down", f"down{why}")
     elif srv.state is model.ServerState.ERROR:
-        yield Observation(K.SERVER_ERROR, subject, "error", f"Triton server {srv.name} answers garbage{why}")
+        yield Observation(K.SERVER_ERROR, subject, "error", f"answers what gpuwatch cannot use{why}")
 
 
 def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[Observation]:
     subject = Subject(SubjectKind.MODEL, server=m.server, model=m.name, version=m.version)
     if m.state is not None and m.state != model.ModelState.READY:
         why = f": {m.state_reason}" if m.state_reason else ""
-        yield Observation(K.MODEL_NOT_READY, subject, str(m.state).lower(), f"{m.name} is {m.state}{why}")
+        yield Observation(K.MODEL_NOT_READY, subject, str(m.state).lower(), f"{m.state}{why}")
         return
     if m.ensemble_steps:
         return
@@ -229,7 +229,7 @@ def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[O
             K.MODEL_STALLED,
             subject,
             "stalled",
-            f"{m.name}: {pending} requests pending, none finishing",
+            f"{pending} requests pending, none finishing",
             evidence={"pending_requests": float(pending), "requests_per_second": 0.0},
             advice="look at the backend's log; the model may need a reload",
         )
@@ -239,12 +239,14 @@ def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[O
         K.MODEL_FAILING, "failure_ratio"
     ):
         share = failed / total
-        reasons = ", ".join(sorted(i.failures_per_second_by_reason)) or None
+        reasons = ", ".join(
+            f"{r} {v:.1f}/s" for r, v in sorted(i.failures_per_second_by_reason.items()) if v > 0
+        )
         yield Observation(
             K.MODEL_FAILING,
             subject,
             f"failing {share:.0%}",
-            f"{m.name}: {share:.0%} of requests fail ({failed:.1f}/s)" + (f": {reasons}" if reasons else ""),
+            f"failing {share:.0%} of requests" + (f": {reasons}" if reasons else f" ({failed:.1f}/s)"),
             evidence={"failure_ratio": share, "failures_per_second": failed},
         )
     if ok == 0:
@@ -265,8 +267,7 @@ def _batching(
                 K.MODEL_BATCHER_OFF,
                 subject,
                 "batcher off",
-                f"{m.name}: {queue:.0%} of latency queued, "
-                f"no dynamic batching (max_batch_size {m.max_batch_size})",
+                f"{queue:.0%} of latency queued, no dynamic batching (max_batch_size {m.max_batch_size})",
                 evidence=evidence,
                 advice="enable dynamic batching (dynamic_batching { } in config.pbtxt)",
             )
@@ -281,7 +282,7 @@ def _batching(
                     K.MODEL_GPU_SATURATED,
                     subject,
                     "GPU-bound",
-                    f"{m.name}: {queue:.0%} of latency queued, its GPU {gpu_busy:.0%} busy",
+                    f"{queue:.0%} of latency queued, its GPU {gpu_busy:.0%} busy",
                     evidence=evidence,
                     advice="this GPU is the limit: another GPU or a faster engine",
                 )
@@ -291,7 +292,7 @@ def _batching(
                     K.MODEL_QUEUE_BOUND,
                     subject,
                     "queue-bound",
-                    f"{m.name}: {queue:.0%} of latency queued, {room}",
+                    f"{queue:.0%} of latency queued, {room}",
                     evidence=evidence,
                     advice=f"add an instance (instance_group count {count} → {count + 1})",
                 )
@@ -302,6 +303,7 @@ def _batching(
             delay is not None
             and fill is not None
             and delay >= _t(K.MODEL_DELAY_WASTED, "queue_delay_ratio")
+            and delay <= _t(K.MODEL_DELAY_WASTED, "queue_delay_ratio_max")
             and fill <= _t(K.MODEL_DELAY_WASTED, "batch_fill_ratio")
         ):
             us = m.max_queue_delay_seconds * 1e6
@@ -309,11 +311,14 @@ def _batching(
                 K.MODEL_DELAY_WASTED,
                 subject,
                 "delay wasted",
-                f"{m.name}: requests wait {delay:.0%} of the queue delay, batches {fill:.0%} full",
+                f"requests wait {delay:.0%} of the queue delay, batches {fill:.0%} full",
                 evidence={"queue_delay_ratio": delay, "batch_fill_ratio": fill},
                 advice=f"lower max_queue_delay_microseconds (now {us:.0f} µs)",
             )
-    if m.preferred_batch_sizes and i.preferred_batch_ratio is not None:
+    formed = i.average_batch_size is not None and i.average_batch_size >= _t(
+        K.MODEL_PREFERRED_UNUSED, "average_batch_size"
+    )
+    if m.preferred_batch_sizes and i.preferred_batch_ratio is not None and formed:
         share = i.preferred_batch_ratio
         if share < _t(K.MODEL_PREFERRED_UNUSED, "preferred_batch_ratio"):
             sizes = ", ".join(str(b) for b in m.preferred_batch_sizes)
@@ -321,7 +326,7 @@ def _batching(
                 K.MODEL_PREFERRED_UNUSED,
                 subject,
                 "preferred unused",
-                f"{m.name}: {share:.0%} of batches at a preferred size ({sizes})",
+                f"{share:.0%} of batches at a preferred size ({sizes})",
                 evidence={"preferred_batch_ratio": share},
                 advice="remove preferred_batch_size (Triton advises against it for most models)",
             )
