@@ -281,14 +281,16 @@ def finding_event(finding: model.Finding, timestamp: float, *, began: bool) -> m
     """A finding's beginning or end as an event, so the store and `gpuwatch events` keep it."""
     s = finding.subject
     if began:
-        message = f"{finding.message} — {finding.advice}" if finding.advice else finding.message
+        message = f"{s.label()} {finding.words}: {finding.message}"
+        if finding.advice:
+            message += f" → {finding.advice}"
     else:
-        message = f"{finding.message}: over after {timestamp - finding.since:.0f} s"
+        message = f"{s.label()} {finding.words}: over after {timestamp - finding.since:.0f} s"
     return model.Event(
         timestamp,
         model.EventKind.FINDING_BEGAN if began else model.EventKind.FINDING_ENDED,
         finding.severity if began else model.Severity.INFO,
-        f"{finding.kind.value}: {message}",
+        message,
         gpu_index=s.gpu_index,
         server=s.server,
         model=s.model,

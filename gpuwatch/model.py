@@ -418,9 +418,8 @@ class FindingKind(StrEnum):
     MODEL_FAILING = "model_failing"
     MODEL_STALLED = "model_stalled"
     MODEL_QUEUE_BOUND = "model_queue_bound"
-    """Most of the latency is queueing and the model's GPUs have room: add an instance."""
-    MODEL_GPU_SATURATED = "model_gpu_saturated"
-    """Most of the latency is queueing and the model's GPUs are saturated."""
+    """Most of the latency is queueing. Its words and advice tell the two verdicts apart: the
+    model's GPUs have room ("queue-bound": add an instance) or are saturated ("GPU-bound")."""
     MODEL_DELAY_WASTED = "model_delay_wasted"
     MODEL_BATCHER_OFF = "model_batcher_off"
     MODEL_PREFERRED_UNUSED = "model_preferred_unused"
@@ -445,6 +444,18 @@ class Subject:
     model: str | None = None
     version: str | None = None
     collector: str | None = None
+
+    def label(self) -> str:
+        """ "GPU 1", "bert_base:1", "Triton local", "collector nvml_slow", "store", "node"."""
+        if self.kind is SubjectKind.GPU:
+            return f"GPU {self.gpu_index}"
+        if self.kind is SubjectKind.MODEL:
+            return f"{self.model}:{self.version}" if self.version else str(self.model)
+        if self.kind is SubjectKind.SERVER:
+            return f"Triton {self.server}"
+        if self.kind is SubjectKind.COLLECTOR:
+            return f"collector {self.collector}"
+        return self.kind.value
 
 
 @dataclass(frozen=True, slots=True)

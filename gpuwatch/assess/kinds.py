@@ -218,22 +218,13 @@ RULES: dict[FindingKind, KindRule] = {
         KindRule(
             K.MODEL_QUEUE_BOUND,
             Severity.WARNING,
-            "queue-bound, GPU has room",
+            "queue-bound (GPU room or saturated)",
             15,
             15,
             thresholds={"queue_share_ratio": QUEUE_SHARE_RATIO, "gpu_activity_ratio": 0.8},
             alert="TritonModelQueueShareHigh",
-            source="Triton optimization.md (model instances); perf_analyzer's queue vs compute",
-        ),
-        KindRule(
-            K.MODEL_GPU_SATURATED,
-            Severity.WARNING,
-            "queue-bound, GPU saturated",
-            15,
-            15,
-            thresholds={"queue_share_ratio": QUEUE_SHARE_RATIO, "gpu_activity_ratio": 0.8},
-            alert="TritonModelQueueShareHigh",
-            source="Triton optimization.md; the 0.8 activity is our choice, not yet measured",
+            source="Triton optimization.md (model instances); the 0.8 GPU activity that tells room from "
+            "saturated is our choice, not yet measured",
         ),
         KindRule(
             K.MODEL_DELAY_WASTED,

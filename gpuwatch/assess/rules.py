@@ -2,8 +2,8 @@
 
 Place in the flow: engine's snapshot → **rules** (what holds now) → `stage` (hold times) →
 findings. Pure: a snapshot in, observations out; every threshold is read from `kinds.RULES`.
-An ensemble gets only the model-state verdict: its queue, batches and failures are its steps'
-(Triton counts a failed step in the ensemble's statistics too), and its steps are judged.
+An ensemble gets only the state and stalled verdicts: its queue, batches and failures are its
+steps' (Triton counts a failed step in the ensemble's statistics too), and its steps are judged.
 """
 
 from __future__ import annotations
@@ -216,8 +216,6 @@ def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[O
         why = f": {m.state_reason}" if m.state_reason else ""
         yield Observation(K.MODEL_NOT_READY, subject, str(m.state).lower(), f"{m.state}{why}")
         return
-    if m.ensemble_steps:
-        return
     i = m.interval
     if i is None or i.reset:
         return
@@ -234,6 +232,8 @@ def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[O
             advice="look at the backend's log; the model may need a reload",
         )
         return
+    if m.ensemble_steps:
+        return  # its failures and batches are its steps' (and Triton counts failures twice)
     total = ok + failed
     if total > _t(K.MODEL_FAILING, "requests_per_second") and failed / total > _t(
         K.MODEL_FAILING, "failure_ratio"
@@ -277,9 +277,9 @@ def _batching(
             count = m.instance_count or 1
             if gpu_busy is not None:
                 evidence["gpu_activity_ratio"] = gpu_busy
-            if gpu_busy is not None and gpu_busy >= _t(K.MODEL_GPU_SATURATED, "gpu_activity_ratio"):
+            if gpu_busy is not None and gpu_busy >= _t(K.MODEL_QUEUE_BOUND, "gpu_activity_ratio"):
                 yield Observation(
-                    K.MODEL_GPU_SATURATED,
+                    K.MODEL_QUEUE_BOUND,
                     subject,
                     "GPU-bound",
                     f"{queue:.0%} of latency queued, its GPU {gpu_busy:.0%} busy",
@@ -310,7 +310,7 @@ def _batching(
             yield Observation(
                 K.MODEL_DELAY_WASTED,
                 subject,
-                "delay wasted",
+                "long delay",
                 f"requests wait {delay:.0%} of the queue delay, batches {fill:.0%} full",
                 evidence={"queue_delay_ratio": delay, "batch_fill_ratio": fill},
                 advice=f"lower max_queue_delay_microseconds (now {us:.0f} µs)",
@@ -325,7 +325,7 @@ def _batching(
             yield Observation(
                 K.MODEL_PREFERRED_UNUSED,
                 subject,
-                "preferred unused",
+                "pref unused",
                 f"{share:.0%} of batches at a preferred size ({sizes})",
                 evidence={"preferred_batch_ratio": share},
                 advice="remove preferred_batch_size (Triton advises against it for most models)",

@@ -1,4 +1,4 @@
-"""Findings as words: a subject's name, the "needs a look" block, a model's or GPU's findings.
+"""Findings as words: the "needs a look" block, a model's or a GPU's findings, their counts.
 
 Place in the flow: the snapshot's findings (judged by gpuwatch/assess/) → **text** → every
 face that prints them (`snapshot`, `events`, the TUI). Reads only the data model: no face here
@@ -11,19 +11,6 @@ from collections.abc import Iterable
 
 from gpuwatch import model
 from gpuwatch.model import SubjectKind
-
-
-def subject_label(s: model.Subject) -> str:
-    """ "GPU 1", "bert_base:1", "Triton local", "collector nvml_slow", "store", "node"."""
-    if s.kind is SubjectKind.GPU:
-        return f"GPU {s.gpu_index}"
-    if s.kind is SubjectKind.MODEL:
-        return f"{s.model}:{s.version}" if s.version else str(s.model)
-    if s.kind is SubjectKind.SERVER:
-        return f"Triton {s.server}"
-    if s.kind is SubjectKind.COLLECTOR:
-        return f"collector {s.collector}"
-    return s.kind.value
 
 
 def of_model(findings: Iterable[model.Finding], m: model.ModelStats) -> list[model.Finding]:
@@ -56,7 +43,7 @@ def needs_a_look(findings: Iterable[model.Finding], width: int) -> list[str]:
         return []
     out = [f"Needs a look ({len(rows)})"]
     for f in rows:
-        out.append(_clip(f"! {f.severity.value:<8} {subject_label(f.subject)}: {f.message}", width))
+        out.append(_clip(f"! {f.severity.value:<8} {f.subject.label()}: {f.message}", width))
         if f.advice:
             out.append(_clip(f"  {'':<8} → {f.advice}", width))
     return out
