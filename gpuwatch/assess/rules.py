@@ -17,6 +17,23 @@ from gpuwatch.catalog.nvml_codes import CRITICAL_XIDS
 from gpuwatch.model import FindingKind as K
 from gpuwatch.model import Subject, SubjectKind
 
+# The thresholds, read once from the kinds' declarations (kinds.RULES).
+_GPU_MEMORY_NEARLY_FULL__MEMORY_USED_RATIO = RULES[K.GPU_MEMORY_NEARLY_FULL].thresholds["memory_used_ratio"]
+_MODEL_DELAY_WASTED__BATCH_FILL_RATIO = RULES[K.MODEL_DELAY_WASTED].thresholds["batch_fill_ratio"]
+_MODEL_DELAY_WASTED__QUEUE_DELAY_RATIO = RULES[K.MODEL_DELAY_WASTED].thresholds["queue_delay_ratio"]
+_MODEL_DELAY_WASTED__QUEUE_DELAY_RATIO_MAX = RULES[K.MODEL_DELAY_WASTED].thresholds["queue_delay_ratio_max"]
+_MODEL_FAILING__FAILURE_RATIO = RULES[K.MODEL_FAILING].thresholds["failure_ratio"]
+_MODEL_FAILING__REQUESTS_PER_SECOND = RULES[K.MODEL_FAILING].thresholds["requests_per_second"]
+_MODEL_PREFERRED_UNUSED__AVERAGE_BATCH_SIZE = RULES[K.MODEL_PREFERRED_UNUSED].thresholds["average_batch_size"]
+_MODEL_PREFERRED_UNUSED__PREFERRED_BATCH_RATIO = RULES[K.MODEL_PREFERRED_UNUSED].thresholds[
+    "preferred_batch_ratio"
+]
+_MODEL_QUEUE_BOUND__GPU_ACTIVITY_RATIO = RULES[K.MODEL_QUEUE_BOUND].thresholds["gpu_activity_ratio"]
+_MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO = RULES[K.MODEL_QUEUE_BOUND].thresholds["queue_share_ratio"]
+_MODEL_STALLED__PENDING_REQUESTS = RULES[K.MODEL_STALLED].thresholds["pending_requests"]
+
+_READY = model.ModelState.READY
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -44,12 +61,8 @@ def observe(snapshot: model.Snapshot) -> list[Observation]:
         if server.state is not model.ServerState.UP:
             continue
         for m in server.models:
-            found.extend(_model(m, activity))
+            _model(m, activity, found)
     return found
-
-
-def _t(kind: model.FindingKind, name: str) -> float:
-    return RULES[kind].thresholds[name]
 
 
 def gpu_activity(gpu: model.GpuSample) -> float | None:
@@ -131,7 +144,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
         )
     if g.memory_used_bytes is not None and g.memory_total_bytes:
         used = g.memory_used_bytes / g.memory_total_bytes
-        if used > _t(K.GPU_MEMORY_NEARLY_FULL, "memory_used_ratio"):
+        if used > _GPU_MEMORY_NEARLY_FULL__MEMORY_USED_RATIO:
             yield Observation(
                 K.GPU_MEMORY_NEARLY_FULL,
                 subject,
@@ -210,11 +223,17 @@ def _server(srv: model.TritonServerStatus) -> Iterator[Observation]:
         yield Observation(K.SERVER_ERROR, subject, "error", f"answers what gpuwatch cannot use{why}")
 
 
-def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[Observation]:
-    subject = Subject(SubjectKind.MODEL, server=m.server, model=m.name, version=m.version)
-    if m.state is not None and m.state != model.ModelState.READY:
+def _subject_of(m: model.ModelStats) -> Subject:
+    """Built only for a model that has a finding: most models have none, at every tick."""
+    return Subject(SubjectKind.MODEL, server=m.server, model=m.name, version=m.version)
+
+
+def _model(m: model.ModelStats, activity: dict[int, float | None], out: list[Observation]) -> None:
+    """Appends to `out` (not a generator: most of the models at every tick have no finding, and
+    this runs for each of them)."""
+    if m.state is not None and m.state != _READY:
         why = f": {m.state_reason}" if m.state_reason else ""
-        yield Observation(K.MODEL_NOT_READY, subject, str(m.state).lower(), f"{m.state}{why}")
+        out.append(Observation(K.MODEL_NOT_READY, _subject_of(m), str(m.state).lower(), f"{m.state}{why}"))
         return
     i = m.interval
     if i is None or i.reset:
@@ -222,54 +241,58 @@ def _model(m: model.ModelStats, activity: dict[int, float | None]) -> Iterator[O
     ok = i.requests_per_second or 0.0
     failed = i.failures_per_second or 0.0
     pending = m.pending_requests or 0
-    if pending > _t(K.MODEL_STALLED, "pending_requests") and ok == 0 and failed == 0:
-        yield Observation(
-            K.MODEL_STALLED,
-            subject,
-            "stalled",
-            f"{pending} requests pending, none finishing",
-            evidence={"pending_requests": float(pending), "requests_per_second": 0.0},
-            advice="look at the backend's log; the model may need a reload",
+    if pending > _MODEL_STALLED__PENDING_REQUESTS and ok == 0 and failed == 0:
+        out.append(
+            Observation(
+                K.MODEL_STALLED,
+                _subject_of(m),
+                "stalled",
+                f"{pending} requests pending, none finishing",
+                evidence={"pending_requests": float(pending), "requests_per_second": 0.0},
+                advice="look at the backend's log; the model may need a reload",
+            )
         )
         return
     if m.ensemble_steps:
         return  # its failures and batches are its steps' (and Triton counts failures twice)
     total = ok + failed
-    if total > _t(K.MODEL_FAILING, "requests_per_second") and failed / total > _t(
-        K.MODEL_FAILING, "failure_ratio"
-    ):
+    if total > _MODEL_FAILING__REQUESTS_PER_SECOND and failed / total > _MODEL_FAILING__FAILURE_RATIO:
         share = failed / total
         reasons = ", ".join(
             f"{r} {v:.1f}/s" for r, v in sorted(i.failures_per_second_by_reason.items()) if v > 0
         )
-        yield Observation(
-            K.MODEL_FAILING,
-            subject,
-            f"failing {share:.0%}",
-            f"failing {share:.0%} of requests" + (f": {reasons}" if reasons else f" ({failed:.1f}/s)"),
-            evidence={"failure_ratio": share, "failures_per_second": failed},
+        out.append(
+            Observation(
+                K.MODEL_FAILING,
+                _subject_of(m),
+                f"failing {share:.0%}",
+                f"failing {share:.0%} of requests" + (f": {reasons}" if reasons else f" ({failed:.1f}/s)"),
+                evidence={"failure_ratio": share, "failures_per_second": failed},
+            )
         )
     if ok == 0:
         return
-    yield from _batching(m, i, subject, activity)
+    _batching(m, i, activity, out)
 
 
 def _batching(
-    m: model.ModelStats, i: model.ModelInterval, subject: Subject, activity: dict[int, float | None]
-) -> Iterator[Observation]:
+    m: model.ModelStats, i: model.ModelInterval, activity: dict[int, float | None], out: list[Observation]
+) -> None:
     queue = i.queue_share_ratio
     batching = (m.max_batch_size or 0) > 0
     batcher_on = m.max_queue_delay_seconds is not None
-    if queue is not None and queue > _t(K.MODEL_QUEUE_BOUND, "queue_share_ratio"):
+    if queue is not None and queue > _MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO:
         evidence = {"queue_share_ratio": queue}
         if batching and not batcher_on and m.max_batch_size is not None:
-            yield Observation(
-                K.MODEL_BATCHER_OFF,
-                subject,
-                "batcher off",
-                f"{queue:.0%} of latency queued, no dynamic batching (max_batch_size {m.max_batch_size})",
-                evidence=evidence,
-                advice="enable dynamic batching (dynamic_batching { } in config.pbtxt)",
+            out.append(
+                Observation(
+                    K.MODEL_BATCHER_OFF,
+                    _subject_of(m),
+                    "batcher off",
+                    f"{queue:.0%} of latency queued, no dynamic batching (max_batch_size {m.max_batch_size})",
+                    evidence=evidence,
+                    advice="enable dynamic batching (dynamic_batching { } in config.pbtxt)",
+                )
             )
         else:
             busy = [a for g in m.gpu_indexes if (a := activity.get(g)) is not None]
@@ -277,24 +300,28 @@ def _batching(
             count = m.instance_count or 1
             if gpu_busy is not None:
                 evidence["gpu_activity_ratio"] = gpu_busy
-            if gpu_busy is not None and gpu_busy >= _t(K.MODEL_QUEUE_BOUND, "gpu_activity_ratio"):
-                yield Observation(
-                    K.MODEL_QUEUE_BOUND,
-                    subject,
-                    "GPU-bound",
-                    f"{queue:.0%} of latency queued, its GPU {gpu_busy:.0%} busy",
-                    evidence=evidence,
-                    advice="this GPU is the limit: another GPU or a faster engine",
+            if gpu_busy is not None and gpu_busy >= _MODEL_QUEUE_BOUND__GPU_ACTIVITY_RATIO:
+                out.append(
+                    Observation(
+                        K.MODEL_QUEUE_BOUND,
+                        _subject_of(m),
+                        "GPU-bound",
+                        f"{queue:.0%} of latency queued, its GPU {gpu_busy:.0%} busy",
+                        evidence=evidence,
+                        advice="this GPU is the limit: another GPU or a faster engine",
+                    )
                 )
             else:
                 room = f"its GPU {gpu_busy:.0%} busy" if gpu_busy is not None else "GPU activity unknown"
-                yield Observation(
-                    K.MODEL_QUEUE_BOUND,
-                    subject,
-                    "queue-bound",
-                    f"{queue:.0%} of latency queued, {room}",
-                    evidence=evidence,
-                    advice=f"add an instance (instance_group count {count} → {count + 1})",
+                out.append(
+                    Observation(
+                        K.MODEL_QUEUE_BOUND,
+                        _subject_of(m),
+                        "queue-bound",
+                        f"{queue:.0%} of latency queued, {room}",
+                        evidence=evidence,
+                        advice=f"add an instance (instance_group count {count} → {count + 1})",
+                    )
                 )
     if batching and batcher_on and m.max_queue_delay_seconds:
         delay = i.queue_delay_ratio
@@ -302,31 +329,36 @@ def _batching(
         if (
             delay is not None
             and fill is not None
-            and delay >= _t(K.MODEL_DELAY_WASTED, "queue_delay_ratio")
-            and delay <= _t(K.MODEL_DELAY_WASTED, "queue_delay_ratio_max")
-            and fill <= _t(K.MODEL_DELAY_WASTED, "batch_fill_ratio")
+            and delay >= _MODEL_DELAY_WASTED__QUEUE_DELAY_RATIO
+            and delay <= _MODEL_DELAY_WASTED__QUEUE_DELAY_RATIO_MAX
+            and fill <= _MODEL_DELAY_WASTED__BATCH_FILL_RATIO
         ):
             us = m.max_queue_delay_seconds * 1e6
-            yield Observation(
-                K.MODEL_DELAY_WASTED,
-                subject,
-                "long delay",
-                f"requests wait {delay:.0%} of the queue delay, batches {fill:.0%} full",
-                evidence={"queue_delay_ratio": delay, "batch_fill_ratio": fill},
-                advice=f"lower max_queue_delay_microseconds (now {us:.0f} µs)",
+            out.append(
+                Observation(
+                    K.MODEL_DELAY_WASTED,
+                    _subject_of(m),
+                    "long delay",
+                    f"requests wait {delay:.0%} of the queue delay, batches {fill:.0%} full",
+                    evidence={"queue_delay_ratio": delay, "batch_fill_ratio": fill},
+                    advice=f"lower max_queue_delay_microseconds (now {us:.0f} µs)",
+                )
             )
-    formed = i.average_batch_size is not None and i.average_batch_size >= _t(
-        K.MODEL_PREFERRED_UNUSED, "average_batch_size"
+    formed = (
+        i.average_batch_size is not None
+        and i.average_batch_size >= _MODEL_PREFERRED_UNUSED__AVERAGE_BATCH_SIZE
     )
     if m.preferred_batch_sizes and i.preferred_batch_ratio is not None and formed:
         share = i.preferred_batch_ratio
-        if share < _t(K.MODEL_PREFERRED_UNUSED, "preferred_batch_ratio"):
+        if share < _MODEL_PREFERRED_UNUSED__PREFERRED_BATCH_RATIO:
             sizes = ", ".join(str(b) for b in m.preferred_batch_sizes)
-            yield Observation(
-                K.MODEL_PREFERRED_UNUSED,
-                subject,
-                "pref unused",
-                f"{share:.0%} of batches at a preferred size ({sizes})",
-                evidence={"preferred_batch_ratio": share},
-                advice="remove preferred_batch_size (Triton advises against it for most models)",
+            out.append(
+                Observation(
+                    K.MODEL_PREFERRED_UNUSED,
+                    _subject_of(m),
+                    "pref unused",
+                    f"{share:.0%} of batches at a preferred size ({sizes})",
+                    evidence={"preferred_batch_ratio": share},
+                    advice="remove preferred_batch_size (Triton advises against it for most models)",
+                )
             )

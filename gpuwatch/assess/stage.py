@@ -89,6 +89,6 @@ def _finding(track: Track) -> model.Finding:
         since=track.first_seen,
         words=obs.words,
         message=obs.message,
-        evidence=dict(obs.evidence),
+        evidence=obs.evidence,
         advice=obs.advice,
     )
