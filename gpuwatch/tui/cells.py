@@ -286,10 +286,13 @@ def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal:
     power = fmt.of(summary.power_watts, summary.power_limit_watts)
     lost = Text(str(summary.lost_gpus), style=pal.fault if summary.lost_gpus else "")
     fails = Text(fmt.per_second(summary.failures_per_second))
-    if summary.failures_per_second:
+    if summary.failing:
         fails = Text("! " + fmt.per_second(summary.failures_per_second), style=pal.warn)
     models = f"{summary.models_ready}/{summary.models_total}" if summary.models_total else fmt.MISSING
-    note = problem or summary.note or ""
+    looks = [
+        f"! {n} {word}" for n, word in ((summary.critical, "critical"), (summary.warnings, "warning")) if n
+    ]
+    note = problem or " · ".join(x for x in (" ".join(looks), summary.note) if x)
     return [
         Text(name),
         state,
@@ -300,5 +303,5 @@ def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal:
         models,
         fails,
         lost,
-        Text(note, style=pal.warn if problem else pal.dim),
+        Text(note, style=pal.warn if problem or looks else pal.dim),
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from textual.theme import BUILTIN_THEMES
 
@@ -193,3 +195,31 @@ def test_collectors_line_names_the_failing_one() -> None:
     assert (
         line.plain == "Collectors: nvml ok 2.0 ms · ! triton_local: connection refused · ! nvml_slow: stale"
     )
+
+
+def test_a_node_counts_each_failed_request_once_and_its_findings() -> None:
+    step = model.ModelStats(
+        "s",
+        "bert",
+        "1",
+        state="READY",
+        interval=model.ModelInterval(1.0, requests_per_second=60.0, failures_per_second=60.0),
+    )
+    ensemble = model.ModelStats(
+        "s",
+        "pipe",
+        "1",
+        state="READY",
+        ensemble_steps=("bert",),
+        interval=model.ModelInterval(1.0, requests_per_second=60.0, failures_per_second=121.0),
+    )
+    snapshot = snapshot_of(step, ensemble)
+    assessed = dataclasses.replace(snapshot, findings=assess(snapshot, None, 0.0, immediate=True).findings)
+    s = summarize(assessed)
+    assert s.failures_per_second == 60.0  # not 181: the ensemble's are its step's, twice
+    assert (s.critical, s.warnings, s.failing) == (1, 0, True)
+    row = [str(c) for c in node_cells("n1", s, None, MONO)]
+    assert row[7] == "! 60" and row[-1] == "! 1 critical"
+    # the same figures unassessed: nothing judged, nothing marked
+    plain = [str(c) for c in node_cells("n1", summarize(snapshot), None, MONO)]
+    assert plain[7] == "60" and plain[-1] == ""
