@@ -14,6 +14,7 @@ job twice, `window_seconds` apart, because rates and GPM need two readings.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from gpuwatch import model
+from gpuwatch.assess import AssessState, assess
 from gpuwatch.collect.contract import GpuSource, Job, TritonSource
 from gpuwatch.collect.joins import join
 
@@ -141,6 +143,7 @@ class Engine:
         jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else [])
         self._runners = [_JobRunner(j, clock, self._stop, self._job_changed) for j in jobs]
         self._tick_thread: threading.Thread | None = None
+        self._assessed: AssessState | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -192,11 +195,14 @@ class Engine:
                 t.join(max(0.0, deadline - time.monotonic()))
             if attempt == 0:
                 time.sleep(window_seconds)
-        return self.build_snapshot(self._clock())
+        return self.build_snapshot(self._clock(), immediate=True)
 
     # -- assembly ------------------------------------------------------------------------------
 
-    def build_snapshot(self, timestamp: float) -> model.Snapshot:
+    def build_snapshot(self, timestamp: float, *, immediate: bool = False) -> model.Snapshot:
+        """One snapshot from the collectors' views, assessed (`gpuwatch.assess`): its findings
+        are judged against the previous call's; `immediate` (one-shot commands) skips the
+        onset hold times, as one window is all there is."""
         view = self.gpus.view()
         events = self.gpus.drain_events()
         servers: tuple[model.TritonServerStatus, ...] = ()
@@ -220,7 +226,11 @@ class Engine:
             store=self._store_health() if self._store_health else None,
             nvml_status=view.status,
         )
-        return snapshot
+        state = assess(snapshot, self._assessed, timestamp, immediate=immediate)
+        self._assessed = state
+        changes = [finding_event(f, timestamp, began=True) for f in state.began]
+        changes += [finding_event(f, timestamp, began=False) for f in state.ended]
+        return dataclasses.replace(snapshot, findings=state.findings, events=snapshot.events + tuple(changes))
 
     def _tick_loop(self) -> None:
         # Build each snapshot a little after the aligned boundary, when this tick's fast
@@ -265,3 +275,24 @@ class Engine:
             )
         with self._lock:
             self._own_events.append(event)
+
+
+def finding_event(finding: model.Finding, timestamp: float, *, began: bool) -> model.Event:
+    """A finding's beginning or end as an event, so the store and `gpuwatch events` keep it."""
+    s = finding.subject
+    if began:
+        message = f"{s.label()} {finding.words}: {finding.message}"
+        if finding.advice:
+            message += f" → {finding.advice}"
+    else:
+        message = f"{s.label()} {finding.words}: over after {timestamp - finding.since:.0f} s"
+    return model.Event(
+        timestamp,
+        model.EventKind.FINDING_BEGAN if began else model.EventKind.FINDING_ENDED,
+        finding.severity if began else model.Severity.INFO,
+        message,
+        gpu_index=s.gpu_index,
+        server=s.server,
+        model=s.model,
+        version=s.version,
+    )

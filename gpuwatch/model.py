@@ -213,6 +213,8 @@ class EventKind(StrEnum):
     STORE_ERROR = "store_error"
     DAEMON_START = "daemon_start"
     DAEMON_STOP = "daemon_stop"
+    FINDING_BEGAN = "finding_began"
+    FINDING_ENDED = "finding_ended"
 
 
 class Severity(StrEnum):
@@ -400,6 +402,91 @@ class StoreHealth:
     size_bytes: int | None = None
 
 
+# --------------------------------------------------------------------------- findings
+
+
+class FindingKind(StrEnum):
+    """What needs a look, as the assessment (gpuwatch/assess/) judges it; docs/findings.md."""
+
+    GPU_LOST = "gpu_lost"
+    GPU_HUNG = "gpu_hung"
+    GPU_XID_CRITICAL = "gpu_xid_critical"
+    GPU_ECC_UNCORRECTED = "gpu_ecc_uncorrected"
+    GPU_ROW_REMAP_PENDING = "gpu_row_remap_pending"
+    GPU_ROW_REMAP_FAILED = "gpu_row_remap_failed"
+    GPU_THERMAL_SLOWDOWN = "gpu_thermal_slowdown"
+    GPU_HARDWARE_SLOWDOWN = "gpu_hardware_slowdown"
+    GPU_POWER_CAPPED = "gpu_power_capped"
+    GPU_MEMORY_NEARLY_FULL = "gpu_memory_nearly_full"
+    NVML_UNAVAILABLE = "nvml_unavailable"
+    SERVER_DOWN = "server_down"
+    SERVER_ERROR = "server_error"
+    COLLECTOR_FAILING = "collector_failing"
+    COLLECTOR_STALE = "collector_stale"
+    STORE_WRITE_ERRORS = "store_write_errors"
+    MODEL_NOT_READY = "model_not_ready"
+    MODEL_FAILING = "model_failing"
+    MODEL_STALLED = "model_stalled"
+    MODEL_QUEUE_BOUND = "model_queue_bound"
+    """Most of the latency is queueing. Its words and advice tell the two verdicts apart: the
+    model's GPUs have room ("queue-bound": add an instance) or are saturated ("GPU-bound")."""
+    MODEL_DELAY_WASTED = "model_delay_wasted"
+    MODEL_BATCHER_OFF = "model_batcher_off"
+    MODEL_PREFERRED_UNUSED = "model_preferred_unused"
+
+
+class SubjectKind(StrEnum):
+    NODE = "node"
+    GPU = "gpu"
+    SERVER = "server"
+    MODEL = "model"
+    COLLECTOR = "collector"
+    STORE = "store"
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a finding is about. Only the fields of its kind are set."""
+
+    kind: SubjectKind
+    gpu_index: int | None = None
+    server: str | None = None
+    model: str | None = None
+    version: str | None = None
+    collector: str | None = None
+
+    def label(self) -> str:
+        """ "GPU 1", "bert_base:1", "Triton local", "collector nvml_slow", "store", "node"."""
+        if self.kind is SubjectKind.GPU:
+            return f"GPU {self.gpu_index}"
+        if self.kind is SubjectKind.MODEL:
+            return f"{self.model}:{self.version}" if self.version else str(self.model)
+        if self.kind is SubjectKind.SERVER:
+            return f"Triton {self.server}"
+        if self.kind is SubjectKind.COLLECTOR:
+            return f"collector {self.collector}"
+        return self.kind.value
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing that needs a look, judged once by the assessment and shown by every face."""
+
+    kind: FindingKind
+    severity: Severity
+    subject: Subject
+    since: float
+    """When the condition began to hold (Unix seconds), not when its onset hold elapsed."""
+    words: str
+    """A few words for a row's `!` mark: "stalled", "queue-bound", "failing 30 %"."""
+    message: str
+    """One line saying what holds, with the figures: "2 requests pending, none finished for 31 s"."""
+    evidence: dict[str, float] = field(default_factory=dict)
+    """The figures the judgement read and their values, by figure name (units in names)."""
+    advice: str | None = None
+    """One line: what to change, naming the setting where there is one."""
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything gpuwatch knows about the node at one tick. Built by the engine only."""
@@ -423,3 +510,5 @@ class Snapshot:
     """The history database's health; None where there is no store (snapshot, in-process top)."""
     nvml_status: str | None = None
     """One line saying why there is no GPU data (no driver, version mismatch), else None."""
+    findings: tuple[Finding, ...] = ()
+    """What needs a look at this tick (gpuwatch/assess/), most severe first."""

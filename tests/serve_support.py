@@ -221,6 +221,17 @@ def full_snapshot() -> model.Snapshot:
         events=(event,),
         collectors=(filled(model.CollectorHealth, ok=True, stale=False),),
         store=FIXED_STORE,
+        findings=(
+            model.Finding(
+                model.FindingKind.MODEL_STALLED,
+                model.Severity.CRITICAL,
+                model.Subject(model.SubjectKind.MODEL, server="local", model="bert", version="1"),
+                990.0,
+                "stalled",
+                "3 requests pending, none finishing",
+                {"pending_requests": 3.0},
+            ),
+        ),
     )
 
 

@@ -51,7 +51,11 @@ def test_history_and_events_come_from_the_history(monkeypatch: pytest.MonkeyPatc
         with pytest.raises(UnknownSeriesError):
             client.history("gpu_no_such_figure", {}, now - 60, now, 12)
         events = client.events(now - 3600, now)
-        assert [e.kind for e in events] == [model.EventKind.GPU_LOST, model.EventKind.XID]  # newest first
+        findings = {model.EventKind.FINDING_BEGAN, model.EventKind.FINDING_ENDED}
+        kinds = [e.kind for e in events if e.kind not in findings]
+        assert kinds == [model.EventKind.GPU_LOST, model.EventKind.XID]  # newest first
+        began = [e for e in events if e.kind is model.EventKind.FINDING_BEGAN]
+        assert any(e.gpu_index == 3 and e.severity is model.Severity.CRITICAL for e in began)
         assert client.events(now - 3600, now, kinds=[model.EventKind.XID], limit=5)[0].code == 31
     finally:
         scene.close()

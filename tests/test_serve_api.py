@@ -94,6 +94,28 @@ def test_snapshot_before_the_first_tick_is_a_503_with_a_reason(clock: ManualCloc
         empty.close()
 
 
+def test_findings_are_the_latest_snapshots_naming_the_lost_gpu(served: Served, client: httpx.Client) -> None:
+    response = client.get("/api/v1/findings")
+    conforms("/api/v1/findings", response)
+    doc = response.json()
+    assert served.latest is not None and doc["timestamp"] == served.latest.timestamp
+    found = [jsonform.decode(model.Finding, f) for f in doc["findings"]]
+    assert found == list(served.latest.findings)
+    lost = next(f for f in found if f.kind is model.FindingKind.GPU_LOST)
+    assert lost.subject.gpu_index == 2 and lost.severity is model.Severity.CRITICAL
+    assert found[0].severity is model.Severity.CRITICAL  # most severe first
+
+
+def test_findings_before_the_first_tick_are_a_503(clock: ManualClock) -> None:
+    empty = Served(clock, snapshots=False)
+    try:
+        response = httpx.get(f"{empty.url}/api/v1/findings", timeout=5)
+        assert response.status_code == 503 and response.json()["code"] == "not_ready"
+        conforms("/api/v1/findings", response)
+    finally:
+        empty.close()
+
+
 def test_history_returns_labelled_downsampled_series(served: Served, client: httpx.Client) -> None:
     assert served.latest is not None
     end = served.latest.timestamp

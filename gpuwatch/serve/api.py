@@ -131,6 +131,7 @@ class Api:
         self._clock = clock
         self._routes: dict[str, tuple[tuple[str, ...], Callable[[_Query], Response]]] = {
             "snapshot": ((), self._snapshot),
+            "findings": ((), self._findings),
             "history": (("series", "from", "to", "points", *LABEL_FILTERS), self._history_range),
             "events": (("from", "to", "kinds", "limit"), self._events),
             "health": ((), self._health),
@@ -164,6 +165,18 @@ class Api:
                 code=NOT_READY,
             )
         return ok(jsonform.encode_snapshot(snapshot))
+
+    def _findings(self, q: _Query) -> Response:
+        snapshot = self._latest()
+        if snapshot is None:
+            return error(
+                503,
+                "no snapshot yet: the daemon is starting, its first tick has not completed",
+                code=NOT_READY,
+            )
+        return ok(
+            {"timestamp": snapshot.timestamp, "findings": [jsonform.encode(f) for f in snapshot.findings]}
+        )
 
     def _history_range(self, q: _Query) -> Response:
         name = q.get("series")

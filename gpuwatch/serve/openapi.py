@@ -74,6 +74,45 @@ _SCHEMAS: dict[str, Any] = {
             "collectors": {"type": "array", "items": {"$ref": "#/components/schemas/CollectorHealth"}},
             "store": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/StoreHealth"}]},
             "nvml_status": _NULLABLE_STR,
+            "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
+        },
+    },
+    "Finding": {
+        "type": "object",
+        "description": "One thing that needs a look (docs/findings.md).",
+        "required": ["kind", "severity", "subject", "since", "words", "message", "evidence", "advice"],
+        "properties": {
+            "kind": {"type": "string", "enum": [k.value for k in model.FindingKind]},
+            "severity": {"type": "string", "enum": [s.value for s in model.Severity]},
+            "subject": {
+                "type": "object",
+                "required": ["kind"],
+                "properties": {
+                    "kind": {"type": "string", "enum": [k.value for k in model.SubjectKind]},
+                    "gpu_index": _NULLABLE_INT,
+                    "server": _NULLABLE_STR,
+                    "model": _NULLABLE_STR,
+                    "version": _NULLABLE_STR,
+                    "collector": _NULLABLE_STR,
+                },
+            },
+            "since": {"type": "number"},
+            "words": {"type": "string"},
+            "message": {"type": "string"},
+            "evidence": {"type": "object", "additionalProperties": {"type": "number"}},
+            "advice": _NULLABLE_STR,
+        },
+    },
+    "Findings": {
+        "type": "object",
+        "required": ["timestamp", "findings"],
+        "properties": {
+            "timestamp": {"type": "number", "description": "The tick the findings belong to."},
+            "findings": {
+                "type": "array",
+                "description": "Most severe first, then oldest first.",
+                "items": {"$ref": "#/components/schemas/Finding"},
+            },
         },
     },
     "Event": {
@@ -243,6 +282,20 @@ def _paths() -> dict[str, Any]:
                 "operationId": "snapshot",
                 "responses": {
                     "200": _json("Snapshot", "The latest snapshot."),
+                    "400": _ERRORS["400"],
+                    "401": _ERRORS["401"],
+                    "503": _json(
+                        "Error", "No snapshot yet (the first tick has not completed): `code` is `not_ready`."
+                    ),
+                },
+            }
+        },
+        "/api/v1/findings": {
+            "get": {
+                "summary": "What needs a look now: the latest snapshot's findings",
+                "operationId": "findings",
+                "responses": {
+                    "200": _json("Findings", "The active findings."),
                     "400": _ERRORS["400"],
                     "401": _ERRORS["401"],
                     "503": _json(

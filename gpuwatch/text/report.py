@@ -1,7 +1,9 @@
 """A snapshot as plain text that fits 80 columns: what `gpuwatch snapshot` prints.
 
 Reads only the data model. No colour (it is piped, mailed and pasted into tickets): meaning is
-carried by words, and anything that needs attention is marked with "!".
+carried by words, and anything that needs attention is marked with "!". What needs a look is
+the assessment's judgement (the snapshot's findings, gpuwatch/assess/), never decided here: a
+"Needs a look" block first, then each finding's words under its GPU or model.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from gpuwatch import model
-from gpuwatch.catalog import nvml_codes
-from gpuwatch.text import ensembles, fmt
+from gpuwatch.text import ensembles, findings, fmt
 
 WIDTH = 80
 
 
 def render(snapshot: model.Snapshot) -> str:
     lines = [_header(snapshot), ""]
-    if snapshot.nvml_status:
-        lines.append(f"! {snapshot.nvml_status}")
+    look = findings.needs_a_look(snapshot.findings, WIDTH)
+    if look:
+        lines.extend([*look, ""])
+    elif snapshot.nvml_status:
+        lines.append(snapshot.nvml_status)
         lines.append("")
     if snapshot.gpus:
         lines.extend(_gpus(snapshot))
@@ -34,6 +38,8 @@ def render(snapshot: model.Snapshot) -> str:
         model.EventKind.COLLECTOR_FAILED,
         model.EventKind.COLLECTOR_RECOVERED,
         model.EventKind.NVML_UNAVAILABLE,
+        model.EventKind.FINDING_BEGAN,  # the "Needs a look" block says what holds now
+        model.EventKind.FINDING_ENDED,
     }
     events = [e for e in snapshot.events if e.severity != model.Severity.INFO and e.kind not in quiet]
     if events:
@@ -71,9 +77,11 @@ def _gpus(s: model.Snapshot) -> list[str]:
     for g in s.gpus:
         d = info.get(g.uuid)
         name = fmt.clip(short_name(d.name if d else None), 18).ljust(18)
+        found = findings.of_gpu(s.findings, g.index)
         if g.state != model.GpuState.OK:
+            mark = "! " if found else ""
             out.append(
-                fmt.clip(f"{g.index:>3}  {name}! {g.state.value.upper()}: {g.state_reason or ''}", WIDTH)
+                fmt.clip(f"{g.index:>3}  {name}{mark}{g.state.value.upper()}: {g.state_reason or ''}", WIDTH)
             )
             continue
         gpm = g.gpm
@@ -86,23 +94,16 @@ def _gpus(s: model.Snapshot) -> list[str]:
             f"{fmt.percent(gpm.dram_bandwidth_ratio if gpm else None):>6}  {mem:>11}  "
             f"{temp:>5}  {power:>9}  {fmt.number(g.sm_clock_mhz):>6}"
         )
-        detail = _detail(g)
+        detail = _detail(g, found)
         if detail:
             out.append(fmt.clip("     " + detail, WIDTH))
     return out
 
 
-def _detail(g: model.GpuSample) -> str:
-    parts: list[str] = []
-    slowing = nvml_codes.slowing_reasons(g.clock_event_reasons)
-    if slowing:
-        parts.append("! " + nvml_codes.clock_event_words(slowing))
+def _detail(g: model.GpuSample, found: list[model.Finding]) -> str:
+    parts = [f"! {f.words}" for f in found]
     if g.ecc_uncorrected_volatile_count:
-        parts.append(f"! ECC uncorrected {g.ecc_uncorrected_volatile_count}")
-    if g.remapped_rows_failed:
-        parts.append("! row remap failed")
-    elif g.remapped_rows_pending:
-        parts.append("! row remap pending")
+        parts.append(f"ECC uncorrected {g.ecc_uncorrected_volatile_count}")
     gpm = g.gpm
     if gpm is not None:
         parts.append(f"SM {fmt.percent(gpm.sm_activity_ratio)} occ {fmt.percent(gpm.sm_occupancy_ratio)}")
@@ -165,7 +166,7 @@ def _triton(s: model.Snapshot) -> list[str]:
             f"{'Compute':>9}{'Q%':>5}{'Pend':>5} GPU"
         )
         for prefix, m in ensembles.model_tree(server.models):
-            out.extend(_model_lines(prefix, m, s.timestamp))
+            out.extend(_model_lines(prefix, m, s.timestamp, findings.of_model(s.findings, m)))
     return out
 
 
@@ -181,7 +182,7 @@ def _server_line(server: model.TritonServerStatus) -> str:
     return " · ".join(parts)
 
 
-def _model_lines(prefix: str, m: model.ModelStats, now: float) -> list[str]:
+def _model_lines(prefix: str, m: model.ModelStats, now: float, found: list[model.Finding]) -> list[str]:
     label = fmt.clip(prefix + (f"{m.name}:{m.version}" if m.version else m.name), 18)
     state = _STATE_WORDS.get(m.state or "", m.state or fmt.MISSING)
     i = m.interval
@@ -197,26 +198,26 @@ def _model_lines(prefix: str, m: model.ModelStats, now: float) -> list[str]:
     )
     out = [fmt.clip(line, WIDTH)]
     indent = "   " if prefix else "  "
+    not_ready = any(f.kind is model.FindingKind.MODEL_NOT_READY for f in found)
     if m.state_reason:
-        mark = (
-            "! "
-            if m.state != model.ModelState.READY
-            or "config" in m.state_reason
-            or "statistics" in m.state_reason
-            else ""
-        )
+        # a reason about what gpuwatch could read (config, statistics) is marked as a gap in
+        # the figures; a model's own state is marked when the assessment found it not ready
+        gap = "config" in m.state_reason or "statistics" in m.state_reason
+        mark = "! " if not_ready or gap else ""
         out.append(fmt.clip(f"{indent}{mark}{m.state_reason}", WIDTH))
     if i is not None and i.reset:
         out.append(fmt.clip(f"{indent}reset: {i.reset_reason or 'counters started again'}", WIDTH))
-    elif i is not None and i.failures_per_second:
-        reasons = ", ".join(
-            f"{r} {v:.1f}/s" for r, v in sorted(i.failures_per_second_by_reason.items()) if v > 0
-        )
-        share = _share(i.failures_per_second, i.requests_per_second)
-        out.append(
-            fmt.clip(f"{indent}! failing {share} of requests{': ' + reasons if reasons else ''}", WIDTH)
-        )
-    elif i is not None and i.requests_per_second == 0 and m.last_inference_at is not None:
+    for f in found:
+        if f.kind is model.FindingKind.MODEL_NOT_READY and m.state_reason:
+            continue  # said by the reason line above
+        out.append(fmt.clip(f"{indent}! {f.message}", WIDTH))
+    if (
+        not found
+        and i is not None
+        and not i.reset
+        and i.requests_per_second == 0
+        and m.last_inference_at is not None
+    ):
         out.append(fmt.clip(f"{indent}idle, last inference {fmt.ago(m.last_inference_at, now)}", WIDTH))
     return out
 
@@ -244,11 +245,6 @@ def _compute_seconds(i: model.ModelInterval | None) -> float | None:
         i.average_compute_output_seconds,
     )
     return sum(p for p in parts if p is not None)
-
-
-def _share(failures: float | None, successes: float | None) -> str:
-    total = (failures or 0.0) + (successes or 0.0)
-    return fmt.percent((failures or 0.0) / total) if total else fmt.MISSING
 
 
 def _gpus_text(m: model.ModelStats) -> str:

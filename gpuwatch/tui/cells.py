@@ -3,12 +3,15 @@
 Place in the flow: snapshot → **cells** → `SyncTable`. No widget, no client: a row is text
 built from frozen data with the `Palette`'s styles, so what a row says can be read (and
 tested) without a screen. Numbers are formatted by `gpuwatch.text.fmt`, like every other face.
-Anything that needs attention says so in words ("! power cap", "LOST", "! 3.2" failures/s),
-with colour only on top (see `palette.py`).
+Anything that needs attention says so in words ("! power cap", "LOST", "! stalled"), with
+colour only on top (see `palette.py`); a model's marks are its findings (gpuwatch/assess/).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from rich.style import Style
 from rich.text import Text
 
 from gpuwatch import model
@@ -18,7 +21,15 @@ from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.summary import NodeSummary
 from gpuwatch.tui.table import Cell
 
-QUEUE_SHARE_WARN = 0.5
+STATE_WORDS = 12
+"""The most of a finding's words the models table's state cell shows ("! queue-bound")."""
+QUEUE_KINDS = frozenset(
+    {
+        model.FindingKind.MODEL_QUEUE_BOUND,
+        model.FindingKind.MODEL_BATCHER_OFF,
+    }
+)
+"""The findings that judge a model's queue share: its Q% cell is marked with them."""
 """Queue time over half of the request time: the model waits more than it computes."""
 
 
@@ -160,7 +171,7 @@ def model_state(stats: model.ModelStats, pal: Palette) -> Text:
         return Text("ready", style=pal.good)
     if state in (model.ModelState.LOADING, model.ModelState.UNLOADING):
         return Text(state.lower(), style=pal.warn)
-    return Text("! " + ((state or "").lower() or "unknown")[:7], style=pal.fault)
+    return Text(((state or "").lower() or "unknown")[:STATE_WORDS], style=pal.warn)
 
 
 def batch_cell(stats: model.ModelStats, pal: Palette) -> Text:
@@ -176,19 +187,34 @@ def batch_cell(stats: model.ModelStats, pal: Palette) -> Text:
     return text
 
 
-def model_cells(stats: model.ModelStats, pal: Palette, prefix: str = "") -> list[Cell]:
-    """Cells in MODEL_COLUMNS order (model_panel.py); `prefix` draws an ensemble's tree."""
+def finding_style(finding: model.Finding, pal: Palette) -> Style | str:
+    """Critical in the fault style, warning in the warn style, info plain: the `!` and the
+    words carry the meaning without colour."""
+    return {model.Severity.CRITICAL: pal.fault, model.Severity.WARNING: pal.warn}.get(finding.severity, "")
+
+
+def model_cells(
+    stats: model.ModelStats, pal: Palette, prefix: str = "", found: Sequence[model.Finding] = ()
+) -> list[Cell]:
+    """Cells in MODEL_COLUMNS order (model_panel.py); `prefix` draws an ensemble's tree; `found`
+    are the model's findings (the assessment's, most severe first): the first one's words are
+    the state cell, "! failing 30%", and the figures it read are marked."""
     i = stats.interval
+    kinds = {f.kind for f in found}
     failures = i.failures_per_second if i else None
     fails = Text(fmt.per_second(failures))
-    if failures:
+    if model.FindingKind.MODEL_FAILING in kinds:
         fails = Text("! " + fmt.per_second(failures), style=pal.warn)
     share = i.queue_share_ratio if i else None
-    queue_share = Text(fmt.percent(share), style=pal.warn if share and share > QUEUE_SHARE_WARN else "")
+    queued = kinds & QUEUE_KINDS
+    queue_share = Text(fmt.percent(share), style=pal.warn if queued else "")
     label = stats.name if stats.version in ("", "1") else f"{stats.name}:{stats.version}"
+    state = model_state(stats, pal)
+    if found:
+        state = Text("! " + found[0].words[:STATE_WORDS], style=finding_style(found[0], pal))
     return [
         Text(prefix + label),
-        model_state(stats, pal),
+        state,
         fmt.per_second(i.requests_per_second if i else None),
         fails,
         batch_cell(stats, pal),
@@ -260,10 +286,13 @@ def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal:
     power = fmt.of(summary.power_watts, summary.power_limit_watts)
     lost = Text(str(summary.lost_gpus), style=pal.fault if summary.lost_gpus else "")
     fails = Text(fmt.per_second(summary.failures_per_second))
-    if summary.failures_per_second:
+    if summary.failing:
         fails = Text("! " + fmt.per_second(summary.failures_per_second), style=pal.warn)
     models = f"{summary.models_ready}/{summary.models_total}" if summary.models_total else fmt.MISSING
-    note = problem or summary.note or ""
+    looks = [
+        f"! {n} {word}" for n, word in ((summary.critical, "critical"), (summary.warnings, "warning")) if n
+    ]
+    note = problem or " · ".join(x for x in (" ".join(looks), summary.note) if x)
     return [
         Text(name),
         state,
@@ -274,5 +303,5 @@ def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal:
         models,
         fails,
         lost,
-        Text(note, style=pal.warn if problem else pal.dim),
+        Text(note, style=pal.warn if problem or looks else pal.dim),
     ]

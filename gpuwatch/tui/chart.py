@@ -38,7 +38,12 @@ EVENT_MARKS: dict[model.EventKind, str] = {
     model.EventKind.TRITON_RESTART: "T",
     model.EventKind.TRITON_DOWN: "T",
     model.EventKind.TRITON_UP: "T",
+    model.EventKind.FINDING_BEGAN: "F",
+    model.EventKind.FINDING_ENDED: "f",
 }
+FINDING_EVENTS = frozenset({model.EventKind.FINDING_BEGAN, model.EventKind.FINDING_ENDED})
+"""Drawn only where no other event is: a finding's beginning often shares its slot with the
+event that caused it (a GPU lost), whose mark says more."""
 
 
 def event_mark(kind: model.EventKind) -> str:
@@ -106,9 +111,14 @@ def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Te
         out.append("".join(cells), style=bar_style)
         out.append("\n")
     marks = [" "] * plot_width
-    for event in data.events:
+    for event in sorted(data.events, key=lambda e: e.kind in FINDING_EVENTS):
         i = slot_of(event.timestamp, data.start, data.end, plot_width)
-        if i is not None:
+        if i is None:
+            continue
+        if event.kind in FINDING_EVENTS:
+            if marks[i] == " ":
+                marks[i] = event_mark(event.kind)
+        else:
             marks[i] = event_mark(event.kind) if marks[i] == " " else "*"
     out.append(" " * (AXIS_WIDTH - 2) + " └" + pad, style="dim")
     out.append("".join(marks), style=data.marks_style)

@@ -3,7 +3,8 @@
 Place in the flow: the node screen sets `stats` (from `ModelPanel.Highlighted` and each
 refresh) and `history` (the model's recent figures, fetched in a worker). Left: the config
 that shapes batching (max batch, preferred sizes, max queue delay, instances and their GPUs),
-where the latency goes (queue against compute), failures by reason and sparklines of the last
+where the latency goes (queue against compute), failures by reason, the assessment's diagnosis
+(each finding of the model with its evidence and advice, `found`) and sparklines of the last
 minutes. Right: the batch sizes executed in the last interval, as bars.
 """
 
@@ -29,8 +30,8 @@ MODEL_SPARK_FIGURES: tuple[tuple[str, str], ...] = (
 HISTOGRAM_BAR_WIDTH = 18
 
 
-def describe(m: model.ModelStats, pal: Palette) -> Text:
-    """Config, latency split and failures of one model version, as wrapped lines."""
+def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...] = ()) -> Text:
+    """Config, latency split, failures and diagnosis of one model version, as wrapped lines."""
     text = Text()
     text.append(f"{m.name} v{m.version}", style="bold")
     text.append(f" on {m.server} · {m.state or fmt.MISSING} · {m.backend or m.platform or fmt.MISSING}")
@@ -66,10 +67,26 @@ def describe(m: model.ModelStats, pal: Palette) -> Text:
             for reason, rate in sorted(i.failures_per_second_by_reason.items())
             if rate
         )
-        text.append(f"\n! failing {fmt.per_second(i.failures_per_second)}/s", style=pal.warn)
+        text.append(f"\nfailures {fmt.per_second(i.failures_per_second)}/s")
         if reasons:
             text.append(f": {reasons}")
+    diagnose(text, found, pal)
     return text
+
+
+def diagnose(text: Text, found: tuple[model.Finding, ...], pal: Palette) -> None:
+    """The model's findings: "! stalled: 5 requests pending, none finishing → advice"; or that
+    the model batches well and does not queue when there are none."""
+    if not found:
+        text.append("\ndiagnosis: nothing needs a look", style=pal.dim)
+        return
+    for f in found:
+        style = pal.fault if f.severity is model.Severity.CRITICAL else pal.warn
+        said = f.message if f.message.startswith(f.words) else f"{f.words}: {f.message}"
+        text.append(f"\n! {f.severity.value}", style=style)
+        text.append(f" {said}")
+        if f.advice:
+            text.append(f"\n  → {f.advice}")
 
 
 def histogram(m: model.ModelStats, pal: Palette) -> Text:
@@ -124,6 +141,8 @@ class ModelDetail(Horizontal):
     """
 
     stats: reactive[model.ModelStats | None] = reactive(None, init=False)
+    found: reactive[tuple[model.Finding, ...]] = reactive((), init=False)
+    """The findings of `stats` (set before it by the node screen)."""
     history: reactive[dict[str, list[float | None]]] = reactive(dict, init=False)
 
     def __init__(self, palette: Palette, *, id: str | None = None) -> None:
@@ -143,6 +162,9 @@ class ModelDetail(Horizontal):
     def watch_history(self) -> None:
         self._draw()
 
+    def watch_found(self) -> None:
+        self._draw()
+
     def _draw(self) -> None:
         info = self.query_one("#model-info", Static)
         bars = self.query_one("#model-histogram", Static)
@@ -151,7 +173,7 @@ class ModelDetail(Horizontal):
             info.update("Select a model to see its config, batch sizes and history.")
             bars.update("")
             return
-        text = describe(m, self.palette)
+        text = describe(m, self.palette, self.found)
         if self.history:
             text.append_text(sparks(self.history, self.palette))
         info.update(text)

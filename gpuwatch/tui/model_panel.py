@@ -3,7 +3,8 @@
 Place in the flow: the node screen sets `snapshot`; the panel draws the models of every
 server in it. It tells the screen which model is under the cursor (`ModelPanel.Highlighted`,
 for the detail pane) and which one the user opened (`ModelPanel.Opened`, for its history).
-A failing model reads "! 3.2" in the failures column, an unavailable one "! unavail".
+A model with a finding (gpuwatch/assess/) reads "!" and its words in the state column
+("! stalled", "! queue-bound", "! failing 30%"); the title counts the models' findings.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
 from gpuwatch import model
-from gpuwatch.text import ensembles
+from gpuwatch.text import ensembles, findings
 from gpuwatch.tui.cells import all_models, model_cells, model_key, triton_note
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, SyncTable
 
 MODEL_COLUMNS: tuple[Column, ...] = (
     Column("model", "Model", 14),
-    Column("state", "State", 9),
+    Column("state", "State", 14),
     Column("requests", "Req/s", 6, right=True),
     Column("failures", "Fail/s", 7, right=True),
     Column("batch", "Batch/max", 12),
@@ -91,14 +92,17 @@ class ModelPanel(Vertical):
         ]
         models = [m for _, m in rows]
         note = triton_note(snapshot)
-        failing = sum(1 for m in models if m.interval and m.interval.failures_per_second)
+        found = {model_key(m): findings.of_model(snapshot.findings, m) for m in models}
+        needing = sum(1 for f in found.values() if f)
         parts = [f"Models · {len(models)}"]
-        if failing:
-            parts.append(f"! {failing} failing")
+        if needing:
+            parts.append(f"! {needing} need a look")
         if note:
             parts.append(note)
         title.update(" · ".join(parts))
-        self.table.show_rows([(model_key(m), model_cells(m, self.palette, prefix)) for prefix, m in rows])
+        self.table.show_rows(
+            [(model_key(m), model_cells(m, self.palette, prefix, found[model_key(m)])) for prefix, m in rows]
+        )
         self.post_message(self.Highlighted(self, self.selected()))
 
     def action_open(self) -> None:

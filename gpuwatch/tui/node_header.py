@@ -5,7 +5,9 @@ stale (and why).
 Place in the flow: the node screen sets `snapshot` on each update and `problem` when its feed
 fails. When the source stops answering, the last snapshot stays on screen and this line says
 STALE with the reason and the time of the data shown; it goes back to LIVE by itself when the
-feed answers again. When the line is short, the driver and CUDA versions go first, then
+feed answers again. Before the status it counts the snapshot's findings by severity
+("! 1 critical · 2 warning", gpuwatch/assess/), and it never reads LIVE while there is no GPU
+data (NVML unavailable: "! NO GPU DATA"). When the line is short, the driver and CUDA versions go first, then
 "demo"; the node, the origin, the time and the status stay.
 """
 
@@ -16,7 +18,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from gpuwatch import model
-from gpuwatch.text import fmt
+from gpuwatch.text import findings, fmt
 from gpuwatch.tui.palette import Palette
 
 
@@ -41,13 +43,31 @@ class NodeHeader(Widget):
         self.palette = palette
 
     def status(self) -> Text:
-        """LIVE, STALE with the reason, or the reason nothing arrived yet."""
+        """The findings' counts and LIVE, STALE with the reason, or the reason nothing arrived yet."""
         if self.problem is None:
             if self.snapshot is None:
                 return Text(f" {self.waiting or 'connecting'}… ", style=self.palette.dim)
-            return Text(" LIVE ", style=self.palette.good)
+            return Text.assemble(*self.counts(), self.live())
         word = "STALE" if self.snapshot is not None else "NO DATA"
         return Text(f" ! {word}: {self.problem} ", style=self.palette.fault)
+
+    def counts(self) -> list[Text]:
+        """ "! 1 critical · 2 warning · " from the snapshot's findings; nothing when none."""
+        s = self.snapshot
+        if s is None or not s.findings:
+            return []
+        styles = {model.Severity.CRITICAL: self.palette.fault, model.Severity.WARNING: self.palette.warn}
+        out: list[Text] = []
+        for severity, n in _by_severity(s.findings):
+            if n:
+                out.append(Text(f" ! {n} {severity.value} ", style=styles.get(severity, "")))
+        return out
+
+    def live(self) -> Text:
+        s = self.snapshot
+        if s is not None and any(f.kind is model.FindingKind.NVML_UNAVAILABLE for f in s.findings):
+            return Text(" ! NO GPU DATA ", style=self.palette.fault)
+        return Text(" LIVE ", style=self.palette.good)
 
     def parts(self) -> list[tuple[int, str]]:
         """(drop order, text) of the left side: 0 stays, higher numbers go first."""
@@ -79,3 +99,10 @@ class NodeHeader(Widget):
         if left.cell_len > room:
             left.truncate(max(0, room - 1), overflow="ellipsis")
         return Text.assemble(left, " " * max(1, room - left.cell_len), right)
+
+
+def _by_severity(found: tuple[model.Finding, ...]) -> list[tuple[model.Severity, int]]:
+    """Counts, most severe first."""
+    counted = findings.counts(found)
+    order = (model.Severity.CRITICAL, model.Severity.WARNING, model.Severity.INFO)
+    return [(severity, counted[severity]) for severity in order]

@@ -36,6 +36,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from gpuwatch import model, series
 from gpuwatch.client.protocol import Client, ClientError
+from gpuwatch.text import findings
 from gpuwatch.tui.buckets import aligned_range, means, to_slots
 from gpuwatch.tui.events_panel import EventsPanel
 from gpuwatch.tui.feed import Feed
@@ -292,6 +293,9 @@ class NodeScreen(Screen[None]):
         event.stop()
         detail = self.panel(ModelDetail)
         if event.panel.id == "models-panel" and detail is not None:
+            snapshot = event.panel.snapshot
+            found = findings.of_model(snapshot.findings, event.stats) if snapshot and event.stats else []
+            detail.found = tuple(found)
             detail.stats = event.stats
             self._maybe_fetch_model_history()
 

@@ -28,6 +28,11 @@ class NodeSummary:
     """GPUs lost, hung or unreadable at this tick."""
     note: str | None
     """Why there is no GPU data (NVML's status), else None."""
+    critical: int = 0
+    """The node's findings (gpuwatch/assess/) of each severity: what the cluster view counts."""
+    warnings: int = 0
+    failing: bool = False
+    """A model of the node has a `model_failing` finding (its Fail/s is marked only then)."""
 
 
 def summarize(snapshot: model.Snapshot) -> NodeSummary:
@@ -37,11 +42,12 @@ def summarize(snapshot: model.Snapshot) -> NodeSummary:
     powers = [g.power_watts for g in ok if g.power_watts is not None]
     limits = [g.power_limit_watts for g in ok if g.power_limit_watts is not None]
     models = [m for server in snapshot.triton for m in server.models]
-    failures = [
+    failures = [  # each request once: an ensemble's failures are its steps' (counted twice by Triton)
         m.interval.failures_per_second
         for m in models
-        if m.interval and m.interval.failures_per_second is not None
+        if m.interval and m.interval.failures_per_second is not None and not m.ensemble_steps
     ]
+    found = snapshot.findings
     return NodeSummary(
         hostname=snapshot.node.hostname,
         gpus=len(snapshot.gpus),
@@ -54,4 +60,7 @@ def summarize(snapshot: model.Snapshot) -> NodeSummary:
         failures_per_second=sum(failures) if failures else None,
         lost_gpus=len(snapshot.gpus) - len(ok),
         note=snapshot.nvml_status if not snapshot.gpus else None,
+        critical=sum(1 for f in found if f.severity is model.Severity.CRITICAL),
+        warnings=sum(1 for f in found if f.severity is model.Severity.WARNING),
+        failing=any(f.kind is model.FindingKind.MODEL_FAILING for f in found),
     )

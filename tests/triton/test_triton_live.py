@@ -389,3 +389,46 @@ def test_a_slow_model_load_is_no_outage_and_no_restart(triton_server: TritonProc
         assert poller.fresh_retries >= 1, (len(states), max(took))
     finally:
         server.stop()
+
+
+def assessed(c: TritonCollector, at: float) -> dict[str | None, list[model.Finding]]:
+    """The findings of a snapshot of this real server, judged at once (as `gpuwatch snapshot`)."""
+    from gpuwatch.assess import assess
+
+    snapshot = model.Snapshot(timestamp=at, node=model.NodeInfo("live", "0", "nvml"), triton=c.view())
+    out: dict[str | None, list[model.Finding]] = {}
+    for f in assess(snapshot, None, at, immediate=True).findings:
+        out.setdefault(f.subject.model, []).append(f)
+    return out
+
+
+def test_live_verdicts_failing_not_ready_and_a_healthy_model_gets_none(
+    triton_server: TritonProcess, load: Load
+) -> None:
+    """Against a real Triton: a model failing a quarter of its requests is `failing` with its
+    share, the model that will not load is `not ready` with Triton's reason, the ensemble is
+    not judged on its double-counted failures, and a model under a light steady load that does
+    not queue gets no finding."""
+    c = collector(triton_server)
+    poll(c)
+    markers = [-1.0 if i % 4 == 0 else 1.0 for i in range(40)]
+    assert load.send("bert_raise", markers) == {"ok": 30, "500": 10}
+    assert load.send("pipeline_raise", [-0.5, 1.0] * 4) == {"ok": 4, "500": 4}
+    assert load.send("plain", [1.0] * 40, shape=(4,)) == {"ok": 40}  # several at a time
+    poll(c)
+    found = assessed(c, time.time())
+    [failing] = [f for f in found["bert_raise"] if f.kind is model.FindingKind.MODEL_FAILING]
+    assert failing.severity is model.Severity.CRITICAL
+    assert 0.25 <= failing.evidence["failure_ratio"] <= 0.32  # 10 + 4 of 44 (the pipeline's)
+    assert failing.words.startswith("failing ")
+    [broken] = found["broken"]
+    assert broken.kind is model.FindingKind.MODEL_NOT_READY and "refuses to load" in broken.message
+    assert "pipeline_raise" not in found  # its own failure figure counts each failure twice
+    # one instance, no batching, requests several at a time: they queue behind each other
+    [queued] = found["plain"]
+    assert queued.kind is model.FindingKind.MODEL_QUEUE_BOUND and queued.evidence["queue_share_ratio"] > 0.5
+    assert queued.advice == "add an instance (instance_group count 1 → 2)"
+    # the same model under a load it keeps up with (one request at a time): no finding
+    assert [load.one("plain", 1.0, (4,)) for _ in range(20)] == ["ok"] * 20
+    poll(c)
+    assert "plain" not in assessed(c, time.time())

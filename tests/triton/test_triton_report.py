@@ -3,10 +3,13 @@ the collector is assembled from settings."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from gpuwatch import model
 from gpuwatch.assemble import build_triton
+from gpuwatch.assess import assess
 from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import (
     ConfigError,
@@ -31,7 +34,10 @@ def stats(name: str, **fields: object) -> model.ModelStats:
 
 
 def render(*servers: model.TritonServerStatus) -> list[str]:
-    text = report.render(model.Snapshot(timestamp=1_795_558_300.0, node=NODE, triton=servers))
+    """The report of an assessed snapshot (as `gpuwatch snapshot` prints it: judged at once)."""
+    snapshot = model.Snapshot(timestamp=1_795_558_300.0, node=NODE, triton=servers)
+    found = assess(snapshot, None, snapshot.timestamp, immediate=True).findings
+    text = report.render(dataclasses.replace(snapshot, findings=found))
     lines = text.splitlines()
     assert all(len(line) <= report.WIDTH for line in lines)
     return lines
@@ -199,3 +205,29 @@ def test_the_default_is_one_implicit_local_server_and_urls_replace_it() -> None:
     assert [(p.name, p._fetcher._headers, p._implicit) for p in collector.pollers] == [
         ("a", {"k": "v"}, False)
     ]
+
+
+def test_needs_a_look_comes_first_and_a_stalled_model_reads_so_under_its_row() -> None:
+    models = (
+        stats(
+            "stuck",
+            pending_requests=5,
+            last_inference_at=1_795_558_269.0,
+            interval=interval(requests_per_second=0.0, failures_per_second=0.0),
+        ),
+        stats(
+            "quiet",
+            pending_requests=0,
+            last_inference_at=1_795_558_269.0,
+            interval=interval(requests_per_second=0.0, failures_per_second=0.0),
+        ),
+    )
+    lines = render(model.TritonServerStatus("a", "http://h:8000", model.ServerState.UP, models=models))
+    assert lines[2:5] == [
+        "Needs a look (1)",
+        "! critical stuck:1: 5 requests pending, none finishing",
+        "           → look at the backend's log; the model may need a reload",
+    ]
+    rows = body(lines)
+    assert rows[0].split()[0] == "quiet:1" and rows[1] == "  idle, last inference 31 s ago"
+    assert rows[2].split()[0] == "stuck:1" and rows[3] == "  ! 5 requests pending, none finishing"

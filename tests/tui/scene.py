@@ -6,7 +6,8 @@ By the last tick of `build_scene(..., faults=True)`:
 - GPU 1 is in the trace's matmul phase, held down by the software power cap;
 - GPU 2 had XID 31 (a page fault) at tick 100;
 - GPU 3 fell off the bus (GPU_IS_LOST injected at tick 130);
-- the Triton server has four models, one failing (bert-large) and one that will not load.
+- the Triton server has four models, one failing (bert-large, 14–18 % of its requests, above
+  the 10 % of its finding) and one that will not load.
 
 Triton models are constructed here (`ScriptedTriton`): the recorded Triton source is being
 built beside this work and will replace it for `--demo`.
@@ -118,8 +119,8 @@ class ScriptedTriton:
                         interval=model.ModelInterval(
                             interval_seconds=1.0,
                             requests_per_second=96.0,
-                            failures_per_second=round(3.2 + wave, 2),
-                            failures_per_second_by_reason={"REJECTED": 2.5, "OTHER": 0.7},
+                            failures_per_second=round(16.0 + 2 * wave, 2),
+                            failures_per_second_by_reason={"REJECTED": 12.5, "OTHER": 3.5},
                             average_batch_size=11.3,
                             batch_fill_ratio=11.3 / 32,
                             batch_size_histogram={4: 6, 8: 11, 16: 5},

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from textual.theme import BUILTIN_THEMES
 
 from gpuwatch import model
+from gpuwatch.assess import assess
 from gpuwatch.series import Point
 from gpuwatch.text import fmt
 from gpuwatch.tui.buckets import aligned_range, column_seconds, to_slots
@@ -17,6 +20,11 @@ from gpuwatch.tui.table import Column, fit_columns
 
 MONO = palette_for(BUILTIN_THEMES["textual-dark"], monochrome=True)
 COLOUR = palette_for(BUILTIN_THEMES["textual-dark"], monochrome=False)
+
+
+def snapshot_of(*models: model.ModelStats) -> model.Snapshot:
+    server = model.TritonServerStatus("s", "http://h:8000", model.ServerState.UP, models=models)
+    return model.Snapshot(timestamp=0.0, node=model.NodeInfo("n", "0", "nvml"), triton=(server,))
 
 
 def gpu(**kw: object) -> model.GpuSample:
@@ -52,9 +60,40 @@ def test_failing_model_reads_failing_without_colour() -> None:
         max_batch_size=8,
         interval=model.ModelInterval(1.0, failures_per_second=3.25, queue_share_ratio=0.7),
     )
-    cells = [str(c) for c in model_cells(stats, MONO)]
-    assert cells[3] == "! 3.25"
-    assert str(model_cells(model.ModelStats("s", "m", "1", state="UNAVAILABLE"), MONO)[1]) == "! unavail"
+    [failing] = assess(snapshot_of(stats), None, 0.0, immediate=True).findings
+    cells = [str(c) for c in model_cells(stats, MONO, found=[failing])]
+    assert cells[1] == "! failing 100%" and cells[3] == "! 3.25"
+    # the same figures without the assessment's finding are not marked: no face judges itself
+    assert [str(c) for c in model_cells(stats, MONO)][1:4:2] == ["ready", "3.25"]
+    unavailable = model.ModelStats("s", "m", "1", state="UNAVAILABLE")
+    found = assess(snapshot_of(unavailable), None, 0.0, immediate=True).findings
+    assert str(model_cells(unavailable, MONO, found=found)[1]) == "! unavailable"
+
+
+def test_a_stalled_and_a_queueing_model_read_their_words_without_colour() -> None:
+    stalled = model.ModelStats(
+        "s",
+        "stuck",
+        "1",
+        state="READY",
+        pending_requests=4,
+        interval=model.ModelInterval(1.0, requests_per_second=0.0, failures_per_second=0.0),
+    )
+    queued = model.ModelStats(
+        "s",
+        "busy",
+        "1",
+        state="READY",
+        max_batch_size=8,
+        max_queue_delay_seconds=1e-4,
+        instance_count=1,
+        interval=model.ModelInterval(1.0, requests_per_second=90.0, queue_share_ratio=0.8),
+    )
+    found = assess(snapshot_of(stalled, queued), None, 0.0, immediate=True).findings
+    by = {f.subject.model: f for f in found}
+    assert str(model_cells(stalled, MONO, found=[by["stuck"]])[1]) == "! stalled"
+    cells = model_cells(queued, MONO, found=[by["busy"]])
+    assert str(cells[1]) == "! queue-bound" and cells[7].style.bold  # type: ignore[union-attr]
 
 
 def test_columns_drop_by_priority_and_stretch() -> None:
@@ -156,3 +195,31 @@ def test_collectors_line_names_the_failing_one() -> None:
     assert (
         line.plain == "Collectors: nvml ok 2.0 ms · ! triton_local: connection refused · ! nvml_slow: stale"
     )
+
+
+def test_a_node_counts_each_failed_request_once_and_its_findings() -> None:
+    step = model.ModelStats(
+        "s",
+        "bert",
+        "1",
+        state="READY",
+        interval=model.ModelInterval(1.0, requests_per_second=60.0, failures_per_second=60.0),
+    )
+    ensemble = model.ModelStats(
+        "s",
+        "pipe",
+        "1",
+        state="READY",
+        ensemble_steps=("bert",),
+        interval=model.ModelInterval(1.0, requests_per_second=60.0, failures_per_second=121.0),
+    )
+    snapshot = snapshot_of(step, ensemble)
+    assessed = dataclasses.replace(snapshot, findings=assess(snapshot, None, 0.0, immediate=True).findings)
+    s = summarize(assessed)
+    assert s.failures_per_second == 60.0  # not 181: the ensemble's are its step's, twice
+    assert (s.critical, s.warnings, s.failing) == (1, 0, True)
+    row = [str(c) for c in node_cells("n1", s, None, MONO)]
+    assert row[7] == "! 60" and row[-1] == "! 1 critical"
+    # the same figures unassessed: nothing judged, nothing marked
+    plain = [str(c) for c in node_cells("n1", summarize(snapshot), None, MONO)]
+    assert plain[7] == "60" and plain[-1] == ""

@@ -163,7 +163,12 @@ async def test_history_range_and_events(scene: Scene) -> None:
         assert view.subject is not None and view.subject.gpu_index == 3
         chart = screen.query_one(Chart)
         assert chart.data is not None and chart.data.points
-        assert [e.kind for e in chart.data.events] == [model.EventKind.GPU_LOST]
+        # the GPU's own event, and its finding's beginning (the history view marks both)
+        assert sorted(e.kind for e in chart.data.events) == [
+            model.EventKind.FINDING_BEGAN,
+            model.EventKind.GPU_LOST,
+        ]
+        assert all(e.gpu_index == 3 for e in chart.data.events)
         drawn = draw_chart(chart.data, 60, 12, chart.bar_style).plain.splitlines()
         assert "L" in drawn[-2]  # the event row
         spans = []
@@ -192,7 +197,7 @@ async def test_model_select_shows_histogram_config_and_opens_history(scene: Scen
         detail = screen.query_one(ModelDetail)
         assert panel.selected() is not None and panel.selected().name == "bert-large"  # type: ignore[union-attr]
         info = text_of(detail.query_one("#model-info", Static))
-        assert "! failing" in info and "REJECTED 2.5/s" in info
+        assert "! critical failing 1" in info and "REJECTED 12.5/s" in info
         bars = text_of(detail.query_one("#model-histogram", Static))
         assert "16*" in bars and "11" in bars  # size 16 is preferred; size 8 ran 11 times
         await pilot.press("down", "down")  # resnet50
@@ -310,10 +315,14 @@ async def test_events_newest_first_with_the_whole_message(scene: Scene) -> None:
         await settle(pilot)
         panel = pilot.app.screen.query_one(EventsPanel)
         assert panel.events is not None
-        assert [e.kind for e in panel.events] == [model.EventKind.GPU_LOST, model.EventKind.XID]
+        findings = {model.EventKind.FINDING_BEGAN, model.EventKind.FINDING_ENDED}
+        kinds = [e.kind for e in panel.events]
+        assert [k for k in kinds if k not in findings] == [model.EventKind.GPU_LOST, model.EventKind.XID]
+        began = [e for e in panel.events if e.kind is model.EventKind.FINDING_BEGAN]
+        assert any(e.gpu_index == 3 and e.message.startswith("GPU 3 LOST: lost") for e in began)
         detail = text_of(panel.query_one("#event-detail", Static))
         assert detail.endswith("GPU 3 lost: GPU is lost (nvmlDeviceGetUtilizationRates)")
-        await pilot.press("down")
+        await pilot.press(*["down"] * kinds.index(model.EventKind.XID))
         assert "XID 31" in text_of(panel.query_one("#event-detail", Static))
 
 
