@@ -23,8 +23,8 @@ PAIRS: dict[tuple[K, str], str] = {
     (K.MODEL_FAILING, "failure_ratio"): rf"failures_per_requests:ratio_rate5m > {NUMBER}",
     (K.MODEL_FAILING, "requests_per_second"): rf"request_failure:rate5m > {NUMBER}",
     (K.MODEL_STALLED, "pending_requests"): rf"gpuwatch_model_pending_requests > {NUMBER}",
-    (K.MODEL_QUEUE_BOUND, "queue_share_ratio"): rf"queue_share:avg_over_time1m > {NUMBER}",
-    (K.MODEL_BATCHER_OFF, "queue_share_ratio"): rf"queue_share:avg_over_time1m > {NUMBER}",
+    (K.MODEL_QUEUE_BOUND, "queue_share_ratio"): rf"queue_share:ratio_rate1m > {NUMBER}",
+    (K.MODEL_BATCHER_OFF, "queue_share_ratio"): rf"queue_share:ratio_rate1m > {NUMBER}",
     (K.GPU_XID_CRITICAL, "xid_window_seconds"): r"xid_errors_total\[([0-9]+m)\]",
     (K.GPU_ECC_UNCORRECTED, "ecc_window_seconds"): r"ecc_uncorrected_volatile_total\[([0-9]+m)\]",
 }
