@@ -9,6 +9,7 @@ that accepts and never answers.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import socket
@@ -178,6 +179,34 @@ def test_not_ready_is_read_from_the_code_of_the_servers_answer(clock: ManualCloc
         served.close()
 
 
+@contextlib.contextmanager
+def _client_of_a_server_answering(status: int, body: object) -> Iterator[HttpClient]:
+    """An HttpClient of a plain HTTP server that answers every GET with `status` and `body`
+    as JSON: what another daemon (newer, older, or not gpuwatch at all) could send."""
+    payload = json.dumps(body).encode()
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield client
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize(
     ("body", "error", "match"),
     [
@@ -207,29 +236,8 @@ def test_not_ready_is_read_from_the_code_of_the_servers_answer(clock: ManualCloc
 def test_a_503_is_not_ready_by_its_code_or_an_old_daemons_text(
     body: dict[str, object], error: type[Exception], match: str
 ) -> None:
-    payload = json.dumps(body).encode()
-
-    class Answer503(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer503)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
-    try:
-        with pytest.raises(error, match=match):
-            client.snapshot()
-    finally:
-        client.close()
-        server.shutdown()
-        server.server_close()
+    with _client_of_a_server_answering(503, body) as client, pytest.raises(error, match=match):
+        client.snapshot()
 
 
 @pytest.mark.parametrize(
@@ -251,30 +259,10 @@ def test_a_503_is_not_ready_by_its_code_or_an_old_daemons_text(
 def test_an_unknown_series_is_read_from_the_code_or_an_old_daemons_text(
     body: dict[str, object], error: type[Exception]
 ) -> None:
-    payload = json.dumps(body).encode()
-
-    class Answer400(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(400)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer400)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
-    try:
+    with _client_of_a_server_answering(400, body) as client:
         with pytest.raises(error) as raised:
             client.history("x", {}, 0, 1, 10)
         assert raised.type is error  # UnknownSeriesError is no ClientError, nor the reverse
-    finally:
-        client.close()
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_daemon_whose_engine_stopped_reads_stale_by_its_own_clock() -> None:
@@ -449,23 +437,7 @@ def test_history_reads_what_json_cannot_carry_as_a_gap_never_a_zero() -> None:
             }
         ],
     }
-    payload = json.dumps(doc).encode()
-
-    class History(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), History)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    client = HttpClient(f"http://127.0.0.1:{server.server_address[1]}")
-    try:
+    with _client_of_a_server_answering(200, doc) as client:
         (data,) = client.history("gpu_power_watts", {}, 0, 200, 10)
         assert [(p.timestamp, p.mean, p.minimum, p.maximum) for p in data.points] == [
             (60.0, 1.5, 1.0, 2.0),
@@ -476,7 +448,3 @@ def test_history_reads_what_json_cannot_carry_as_a_gap_never_a_zero() -> None:
         bad = {**doc, "result": [{**doc["result"][0], "resolution_seconds": 0}]}
         with pytest.raises(jsonform.DecodeError, match="resolution_seconds"):
             jsonform.decode_history(bad)
-    finally:
-        client.close()
-        server.shutdown()
-        server.server_close()
