@@ -33,6 +33,10 @@ _MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO = RULES[K.MODEL_QUEUE_BOUND].thresholds["q
 _MODEL_STALLED__PENDING_REQUESTS = RULES[K.MODEL_STALLED].thresholds["pending_requests"]
 
 _READY = model.ModelState.READY
+_THERMAL = frozenset({"hw_thermal_slowdown", "sw_thermal_slowdown"})
+_HARDWARE = frozenset({"hw_slowdown", "hw_power_brake_slowdown"})
+_CLOCK_REASONS = _THERMAL | _HARDWARE | {"sw_power_cap"}
+"""The clock event reasons `_gpu` judges (any other, such as idle, is no finding)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +56,8 @@ def observe(snapshot: model.Snapshot) -> list[Observation]:
     found: list[Observation] = []
     found.extend(_node(snapshot))
     for gpu in snapshot.gpus:
-        found.extend(_gpu(gpu))
+        if not _gpu_quiet(gpu):
+            found.extend(_gpu(gpu))
     found.extend(_gpu_events(snapshot.events))
     found.extend(_daemon(snapshot))
     activity = {g.index: gpu_activity(g) for g in snapshot.gpus}
@@ -63,6 +68,18 @@ def observe(snapshot: model.Snapshot) -> list[Observation]:
         for m in server.models:
             _model(m, activity, found)
     return found
+
+
+def _gpu_quiet(g: model.GpuSample) -> bool:
+    """Whether `_gpu` would find nothing: checked first, as most GPUs at every tick are quiet."""
+    if g.state is not model.GpuState.OK:
+        return False
+    if g.remapped_rows_failed or g.remapped_rows_pending:
+        return False
+    if g.clock_event_reasons and not _CLOCK_REASONS.isdisjoint(g.clock_event_reasons):
+        return False
+    used, total = g.memory_used_bytes, g.memory_total_bytes
+    return used is None or not total or used / total <= _GPU_MEMORY_NEARLY_FULL__MEMORY_USED_RATIO
 
 
 def gpu_activity(gpu: model.GpuSample) -> float | None:
@@ -110,7 +127,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             advice="drain the GPU and reset it (nvidia-smi -r)",
         )
     reasons = set(g.clock_event_reasons)
-    if reasons & {"hw_thermal_slowdown", "sw_thermal_slowdown"}:
+    if reasons & _THERMAL:
         yield Observation(
             K.GPU_THERMAL_SLOWDOWN,
             subject,
@@ -121,7 +138,7 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             else {},
             advice="check the node's cooling and airflow",
         )
-    if reasons & {"hw_slowdown", "hw_power_brake_slowdown"}:
+    if reasons & _HARDWARE:
         yield Observation(
             K.GPU_HARDWARE_SLOWDOWN,
             subject,
@@ -231,7 +248,8 @@ def _subject_of(m: model.ModelStats) -> Subject:
 def _model(m: model.ModelStats, activity: dict[int, float | None], out: list[Observation]) -> None:
     """Appends to `out` (not a generator: most of the models at every tick have no finding, and
     this runs for each of them)."""
-    if m.state is not None and m.state != _READY:
+    state = m.state
+    if state is not None and state is not _READY and state != _READY:
         why = f": {m.state_reason}" if m.state_reason else ""
         out.append(Observation(K.MODEL_NOT_READY, _subject_of(m), str(m.state).lower(), f"{m.state}{why}"))
         return
@@ -240,8 +258,10 @@ def _model(m: model.ModelStats, activity: dict[int, float | None], out: list[Obs
         return
     ok = i.requests_per_second or 0.0
     failed = i.failures_per_second or 0.0
-    pending = m.pending_requests or 0
-    if pending > _MODEL_STALLED__PENDING_REQUESTS and ok == 0 and failed == 0:
+    if ok == 0 and failed == 0:
+        pending = m.pending_requests or 0
+        if pending <= _MODEL_STALLED__PENDING_REQUESTS:
+            return  # nothing finished and nothing waits: no verdict holds
         out.append(
             Observation(
                 K.MODEL_STALLED,
@@ -256,7 +276,11 @@ def _model(m: model.ModelStats, activity: dict[int, float | None], out: list[Obs
     if m.ensemble_steps:
         return  # its failures and batches are its steps' (and Triton counts failures twice)
     total = ok + failed
-    if total > _MODEL_FAILING__REQUESTS_PER_SECOND and failed / total > _MODEL_FAILING__FAILURE_RATIO:
+    if (
+        failed
+        and total > _MODEL_FAILING__REQUESTS_PER_SECOND
+        and failed / total > _MODEL_FAILING__FAILURE_RATIO
+    ):
         share = failed / total
         reasons = ", ".join(
             f"{r} {v:.1f}/s" for r, v in sorted(i.failures_per_second_by_reason.items()) if v > 0
@@ -272,7 +296,20 @@ def _model(m: model.ModelStats, activity: dict[int, float | None], out: list[Obs
         )
     if ok == 0:
         return
-    _batching(m, i, activity, out)
+    # The gate of `_batching`'s three rules, each weaker than its rule: most models pass none.
+    queue = i.queue_share_ratio
+    delay = i.queue_delay_ratio
+    preferred = i.preferred_batch_ratio
+    if (
+        (queue is not None and queue > _MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO)
+        or (delay is not None and delay >= _MODEL_DELAY_WASTED__QUEUE_DELAY_RATIO)
+        or (
+            preferred is not None
+            and preferred < _MODEL_PREFERRED_UNUSED__PREFERRED_BATCH_RATIO
+            and m.preferred_batch_sizes
+        )
+    ):
+        _batching(m, i, activity, out)
 
 
 def _batching(

@@ -18,7 +18,9 @@ from gpuwatch import model
 from gpuwatch.assess.kinds import RULES
 from gpuwatch.assess.rules import Observation, observe
 
-Key = tuple[model.FindingKind, model.Subject]
+Key = tuple[model.FindingKind, model.SubjectKind, int | None, str | None, str | None, str | None, str | None]
+"""The kind and the subject's fields, flat: a tuple of plain values hashes and compares in C,
+where a `Subject` (a dataclass) would run its own `__hash__` and `__eq__` at every look-up."""
 
 _ORDER = {model.Severity.CRITICAL: 0, model.Severity.WARNING: 1, model.Severity.INFO: 2}
 
@@ -31,6 +33,8 @@ class Track:
     last_seen: float
     active: bool
     observation: Observation
+    finding: model.Finding | None = None
+    """The finding it makes, while `active`: kept, and reused while the observation is the same."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,43 +54,50 @@ def assess(
     """The findings of `snapshot` given the state the previous call returned."""
     old = previous.tracks if previous is not None else {}
     tracks: dict[Key, Track] = {}
+    current: list[model.Finding] = []
     began: list[model.Finding] = []
     ended: list[model.Finding] = []
-    held: set[Key] = set()
     for obs in observe(snapshot):
-        key = (obs.kind, obs.subject)
-        if key in held:  # the same condition twice in one snapshot (two XIDs): one finding
+        sub = obs.subject
+        key = (obs.kind, sub.kind, sub.gpu_index, sub.server, sub.model, sub.version, sub.collector)
+        if key in tracks:  # the same condition twice in one snapshot (two XIDs): one finding
             continue
-        held.add(key)
         rule = RULES[obs.kind]
         before = old.get(key)
+        was_active = before is not None and before.active
         first = before.first_seen if before is not None else now
-        active = immediate or (before is not None and before.active) or now - first >= rule.onset_seconds
-        track = Track(first, now, active, obs)
-        tracks[key] = track
-        if active and not (before is not None and before.active):
-            began.append(_finding(track))
+        active = immediate or was_active or now - first >= rule.onset_seconds
+        if not active:
+            tracks[key] = Track(first, now, False, obs)
+            continue
+        if was_active and before is not None and before.finding is not None and before.observation == obs:
+            finding = before.finding  # the same words and evidence since the last tick
+        else:
+            finding = _finding(obs, first)
+        tracks[key] = Track(first, now, True, obs, finding)
+        current.append(finding)
+        if not was_active:
+            began.append(finding)
     for key, before in old.items():
-        if key in held or not before.active:
+        if not before.active or key in tracks:
             continue  # held again, or pending onset and broken off: forgotten
+        finding = before.finding or _finding(before.observation, before.first_seen)
         if now - before.last_seen < RULES[key[0]].clear_seconds:
             tracks[key] = before
+            current.append(finding)
         else:
-            ended.append(_finding(before))
-    findings = sorted(
-        (_finding(t) for t in tracks.values() if t.active),
-        key=lambda f: (_ORDER[f.severity], f.since, f.kind.value),
-    )
-    return AssessState(tracks, tuple(findings), tuple(began), tuple(ended))
+            ended.append(finding)
+    # Stable, so equal keys keep the order of the tracks; a StrEnum sorts as its value.
+    current.sort(key=lambda f: (_ORDER[f.severity], f.since, f.kind))
+    return AssessState(tracks, tuple(current), tuple(began), tuple(ended))
 
 
-def _finding(track: Track) -> model.Finding:
-    obs = track.observation
+def _finding(obs: Observation, since: float) -> model.Finding:
     return model.Finding(
         kind=obs.kind,
         severity=RULES[obs.kind].severity,
         subject=obs.subject,
-        since=track.first_seen,
+        since=since,
         words=obs.words,
         message=obs.message,
         evidence=obs.evidence,
