@@ -162,11 +162,13 @@ def _triton(s: model.Snapshot) -> list[str]:
             out.append("  No models.")
             continue
         out.append(
-            f"{'Model':<18} {'State':<7}{'Req/s':>7}{'Fail/s':>7}{'Batch':>8}{'Queue':>9}"
+            f"{'Model':<18} {'State':<7}{'OK/s':>7}{'Fail/s':>7}{'Batch':>8}{'Queue':>9}"
             f"{'Compute':>9}{'Q%':>5}{'Pend':>5} GPU"
         )
         for prefix, m in ensembles.model_tree(server.models):
             out.extend(_model_lines(prefix, m, s.timestamp, findings.of_model(s.findings, m)))
+        if any(m.ensemble_steps for m in server.models):
+            out.append("  An ensemble's Fail/s is not shown: Triton counts each failed step twice.")
     return out
 
 
@@ -188,7 +190,8 @@ def _model_lines(prefix: str, m: model.ModelStats, now: float, found: list[model
     i = m.interval
     rates = i is not None and not i.reset
     req = fmt.number(i.requests_per_second, 1) if rates and i else fmt.MISSING
-    fail = fmt.number(i.failures_per_second, 1) if rates and i else fmt.MISSING
+    # An ensemble's own failures are Triton's double count of its steps' (docs/triton.md): not shown.
+    fail = fmt.number(i.failures_per_second, 1) if rates and i and not m.ensemble_steps else fmt.MISSING
     compute = _compute_seconds(i) if rates else None
     line = (
         f"{label:<18} {state:<7}{req:>7}{fail:>7}{_batch(m):>8}"

@@ -202,7 +202,9 @@ def model_cells(
     i = stats.interval
     kinds = {f.kind for f in found}
     failures = i.failures_per_second if i else None
-    fails = Text(fmt.per_second(failures))
+    # An ensemble's own failure figure is Triton's double count (each failed step counted in the
+    # ensemble's statistics too, docs/triton.md): not shown, its failing step's row says it.
+    fails = Text(fmt.MISSING if stats.ensemble_steps else fmt.per_second(failures))
     if model.FindingKind.MODEL_FAILING in kinds:
         fails = Text("! " + fmt.per_second(failures), style=pal.warn)
     share = i.queue_share_ratio if i else None

@@ -24,7 +24,7 @@ from gpuwatch.tui.table import Column, SyncTable
 MODEL_COLUMNS: tuple[Column, ...] = (
     Column("model", "Model", 14),
     Column("state", "State", 14),
-    Column("requests", "Req/s", 6, right=True),
+    Column("requests", "OK/s", 6, right=True),  # successes only: Triton's request_success
     Column("failures", "Fail/s", 7, right=True),
     Column("batch", "Batch/max", 12),
     Column("queue", "Queue", 8, priority=3, right=True),

@@ -124,7 +124,7 @@ def test_snapshot_demo_shows_the_models() -> None:
     assert table[0].split() == [
         "Model",
         "State",
-        "Req/s",
+        "OK/s",
         "Fail/s",
         "Batch",
         "Queue",

@@ -97,11 +97,38 @@ def test_an_ensemble_is_a_tree_over_its_steps() -> None:
     names = [
         line.split()[0] if not line.startswith(("├", "└")) else line[:2] + line.split()[1]
         for line in body(lines)
+        if not line.startswith("  ")  # the ensemble's note under the table
     ]
     assert names == ["embedder:1", "pipeline:1", "├ tokenizer:1", "└ bert:1"]
     rows = {line.split()[0]: line.split() for line in body(lines)}
     assert rows["embedder:1"][4] == "off"  # max_batch_size 0
     assert rows["pipeline:1"][4] == "—"  # an ensemble runs no batches of its own
+
+
+def test_an_ensembles_failures_are_not_its_own_and_ok_counts_successes() -> None:
+    """Triton counts each failed step in the ensemble's statistics too (4 failed requests gave
+    the ensemble 8, tests/triton/test_triton_live.py): the ensemble row shows no Fail/s of its
+    own, the failing step's row shows the real figure, and a note under the table says why."""
+    models = (
+        stats(
+            "bert",
+            gpu_indexes=(2,),
+            interval=interval(requests_per_second=138.2, failures_per_second=49.7),
+        ),
+        stats(
+            "pipeline",
+            ensemble_steps=("bert",),
+            interval=interval(requests_per_second=138.2, failures_per_second=100.6),
+        ),
+    )
+    lines = render(model.TritonServerStatus("a", "http://h:8000", model.ServerState.UP, models=models))
+    header = next(line for line in lines if line.startswith("Model "))
+    assert header.split()[2:4] == ["OK/s", "Fail/s"]
+    rows = {line.split()[0]: line.split() for line in body(lines) if not line.startswith("  ")}
+    assert rows["pipeline:1"][2:4] == ["138.2", "—"]
+    assert rows["└"][3:5] == ["138.2", "49.7"]
+    assert "100.6" not in "\n".join(lines)
+    assert "  An ensemble's Fail/s is not shown: Triton counts each failed step twice." in lines
 
 
 def test_missing_figures_are_dashes_and_notes_follow_their_model() -> None:
