@@ -223,3 +223,8 @@ def test_a_node_counts_each_failed_request_once_and_its_findings() -> None:
     # the same figures unassessed: nothing judged, nothing marked
     plain = [str(c) for c in node_cells("n1", summarize(snapshot), None, MONO)]
     assert plain[7] == "60" and plain[-1] == ""
+    # the ensemble's row shows no failure figure of its own (121 is Triton's double count);
+    # its step's row has the real one, marked by its finding
+    pipe = [str(c) for c in model_cells(ensemble, MONO)]
+    bert = [str(c) for c in model_cells(step, MONO, found=assessed.findings)]
+    assert pipe[2:4] == ["60", fmt.MISSING] and bert[3] == "! 60"
