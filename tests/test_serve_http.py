@@ -60,11 +60,13 @@ def _closed_by_server(sock: socket.socket, within_seconds: float) -> bool:
 def test_stuck_clients_get_a_503_neighbour_and_are_cut_after_the_timeout(served: Served) -> None:
     stuck = [_stuck(served.port), _stuck(served.port)]
     try:
-        time.sleep(0.2)  # both accepted: every serving slot is taken
-        busy = httpx.get(f"{served.url}/metrics", timeout=5)
+        time.sleep(0.2)  # both accepted: every general slot is taken
+        busy = httpx.get(f"{served.url}/api/v1/series", timeout=5)
         assert busy.status_code == 503
         assert "too many connections (limit 2)" in busy.json()["error"]
         assert busy.headers["Retry-After"] == "1"
+        # a scrape still gets one of the reserved slots
+        assert httpx.get(f"{served.url}/metrics", timeout=5).status_code == 200
         # the stuck ones are disconnected once the 1 s request timeout passes ...
         assert all(_closed_by_server(s, within_seconds=4) for s in stuck)
         # ... and their slots serve others again

@@ -7,12 +7,20 @@ NVML or Triton.
 Why the stdlib: the daemon serves a handful of GET endpoints whose bodies are already rendered
 bytes; what matters is that a slow or hostile client cannot starve the others, and that is
 easier to guarantee and to test with the accept loop in hand than behind a framework's defaults.
+- Per client, at accept: one source address holds at most `max_connections_per_client`
+  connections (8); past that its new connections are closed unanswered before they take a slot
+  or a thread, so one host's idle sockets or slowloris cannot fill the server.
 - Bounded concurrency: at most `max_connections` connections are served at once, each on its
-  own thread. A few more (`overflow`) are answered 503 at once, on short-lived threads with a
-  one-second deadline; past that, connections are closed unanswered.
-- Timeouts: every socket has `request_timeout_seconds` per operation, and a reaper also cuts a
-  connection whose current request (or keep-alive wait) has lasted longer than that in total,
-  so a client dribbling one byte at a time is disconnected too.
+  own thread. `reserved` more slots (4) serve only `/metrics` and `/api/v1/health`: a
+  connection accepted while the general slots are full takes one, and once its head is read
+  (under a one-second deadline) any other path is answered 503. A few more (`overflow`) are
+  answered 503 at once, on short-lived threads with a one-second deadline; past that,
+  connections are closed unanswered.
+- Deadlines, in total, never per byte: the request head (request line and headers, or the
+  keep-alive wait for the next one) must arrive within `head_timeout_seconds` (5 s) and the
+  answer be taken by the client within `write_timeout_seconds` (5 s), both capped by
+  `request_timeout_seconds`; a reaper cuts a connection past its deadline, so a client
+  dribbling one byte at a time, or one that never reads, is disconnected.
 - TLS handshakes happen on the connection's own thread under the same deadline, never on the
   accept loop.
 
@@ -47,6 +55,16 @@ from gpuwatch.serve.metrics import CONTENT_TYPE, MetricsExporter
 log = logging.getLogger("gpuwatch.http")
 
 OVERFLOW_DEADLINE_SECONDS = 1.0
+"""The deadline of a 503 answered from the overflow, and of a reserved slot's request head."""
+MAX_CONNECTIONS_PER_CLIENT = 8
+"""Connections one source address may hold at once; more are closed at accept."""
+RESERVED_SLOTS = 4
+"""Slots beyond `max_connections` that serve only `RESERVED_PATHS`."""
+RESERVED_PATHS = frozenset({"/metrics", "/api/v1/health"})
+HEAD_DEADLINE_SECONDS = 5.0
+"""The whole request head (or keep-alive wait) must arrive within this."""
+WRITE_DEADLINE_SECONDS = 5.0
+"""The client must take the whole answer within this."""
 MAX_HEAD_BYTES = 32_768
 """The request line and every header of one request together: a client is told 431 past it.
 http.server alone bounds each line (64 KiB) and the count (100), not their sum: 64 clients
@@ -146,11 +164,12 @@ NOT_READY_TEXT = b"gpuwatch is starting: its first tick has not completed; retry
 
 
 class _Connection:
-    __slots__ = ("deadline", "sock")
+    __slots__ = ("deadline", "mode", "sock")
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, deadline: float, mode: str) -> None:
         self.sock = sock
         self.deadline = deadline
+        self.mode = mode
 
 
 class _Server(HTTPServer):
@@ -183,11 +202,19 @@ class _Server(HTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         owner = self.owner
+        client = str(client_address[0])
+        if not owner.admit(client):
+            owner.count("closed_per_client")
+            self.shutdown_request(request)
+            return
         if owner.slots.acquire(blocking=False):
             mode = "serve"
+        elif owner.reserve.acquire(blocking=False):
+            mode = "reserved"
         elif owner.overflow.acquire(blocking=False):
             mode = "reject"
         else:
+            owner.release_client(client)
             owner.count("closed_unanswered")
             self.shutdown_request(request)
             return
@@ -199,11 +226,12 @@ class _Server(HTTPServer):
     def _run(self, sock: socket.socket, client_address: Any, mode: str) -> None:
         owner = self.owner
         limit = (
-            owner.timeout_seconds
+            owner.head_timeout_seconds
             if mode == "serve"
-            else min(owner.timeout_seconds, OVERFLOW_DEADLINE_SECONDS)
+            else min(owner.head_timeout_seconds, OVERFLOW_DEADLINE_SECONDS)
         )
-        conn = owner.register(sock, limit)
+        conn = owner.register(sock, limit, mode)
+        owner.local.conn = conn
         try:
             sock.settimeout(limit)
             # headers and body are two writes: without this, Nagle + delayed ACK add ~40 ms
@@ -223,9 +251,11 @@ class _Server(HTTPServer):
         except Exception:
             log.exception("connection from %s failed", client_address)
         finally:
+            owner.local.conn = None
             owner.unregister(conn)
             self.shutdown_request(sock)
-            (owner.slots if mode == "serve" else owner.overflow).release()
+            {"serve": owner.slots, "reserved": owner.reserve, "reject": owner.overflow}[mode].release()
+            owner.release_client(str(client_address[0]))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("request from %s failed", client_address)
@@ -239,6 +269,14 @@ def _linger(sock: socket.socket) -> None:
         for _ in range(16):
             if not sock.recv(65536):
                 return
+
+
+def _busy_api_response(limit: int) -> api_module.Response:
+    return api_module.error(
+        503,
+        f"too many connections (limit {limit}); retry shortly",
+        (("Retry-After", "1"),),
+    )
 
 
 def _busy_response(limit: int) -> bytes:
@@ -293,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile = _HeadBudget(self.rfile)
 
     def handle_one_request(self) -> None:
-        self.server.owner.rearm(self.connection)
+        self.server.owner.arm("head")
         self.rfile.renew()
         try:
             super().handle_one_request()
@@ -341,8 +379,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._authorized(head):
             return
+        parts = urlsplit(self.path)
+        conn: _Connection | None = getattr(owner.local, "conn", None)
+        if conn is not None and conn.mode == "reserved":
+            self.close_connection = True  # a reserved slot serves one request
+            if parts.path not in RESERVED_PATHS:
+                owner.count("rejected_503")
+                self._send(_busy_api_response(owner.max_connections), head)
+                return
+            owner.count("served_reserved")
         try:
-            parts = urlsplit(self.path)
             response = owner.route(parts.path, parts.query, self.client_address[0])
         except Exception:
             log.exception("answering %s failed", self.path)
@@ -350,6 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(response, head)
 
     def _send(self, response: api_module.Response, head: bool = False) -> None:
+        self.server.owner.arm("write")
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -391,6 +438,10 @@ class HttpServer:
         max_connections: int = 64,
         timeout_seconds: float = 10.0,
         overflow: int | None = None,
+        reserved: int = RESERVED_SLOTS,
+        max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT,
+        head_timeout_seconds: float = HEAD_DEADLINE_SECONDS,
+        write_timeout_seconds: float = WRITE_DEADLINE_SECONDS,
     ) -> None:
         self.exporter = exporter
         self.api = api
@@ -398,13 +449,22 @@ class HttpServer:
         self.tls = tls
         self.max_connections = max_connections
         self.timeout_seconds = timeout_seconds
+        self.head_timeout_seconds = min(head_timeout_seconds, timeout_seconds)
+        self.write_timeout_seconds = min(write_timeout_seconds, timeout_seconds)
+        self.max_connections_per_client = max_connections_per_client
         self.slots = threading.BoundedSemaphore(max_connections)
+        self.reserve = threading.BoundedSemaphore(max(1, reserved))
+        self.local = threading.local()
+        """The connection this thread serves (`conn`), for the handler's deadlines and routing."""
+        self._per_client: dict[str, int] = {}
         self.overflow = threading.BoundedSemaphore(
             overflow if overflow is not None else max(4, max_connections // 4)
         )
         self.counts: dict[str, int] = {
             "rejected_503": 0,
             "closed_unanswered": 0,
+            "closed_per_client": 0,
+            "served_reserved": 0,
             "unauthorized": 0,
             "reaped": 0,
         }
@@ -475,8 +535,25 @@ class HttpServer:
         with self._lock:
             self.counts[what] += 1
 
-    def register(self, sock: socket.socket, limit: float) -> _Connection:
-        conn = _Connection(sock, time.monotonic() + limit)
+    def admit(self, client: str) -> bool:
+        """Count a new connection from `client`, unless it already holds its limit."""
+        with self._lock:
+            held = self._per_client.get(client, 0)
+            if held >= self.max_connections_per_client:
+                return False
+            self._per_client[client] = held + 1
+            return True
+
+    def release_client(self, client: str) -> None:
+        with self._lock:
+            held = self._per_client.get(client, 0) - 1
+            if held > 0:
+                self._per_client[client] = held
+            else:
+                self._per_client.pop(client, None)
+
+    def register(self, sock: socket.socket, limit: float, mode: str = "serve") -> _Connection:
+        conn = _Connection(sock, time.monotonic() + limit, mode)
         with self._lock:
             self._connections.add(conn)
             self._busy.set()
@@ -488,15 +565,24 @@ class HttpServer:
             if not self._connections:
                 self._busy.clear()
 
-    def rearm(self, sock: socket.socket) -> None:
-        """A new request (or keep-alive wait) starts on `sock`: its deadline starts again."""
+    def arm(self, phase: str) -> None:
+        """The connection on this thread starts reading a request head ("head": a new request
+        or the keep-alive wait) or writing an answer ("write"): its deadline starts again."""
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            return
+        if phase == "write":
+            seconds = self.write_timeout_seconds
+        elif conn.mode == "serve":
+            seconds = self.head_timeout_seconds
+        else:
+            seconds = min(self.head_timeout_seconds, OVERFLOW_DEADLINE_SECONDS)
         with self._lock:
-            for conn in self._connections:
-                if conn.sock is sock:
-                    conn.deadline = time.monotonic() + self.timeout_seconds
+            if conn.deadline != float("inf"):  # already cut: stays cut
+                conn.deadline = time.monotonic() + seconds
 
     def _reap(self) -> None:
-        period = min(0.25, self.timeout_seconds / 4)
+        period = min(0.25, self.head_timeout_seconds / 4, self.write_timeout_seconds / 4)
         while not self._stop.wait(period):
             if not self._busy.is_set():  # nothing to watch: sleep until a connection opens
                 self._busy.wait(IDLE_WAKE_SECONDS)
