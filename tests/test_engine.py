@@ -1,6 +1,7 @@
 """The engine: snapshots per tick, job health, and a stuck job that stalls nothing else."""
 
 import itertools
+import threading
 import time
 
 from gpuwatch import model
@@ -55,3 +56,26 @@ def test_collect_once_gives_rates_and_gpm() -> None:
     assert all(g.gpm is not None for g in snapshot.gpus)
     assert {h.name for h in snapshot.collectors} == {"nvml", "nvml_slow", "nvml_events"}
     assert all(h.ok for h in snapshot.collectors)
+
+
+
+def test_a_job_that_finds_nvml_starting_waits_for_the_gpus_to_open() -> None:
+    # The slow job must not find NVML ready while the GPUs are still opening: it would skip
+    # them and lose its first GPM sample (GPM needs two), so a one-shot snapshot had no GPM.
+    recorded = RecordedNvml(2)
+    collector = make_collector(recorded, NvmlSettings(), time.time)  # type: ignore[arg-type]
+    opening = recorded.inject("HANG", calls={"nvmlDeviceGetUUID"})
+    initialising = threading.Thread(target=collector.poll_fast)
+    try:
+        initialising.start()
+        time.sleep(0.3)  # init is now held in the GPUs' open
+        threading.Timer(0.3, recorded.clear, args=(opening,)).start()
+        collector.poll_slow()  # started while the GPUs open: waits for them, takes sample one
+        time.sleep(0.2)
+        collector.poll_slow()  # sample two
+        initialising.join(5)
+        assert [g.gpm is not None for g in collector.view().gpus] == [True, True]
+    finally:
+        recorded.clear()
+        recorded.close()
+        collector.close()

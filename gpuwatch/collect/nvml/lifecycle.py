@@ -133,6 +133,10 @@ class NvmlLifecycle:
         gpus = [_new_gpu(index) for index in range(count)]
         with self.lock:
             self.gpus = gpus
+        # Ready only once each GPU is open (or has timed out opening): a job that found NVML
+        # ready earlier would skip the GPUs still opening and lose its first sample (GPM needs two).
+        self._open_all(gpus)
+        with self.lock:
             self.ready = True
             self.status = None
             self._init_delay = self._settings.interval_seconds
@@ -142,7 +146,6 @@ class NvmlLifecycle:
                 )
             self.ever_ready = True
         log.info("NVML ready: driver %s, %d GPUs", driver, count)
-        self._open_all(gpus)
 
     def _fail_library(self, reason: str) -> None:
         with self.lock:
