@@ -9,10 +9,12 @@ DAEMON_START and DAEMON_STOP events, waiting for the stop event to reach the his
 it exits.
 
 What it cannot do it says and goes on: without NVML it serves `gpuwatch_nvml_up 0` and the
-reason in /api/v1/health; with a full disk it keeps serving live data and reports the store
-error (`gpuwatch_store_up 0`, /api/v1/health, the log). Only what makes serving impossible or
-unsafe stops it at start: `StartError` (the address is taken), exposure rules, and a database
-it cannot use (`store.StoreError`: an unwritable state directory, a newer schema).
+reason in /api/v1/health; with a full disk, running or at start, it keeps serving live data and
+reports the store error (`gpuwatch_store_up 0`, /api/v1/health, the log); a database that
+cannot be written at start (`store.NoSpaceError`) is retried until it can (`store.WaitingStore`)
+while the last snapshots are held in memory. Only what makes serving impossible or unsafe stops
+it at start: `StartError` (the address is taken), exposure rules, and a database it cannot use
+(`store.StoreError`: an unwritable state directory, a newer schema, another daemon's file).
 """
 
 from __future__ import annotations
@@ -36,9 +38,13 @@ from gpuwatch.serve.auth import AuthConfigError, Authenticator
 from gpuwatch.serve.http import ExposureError, HttpServer, ListenAddress, check_exposure, tls_context
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from gpuwatch.serve.notify import Notifier
-from gpuwatch.store import open_store, parse_retention
+from gpuwatch.store import NoSpaceError, Store, WaitingStore, open_store, parse_retention
+from gpuwatch.store.waiting import RETRY_SECONDS as STORE_RETRY_SECONDS
 
 log = logging.getLogger("gpuwatch.daemon")
+
+WAITING_HISTORY_SECONDS = 900.0
+"""While the database cannot be written, the API serves this much history from memory."""
 
 SWITCH_INTERVAL_SECONDS = 0.0005
 """How long a thread waits for the GIL before asking for it (CPython's default is 5 ms): a
@@ -108,7 +114,16 @@ class Daemon:
         try:
             # The monotonic clock beside the wall clock: a step of the wall clock is noticed
             # by the store and never purges or rolls up (store/clock.py).
-            self.store = open_store(settings, clock=clock, monotonic=time.monotonic)
+            self.store: Store | WaitingStore = open_store(settings, clock=clock, monotonic=time.monotonic)
+        except NoSpaceError as exc:
+            log.error("%s; serving live data and trying again every %g s", exc, STORE_RETRY_SECONDS)
+            self.store = WaitingStore(
+                lambda: open_store(settings, clock=clock, monotonic=time.monotonic),
+                settings.database_path,
+                str(exc),
+                hold_max=settings.store.write_queue_max,
+                keep_seconds=WAITING_HISTORY_SECONDS,
+            )
         except BaseException:
             self.engine.stop()
             raise

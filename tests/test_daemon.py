@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -60,11 +61,14 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
     s.close()
 
 
-def start_daemon(*args: str, db: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+def start_daemon(
+    *args: str, db: Path, env: dict[str, str], prefix: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
     full_env.pop("GPUWATCH_CONFIG", None)
+    command = [sys.executable, "-m", "gpuwatch", "daemon", "--listen", "127.0.0.1:0", "--db", str(db)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gpuwatch", "daemon", "--listen", "127.0.0.1:0", "--db", str(db), *args],
+        [*prefix, *command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=full_env,
@@ -295,3 +299,45 @@ def test_abstract_notify_socket(tmp_path: Path) -> None:
         notifier.close()
     finally:
         listener.close()
+
+
+def test_a_database_that_cannot_be_written_at_start_serves_live_data_and_writes_once_it_can(
+    tmp_path: Path,
+) -> None:
+    # A file-size limit of 0 makes every write of the database fail (EFBIG, SQLite's "disk I/O
+    # error"), as a full disk does; raising it later is space coming back.
+    db = tmp_path / "g.db"
+    proc, url = start_daemon(
+        "--demo",
+        db=db,
+        env={},
+        prefix=("prlimit", "--fsize=0:unlimited", "--"),  # util-linux; it execs the daemon
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while "gpuwatch_gpu_up{" not in (metrics := httpx.get(url + "/metrics", timeout=10).text):
+            assert time.monotonic() < deadline, metrics
+            time.sleep(0.2)
+        assert "\ngpuwatch_store_up 0\n" in metrics  # live data is served, the store says it is down
+        health = httpx.get(url + "/api/v1/health", timeout=10).json()
+        assert any("held in memory" in p and "disk I/O error" in p for p in health["problems"]), health
+        before = httpx.get(url + "/api/v1/history", params={"series": "gpu_up", "from": "-1m"}, timeout=10)
+        held = [p[0] for p in before.json()["result"][0]["points"]]
+        assert held, "history is served from memory while the file cannot be written"
+
+        resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        deadline = time.monotonic() + 20
+        while "\ngpuwatch_store_up 1\n" not in httpx.get(url + "/metrics", timeout=10).text:
+            assert time.monotonic() < deadline, "the store never opened once space came back"
+            time.sleep(0.5)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "held in memory were not written" not in err
+    stored = run_gpuwatch(
+        "query", "gpu_up", "--gpu", "0", "--since", "5m", "--points", "300", "--json", "--db", str(db)
+    )
+    assert stored.returncode == 0, stored.stderr
+    times = {p[0] for p in json.loads(stored.stdout)["result"][0]["points"]}
+    assert set(held) <= times  # the snapshots held before the file opened were written

@@ -23,11 +23,13 @@ The public names:
   `Store.attach(engine)`; `Store.record_events(events)`; `Store.flush(timeout) -> bool`;
   `Store.call(fn, timeout)` runs `fn(connection)` on the writer thread; `Store.close(timeout)`;
   `Store.history` and `Store.path`.
+- `WaitingStore(opener, path, reason, ...)` — stands in for a `Store` whose file cannot be
+  written at start (`NoSpaceError`): holds snapshots in memory, serves them as history, retries.
 - `open_history(path, *, clock=time.time) -> StoreHistory` — read-only `series.History` over a
   file, for the CLI; `StoreHistory.tiers`.
 - `parse_retention(text) -> tuple[Tier, ...]` (raises `config.ConfigError`), `Tier`.
 - `StoreError` and its kinds (`StateDirectoryError`, `NewerSchemaError`, `NotAStoreError`,
-  `DatabaseInUseError`):
+  `DatabaseInUseError`, `NoSpaceError`):
   every message is one line naming the file or directory and what to do.
 """
 
@@ -35,22 +37,26 @@ from gpuwatch.store.api import Store, open_history, open_store
 from gpuwatch.store.errors import (
     DatabaseInUseError,
     NewerSchemaError,
+    NoSpaceError,
     NotAStoreError,
     StateDirectoryError,
     StoreError,
 )
 from gpuwatch.store.query import StoreHistory
 from gpuwatch.store.retention import Tier, parse_retention
+from gpuwatch.store.waiting import WaitingStore
 
 __all__ = [
     "DatabaseInUseError",
     "NewerSchemaError",
+    "NoSpaceError",
     "NotAStoreError",
     "StateDirectoryError",
     "Store",
     "StoreError",
     "StoreHistory",
     "Tier",
+    "WaitingStore",
     "open_history",
     "open_store",
     "parse_retention",

@@ -64,9 +64,13 @@ class Store:
     def attach(self, engine: EngineLike) -> None:
         """Subscribe to the engine's snapshots, report health in them, and send store errors to
         the engine's events (they reach the events table once writing works again)."""
-        self._writer.set_event_sink(engine.record_event)
+        self.send_errors_to(engine.record_event)
         engine.subscribe(self.submit)
         engine.set_store_health(self.health)
+
+    def send_errors_to(self, record_event: Callable[[model.Event], None]) -> None:
+        """Where `store_error` events go (`attach` does this; so does a `WaitingStore`)."""
+        self._writer.set_event_sink(record_event)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted is written and due rollups and purges have run."""
@@ -95,7 +99,8 @@ def open_store(
 ) -> Store:
     """Open (or create) the database at `path` (default `settings.database_path`) and start its
     writer. Raises `config.ConfigError` for a bad `[store] retention`, `StoreError` for a
-    database that cannot be used (see `gpuwatch.store.errors`), `DatabaseInUseError` when
+    database that cannot be used (see `gpuwatch.store.errors`; `NoSpaceError` when it cannot be
+    written now, as on a full disk), `DatabaseInUseError` when
     another daemon is writing it (checked before the file is read or touched)."""
     tiers = parse_retention(settings.store.retention)
     db_path = path or settings.database_path

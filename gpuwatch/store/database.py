@@ -21,6 +21,7 @@ transactions begun explicitly (`BEGIN IMMEDIATE` for the writer).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -36,7 +37,13 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, exc, inser
 
 from gpuwatch import model
 from gpuwatch.store import schema as sch
-from gpuwatch.store.errors import NewerSchemaError, NotAStoreError, StateDirectoryError, StoreError
+from gpuwatch.store.errors import (
+    NewerSchemaError,
+    NoSpaceError,
+    NotAStoreError,
+    StateDirectoryError,
+    StoreError,
+)
 from gpuwatch.store.retention import Tier
 
 log = logging.getLogger("gpuwatch.store")
@@ -44,6 +51,8 @@ log = logging.getLogger("gpuwatch.store")
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_SECONDS = 5.0
 WHERE_HINT = "set [daemon] state_dir or --db to a writable place"
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+"""OS errors that can pass on their own: a full disk or quota, a file-size limit, a failing disk."""
 Role = Literal["writer", "reader", "read_only"]
 
 
@@ -116,6 +125,8 @@ def prepare_directory(directory: Path) -> None:
         os.close(fd)
         probe.unlink()
     except OSError as error:
+        if error.errno in _NO_SPACE_ERRNOS:
+            raise NoSpaceError(f"cannot write in the database directory {directory}: {_why(error)}") from None
         raise StateDirectoryError(
             f"cannot write in the database directory {directory}: {_why(error)} ({WHERE_HINT})"
         ) from None
@@ -202,6 +213,16 @@ def describe(error: BaseException) -> str:
     return str(orig).splitlines()[0] if str(orig) else type(orig).__name__
 
 
+def is_no_space(error: BaseException) -> bool:
+    """A failure that can pass without anyone touching the file: a full disk or quota
+    (SQLITE_FULL), an I/O error (SQLITE_IOERR and its extended codes, as for EFBIG or ENOSPC)."""
+    orig = getattr(error, "orig", None) or error
+    if isinstance(orig, OSError):
+        return orig.errno in _NO_SPACE_ERRNOS
+    name = getattr(orig, "sqlite_errorname", "") or ""
+    return name.startswith(("SQLITE_FULL", "SQLITE_IOERR"))
+
+
 def is_corruption(error: BaseException) -> bool:
     orig = getattr(error, "orig", None) or error
     name = getattr(orig, "sqlite_errorname", "") or ""
@@ -284,6 +305,8 @@ def _prepare(engine: Engine, path: Path, tiers: tuple[Tier, ...]) -> sch.Schema:
     except (exc.DBAPIError, sqlite3.DatabaseError) as error:  # the latter from _pragma
         if is_corruption(error):
             raise _Corrupt(describe(error)) from None
+        if is_no_space(error):
+            raise NoSpaceError(f"cannot write the database {path}: {describe(error)}") from None
         raise StoreError(f"cannot open the database {path}: {describe(error)}") from None
     return schema
 

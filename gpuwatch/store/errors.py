@@ -5,7 +5,9 @@
     ├── StateDirectoryError     its directory cannot be created or written
     ├── NewerSchemaError        a newer gpuwatch wrote it; this one refuses to touch it
     ├── NotAStoreError          an SQLite file that is not a gpuwatch database
-    └── DatabaseInUseError      another daemon holds the file's writer lock
+    ├── DatabaseInUseError      another daemon holds the file's writer lock
+    └── NoSpaceError            it cannot be written now (a full disk, an I/O error): the daemon
+                                serves live data and retries (store/waiting.py)
 
 Errors of SQLite itself are translated into these at one boundary (`database.py`); a write
 that fails while running (disk full) is not raised at all: the writer keeps the snapshots and
@@ -35,3 +37,8 @@ class NotAStoreError(StoreError):
 
 class DatabaseInUseError(StoreError):
     """Another process (a second daemon) holds the database's writer lock."""
+
+
+class NoSpaceError(StoreError):
+    """The database cannot be written now: the disk (or the quota) is full, or it fails with
+    I/O errors. Unlike the others this can pass: the daemon waits for it (store/waiting.py)."""
