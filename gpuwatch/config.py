@@ -150,6 +150,12 @@ class StoreSettings:
     write_queue_max: int = _setting(
         3600, "snapshots held in memory while the database cannot be written", minimum=1, maximum=1_000_000
     )
+    write_queue_max_bytes: int = _setting(
+        268_435_456,
+        "memory those held snapshots may take (estimated); the oldest are dropped beyond either bound",
+        minimum=1_048_576,
+        maximum=1 << 40,
+    )
 
 
 @dataclass(frozen=True)

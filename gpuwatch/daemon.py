@@ -122,6 +122,7 @@ class Daemon:
                 settings.database_path,
                 str(exc),
                 hold_max=settings.store.write_queue_max,
+                hold_max_bytes=settings.store.write_queue_max_bytes,
                 keep_seconds=WAITING_HISTORY_SECONDS,
             )
         except BaseException:

@@ -4,6 +4,7 @@ an unusable directory, and a GPU lost while the others go on."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import sqlite3
@@ -22,7 +23,7 @@ from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from gpuwatch.store import DatabaseInUseError, StateDirectoryError, Store, open_store, writer
 from tests.conftest import REPO, ManualClock, make_collector
-from tests.storekit import gpu, open_test_store, rows, settings, snapshot
+from tests.storekit import gpu, model_stats, open_test_store, rows, settings, snapshot
 
 
 @contextlib.contextmanager
@@ -215,6 +216,60 @@ def test_a_full_write_queue_drops_the_oldest_snapshots_only(
     assert set(newest) <= set(stored)  # the newest 50 are all there
     assert len(stored) < len(submitted)
     assert set(stored) - set(newest) <= set(written_before_full)
+
+
+def _huge_tick(clock: ManualClock, models: tuple[model.ModelStats, ...]) -> model.Snapshot:
+    clock.now += 1
+    return snapshot(clock.now, [gpu(g, power_watts=100.0) for g in range(8)], models)
+
+
+def test_the_write_queue_is_bounded_in_bytes_when_each_snapshot_holds_10000_models(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The issue's case: 10 000 models made ~26 MB snapshots, and a queue bounded only in
+    # snapshots grew RSS by 480 MB. Bounded in bytes, it holds what fits and drops the oldest.
+    monkeypatch.setattr(writer, "RETRY_SECONDS", 3600.0)
+    store = open_test_store(tmp_path / "gpuwatch.db", clock, write_queue_max_bytes=64 * 2**20)
+    sink = _EngineSink()
+    store.attach(sink)
+    try:
+        store.call(_fill_pages)
+        models = tuple(model_stats(f"m{i}", requests_per_second=float(i)) for i in range(10_000))
+        huge = [_huge_tick(clock, models) for _ in range(12)]
+        for item in huge:
+            sink.submit(item)
+        fits = 64 * 2**20 // writer.item_bytes(huge[0])
+        assert 1 <= fits < 12
+        assert _wait_for(lambda: not store.health().ok and store.health().queue_length == fits)
+        health = store.health()
+        assert health.last_error is not None
+        assert f"{12 - fits} snapshots dropped (queue full)" in health.last_error
+    finally:
+        store.close()
+
+
+def test_a_stop_with_more_queued_than_it_can_write_in_time_says_how_many_it_did_not_write(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = open_test_store(tmp_path / "gpuwatch.db", clock, write_queue_max_bytes=1 << 40)
+    sink = _EngineSink()
+    store.attach(sink)
+    models = tuple(model_stats(f"m{i}", requests_per_second=float(i)) for i in range(10_000))
+    submitted = 40
+    for _ in range(submitted):
+        sink.submit(_huge_tick(clock, models))
+    started = time.monotonic()
+    with caplog.at_level(logging.ERROR, logger="gpuwatch.store"):
+        store.close(timeout=3.0)
+    took = time.monotonic() - started
+    written = rows(store.path, "SELECT COUNT(DISTINCT key >> 20) FROM model_raw")[0][0]
+    said = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
+    assert took < 3.0 + 0.5  # a stop ends within its timeout, between two transactions
+    if written < submitted:  # it could not write them all in time: it says exactly how many
+        assert said and said[0].startswith(f"the store stopped with {submitted - written} snapshots"), said
+    else:
+        assert not said
+    assert rows(store.path, "PRAGMA integrity_check") == [("ok",)]
 
 
 # --------------------------------------------------------------------------- corrupt file

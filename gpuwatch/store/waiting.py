@@ -4,7 +4,8 @@ Place in the flow: `open_store` raised `NoSpaceError` (the disk is full, or fail
 makes a **`WaitingStore`** in its place → the engine's snapshots are held here, in memory, and
 served as history (the last `keep_seconds`) while opening is retried every `RETRY_SECONDS` → once
 the file opens, the held snapshots are written first (oldest first, at most `write_queue_max`
-of them) and the real `Store` takes over: health, history and events all come from it.
+of them, within `write_queue_max_bytes`) and the real `Store` takes over: health, history and
+events all come from it.
 
 Live data never depends on the disk: `/metrics`, the API's snapshot and `top` are served from
 the first tick. Until the file opens, `health()` says why, with `ok=false`, so
@@ -22,6 +23,7 @@ from pathlib import Path
 from gpuwatch import model, series
 from gpuwatch.store.api import EngineLike, Store
 from gpuwatch.store.errors import NoSpaceError
+from gpuwatch.store.writer import item_bytes
 
 log = logging.getLogger("gpuwatch.store")
 
@@ -39,6 +41,7 @@ class WaitingStore:
         reason: str,
         *,
         hold_max: int,
+        hold_max_bytes: int,
         keep_seconds: float,
         retry_seconds: float = RETRY_SECONDS,
     ) -> None:
@@ -47,7 +50,8 @@ class WaitingStore:
         self._reason = reason
         self._retry_seconds = retry_seconds
         self._memory = series.MemoryHistory(keep_seconds=keep_seconds)
-        self._held: deque[model.Snapshot | tuple[model.Event, ...]] = deque(maxlen=hold_max)
+        self._held: deque[model.Snapshot | tuple[model.Event, ...]] = deque()
+        self._hold_max, self._hold_max_bytes, self._held_bytes = hold_max, hold_max_bytes, 0
         self._dropped = 0
         self._attempts = 1
         self._lock = threading.Lock()
@@ -129,9 +133,15 @@ class WaitingStore:
     # -- the retry thread --------------------------------------------------------------------
 
     def _hold(self, item: model.Snapshot | tuple[model.Event, ...]) -> None:
-        if len(self._held) == self._held.maxlen:
+        """Keep `item`, dropping the oldest beyond the write queue's bounds (as the writer does)."""
+        size = item_bytes(item)
+        while self._held and (
+            len(self._held) >= self._hold_max or self._held_bytes + size > self._hold_max_bytes
+        ):
+            self._held_bytes -= item_bytes(self._held.popleft())
             self._dropped += 1
         self._held.append(item)
+        self._held_bytes += size
 
     def _retry(self) -> None:
         while not self._stop.wait(self._retry_seconds):
@@ -151,7 +161,7 @@ class WaitingStore:
             if self._engine is not None:
                 store.send_errors_to(self._engine.record_event)
             with self._lock:
-                held, self._held = list(self._held), deque(maxlen=self._held.maxlen)
+                held, self._held, self._held_bytes = list(self._held), deque(), 0
                 for item in held:  # oldest first, before any newer tick can be submitted
                     if isinstance(item, model.Snapshot):
                         store.submit(item)
