@@ -28,6 +28,10 @@ from gpuwatch.collect.joins import join
 
 log = logging.getLogger("gpuwatch.engine")
 
+CLOCK_STEP_SECONDS = 5.0
+"""A wall clock that moves this much more (or less) than the monotonic one between two ticks has
+stepped (NTP after a bad RTC, a VM restored from a snapshot): a `clock_step` event says so."""
+
 
 class _JobRunner:
     """Runs one job on its cadence, on its own thread, and keeps its health."""
@@ -236,8 +240,13 @@ class Engine:
         # Build each snapshot a little after the aligned boundary, when this tick's fast
         # reads have landed; stamp it with the boundary so every tier's buckets line up.
         offset = min(0.3, 0.3 * self.tick_seconds)
+        wall_ahead = self._clock() - time.monotonic()  # constant while the wall clock keeps pace
         while not self._stop.is_set():
             now = self._clock()
+            step = now - time.monotonic() - wall_ahead
+            if abs(step) > CLOCK_STEP_SECONDS:
+                wall_ahead += step
+                self._clock_stepped(now, step)
             boundary = math.floor(now / self.tick_seconds + 1) * self.tick_seconds
             if self._stop.wait(max(0.0, boundary + offset - now)):
                 return
@@ -259,6 +268,18 @@ class Engine:
             except Exception:
                 log.exception("snapshot subscriber %r failed", callback)
         return snapshot
+
+    def _clock_stepped(self, now: float, step: float) -> None:
+        message = (
+            f"the wall clock stepped {step:+.0f} s ({'ahead' if step > 0 else 'back'}): snapshots are "
+            "stamped by the new time; stored history is kept, and purges and rollups wait until the "
+            "clock has kept its new time for an hour"
+        )
+        log.warning("%s", message)
+        with self._lock:
+            self._own_events.append(
+                model.Event(now, model.EventKind.CLOCK_STEP, model.Severity.WARNING, message)
+            )
 
     def _job_changed(self, name: str, previous: str | None, error: str | None) -> None:
         now = self._clock()

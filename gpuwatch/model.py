@@ -215,6 +215,7 @@ class EventKind(StrEnum):
     DAEMON_STOP = "daemon_stop"
     FINDING_BEGAN = "finding_began"
     FINDING_ENDED = "finding_ended"
+    CLOCK_STEP = "clock_step"
 
 
 class Severity(StrEnum):

@@ -78,3 +78,37 @@ def test_a_job_that_finds_nvml_starting_waits_for_the_gpus_to_open() -> None:
         recorded.clear()
         recorded.close()
         collector.close()
+
+
+def test_a_wall_clock_step_either_way_is_one_clock_step_event() -> None:
+    recorded = RecordedNvml(1)
+    jump = [0.0]
+    engine = Engine(
+        make_collector(recorded, NvmlSettings(interval_seconds=0.2), time.time),  # type: ignore[arg-type]
+        tick_seconds=0.2,
+        clock=lambda: time.time() + jump[0],
+    )
+    seen: list[model.Snapshot] = []
+    engine.subscribe(seen.append)
+    engine.start()
+
+    def steps() -> list[model.Event]:
+        return [e for s in list(seen) for e in s.events if e.kind == model.EventKind.CLOCK_STEP]
+
+    try:
+        wait_for(lambda: len(seen) >= 3, lambda: None)
+        assert steps() == []  # a clock keeping pace is no step
+        jump[0] = 400 * 86400.0  # a VM restored from a snapshot, NTP after a bad RTC
+        wait_for(lambda: len(steps()) == 1, lambda: None)
+        jump[0] = 0.0
+        wait_for(lambda: len(steps()) == 2, lambda: None)
+        before = len(seen)
+        wait_for(lambda: len(seen) >= before + 3, lambda: None)  # ticks go on, no more steps
+    finally:
+        recorded.close()
+        engine.stop()
+    ahead, back = steps()
+    assert ahead.message.startswith("the wall clock stepped +34560000 s (ahead)")
+    assert back.message.startswith("the wall clock stepped -34560000 s (back)")
+    assert ahead.severity == model.Severity.WARNING
+    assert len(steps()) == 2

@@ -40,6 +40,7 @@ EVENT_MARKS: dict[model.EventKind, str] = {
     model.EventKind.TRITON_UP: "T",
     model.EventKind.FINDING_BEGAN: "F",
     model.EventKind.FINDING_ENDED: "f",
+    model.EventKind.CLOCK_STEP: "C",
 }
 FINDING_EVENTS = frozenset({model.EventKind.FINDING_BEGAN, model.EventKind.FINDING_ENDED})
 """Drawn only where no other event is: a finding's beginning often shares its slot with the
