@@ -167,3 +167,34 @@ def test_events_are_kept_as_long_as_the_longest_tier(tmp_path: Path, clock: Manu
         assert [e.message for e in store.history.events(0, clock.now)] == ["new"]
     finally:
         store.close()
+
+
+def test_events_are_held_to_their_share_of_the_size_budget_oldest_first(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # A lying server once made an event a second, and the size budget never trimmed events.
+    db = tmp_path / "gpuwatch.db"
+    budget = 1_048_576
+    store = open_test_store(db, clock, size_budget_bytes=budget, purge_batch_rows=500)
+    try:
+        message = "triton_restart: the server's counters went backwards " + "x" * 60
+        for i in range(20_000):
+            clock.now = T0 + i
+            store.record_events(
+                (model.Event(clock.now, model.EventKind.TRITON_RESTART, model.Severity.WARNING, message),)
+            )
+            if i % 1000 == 999:
+                assert store.flush(30)
+        # ~4 MB of events written, over the 1 MiB budget; size checks ran as the clock went on
+        clock.now += 61  # and once more now
+        store.submit(snapshot(clock.now, [gpu(0, power_watts=100.0)]))
+        assert store.flush(60)
+        kept = _count(db, "event")
+        assert store.call(lambda conn: purge.events_bytes(conn, Schema(parse_retention("1s:24h")))) <= (
+            purge.EVENTS_BUDGET_SHARE * budget
+        )
+        assert 0 < kept < 20_000
+        newest = rows(db, "SELECT min(ts_ms), max(ts_ms) FROM event")[0]
+        assert newest == ((T0 + 20_000 - kept) * 1000, (T0 + 19_999) * 1000)  # the newest, contiguous
+    finally:
+        store.close()

@@ -7,6 +7,8 @@ that arrived meanwhile (a purge never holds the write lock for long).
 - `purge_tier_step`: rows older than the tier's KEEP, but never rows the next tier has not
   rolled up yet (a back-fill after downtime finishes before its source is purged).
 - `purge_events_step`: events older than the longest tier keeps.
+- `trim_events_step`: the oldest events, while they take more than `EVENTS_BUDGET_SHARE` of the
+  size budget (a server whose counters go backwards once wrote an event a second, unbounded).
 - `trim_step`: while the database's pages in use exceed the size budget, the oldest rows of
   the finest tier that has any (raw seconds first, then minutes, …), across every entity kind
   up to the same moment.
@@ -85,6 +87,33 @@ def purge_events_step(conn: Connection, schema: sch.Schema, now_ms: int, batch_r
     result = conn.execute(delete(event).where(event.c.id.in_(oldest.limit(batch_rows).scalar_subquery())))
     rows = max(0, result.rowcount)
     return PurgeResult(rows, rows >= batch_rows)
+
+
+EVENTS_BUDGET_SHARE = 0.1
+"""The share of `size_budget_bytes` events may take; beyond it the oldest go first."""
+EVENT_ROW_BYTES = 96
+"""An event row's bytes besides its message: the other columns, the row header, its index entry."""
+
+
+def events_bytes(conn: Connection, schema: sch.Schema) -> int:
+    """The events' size, estimated: their count times the newest 200's average row."""
+    event = schema.event
+    count = int(conn.execute(select(func.count()).select_from(event)).scalar_one())
+    if not count:
+        return 0
+    newest = select(func.length(event.c.message).label("n")).order_by(event.c.id.desc()).limit(200).subquery()
+    average = float(conn.execute(select(func.avg(newest.c.n))).scalar() or 0.0)
+    return round(count * (EVENT_ROW_BYTES + average))
+
+
+def trim_events_step(conn: Connection, schema: sch.Schema, budget_bytes: int, batch_rows: int) -> PurgeResult:
+    """Delete one batch of the oldest events if they take more than their share of the budget."""
+    if events_bytes(conn, schema) <= EVENTS_BUDGET_SHARE * budget_bytes:
+        return PurgeResult(0, False)
+    event = schema.event
+    oldest = select(event.c.id).order_by(event.c.ts_ms, event.c.id).limit(batch_rows).scalar_subquery()
+    rows = max(0, conn.execute(delete(event).where(event.c.id.in_(oldest))).rowcount)
+    return PurgeResult(rows, rows > 0)
 
 
 def trim_step(conn: Connection, schema: sch.Schema, budget_bytes: int, batch_rows: int) -> PurgeResult:

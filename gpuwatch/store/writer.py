@@ -617,6 +617,9 @@ class Writer:
         if isinstance(task, t.PurgeEvents):
             return purge.purge_events_step(conn, self._schema, now_ms, batch).more, None
         budget = self._settings.size_budget_bytes
+        trimmed = purge.trim_events_step(conn, self._schema, budget, batch)
+        if trimmed.rows:
+            return True, None
         trimmed = purge.trim_step(conn, self._schema, budget, batch)
         if not trimmed.rows:
             use = purge.page_use(conn)
