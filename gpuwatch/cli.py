@@ -40,11 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=getattr(args, "log_level", None) or logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(getattr(args, "log_level", None) or logging.ERROR)
     try:
         settings = _load_settings(args)
         result: int = args.handler(args, settings)
@@ -59,6 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `gpuwatch snapshot | head`
         return EXIT_OK
+
+
+def configure_logging(level: int | str) -> None:
+    """One line per record on standard error, each repeated line once per 10 minutes with a count."""
+    root = logging.getLogger()
+    if root.handlers:  # logging set up already (an embedding program, pytest): as basicConfig, leave it
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(errors.RepeatedLines())
+    root.addHandler(handler)
+    root.setLevel(level)
 
 
 _TIME_OPTIONS = ("--since", "--until")

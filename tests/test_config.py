@@ -153,3 +153,49 @@ def test_config_check_refuses_what_the_daemon_refuses(tmp_path: Path, text: str,
         "daemon", "--demo", "--config", str(path), "--db", str(tmp_path / "g.db"), timeout=20
     )
     assert started.returncode == 2 and started.stderr == checked.stderr
+
+
+def test_a_repeated_log_line_is_let_through_once_per_window_then_counted() -> None:
+    import io
+    import logging
+
+    from gpuwatch.errors import RepeatedLines
+
+    now = [0.0]
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(RepeatedLines(window_seconds=600, clock=lambda: now[0]))
+    log = logging.getLogger("gpuwatch.test.repeats")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        for second in range(300):  # a collector failing every second for five minutes
+            now[0] = float(second)
+            try:
+                raise RuntimeError("boom")
+            except RuntimeError:
+                log.exception("job %s failed", "nvml")
+            log.error("GPU %d lost", 1)
+            log.error("GPU %d lost", 2)  # another GPU is another line
+        text = out.getvalue()
+        assert text.count("Traceback") == 1 and text.count("job nvml failed") == 1
+        assert text.count("GPU 1 lost") == 1 and text.count("GPU 2 lost") == 1
+        now[0] = 600.0
+        log.error("GPU %d lost", 1)
+        assert out.getvalue().splitlines()[-1] == "GPU 1 lost (and 299 more like it in the last 600 s)"
+    finally:
+        log.removeHandler(handler)
+
+
+def test_the_command_line_logs_each_repeated_line_once() -> None:
+    code = (
+        "import logging, sys; from gpuwatch import cli; cli.configure_logging('WARNING'); "
+        "[logging.getLogger('gpuwatch.x').warning('Triton %s down', 'a') for _ in range(50)]"
+    )
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.stderr.count("Triton a down") == 1, done.stderr
