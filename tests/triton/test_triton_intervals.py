@@ -78,3 +78,28 @@ def test_a_poll_no_snapshot_took_lands_in_the_next_one() -> None:
         fake.set_body("GET", "/v2/models/stats", stats)
         poller.poll()
         assert counted(resnet(c)) == 8
+
+
+def test_counters_that_keep_going_backwards_are_one_restart_and_one_warning_not_one_per_poll() -> None:
+    # A lying server (or a proxy in front of several) whose counters drop at every other poll
+    # once logged a triton_restart per poll; the rates are still re-baselined at each drop.
+    low = json.loads((DATA / "models_stats.json").read_text())
+    high = copy.deepcopy(low)
+    for entry in high["model_stats"]:
+        entry["inference_count"] += 100
+        entry["execution_count"] += 25
+        entry["inference_stats"]["success"]["count"] += 100
+    with FakeTriton() as fake:
+        c = collector(fake)
+        poller = c.pollers[0]
+        resets = []
+        for poll in range(12):
+            fake.set_body("GET", "/v2/models/stats", high if poll % 2 else low)
+            poller.poll()
+            resets.append(resnet(c).interval is not None and resnet(c).interval.reset)  # type: ignore[union-attr]
+        events = [e for e in c.drain_events() if e.kind == model.EventKind.TRITON_RESTART]
+    assert resets[2::2] == [True] * 5  # every drop re-baselines: never a negative rate
+    assert [e.message.split(":")[0] for e in events] == [
+        "Triton fake restarted",
+        "Triton fake's counters keep going backwards (twice within 60 s)",
+    ]

@@ -36,6 +36,33 @@ _UNTROUBLED = (model.ModelState.READY, model.ModelState.LOADING, model.ModelStat
 """States a model may change to without a warning (an unknown state is worth one)."""
 
 
+REPEAT_SECONDS = 60.0
+"""A reset within this long of the previous one is the same condition going on: a server whose
+counters keep going backwards (a proxy in front of several servers, a lying server) is said once
+as unreliable, not as a restart or a model reset at every poll; its rates are re-baselined."""
+
+
+@dataclass
+class _Flapping:
+    """When a reset was last seen, and whether the resets have been said to repeat."""
+
+    last_at: float | None = None
+    said: bool = False
+
+    def saw(self, now: float) -> str:
+        """One reset seen at `now` (monotonic): "new" (say it), "repeating" (say so once) or
+        "quiet" (said already)."""
+        repeat = self.last_at is not None and now - self.last_at < REPEAT_SECONDS
+        self.last_at = now
+        if not repeat:
+            self.said = False
+            return "new"
+        if self.said:
+            return "quiet"
+        self.said = True
+        return "repeating"
+
+
 @dataclass
 class _Model:
     """What the book remembers of one model version between polls."""
@@ -56,6 +83,8 @@ class _Model:
     base: derive.Reading | None = None
     """The reading the last interval was measured from (None after a reset): an interval no
     snapshot took is measured again, from here, by the next poll."""
+    resets: _Flapping = field(default_factory=_Flapping)
+    """This model's own resets: one that keeps resetting is said once, not at every poll."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +109,7 @@ class ModelBook:
         self._models: dict[ModelKey, _Model] = {}
         self._index: tuple[IndexEntry, ...] = ()
         """The last repository index that came back (a poll whose index failed keeps it)."""
+        self._restarts = _Flapping()
 
     def config_due(self, key: ModelKey, now: float) -> bool:
         """Whether a ready model's config should be read by a poll begun at `now` (monotonic):
@@ -176,14 +206,27 @@ class ModelBook:
         everyone = bool(resets) and len(resets) >= had_baseline
         restart = everyone and (had_baseline >= 2 or recovering)
         if restart:
-            events.append(
-                self._event(
-                    p,
-                    model.EventKind.TRITON_RESTART,
-                    model.Severity.WARNING,
-                    f"Triton {self.server} restarted: every counter started again",
+            seen = self._restarts.saw(p.started)
+            if seen == "new":
+                events.append(
+                    self._event(
+                        p,
+                        model.EventKind.TRITON_RESTART,
+                        model.Severity.WARNING,
+                        f"Triton {self.server} restarted: every counter started again",
+                    )
                 )
-            )
+            elif seen == "repeating":
+                events.append(
+                    self._event(
+                        p,
+                        model.EventKind.TRITON_RESTART,
+                        model.Severity.WARNING,
+                        f"Triton {self.server}'s counters keep going backwards (twice within "
+                        f"{REPEAT_SECONDS:g} s): not a restart each time; its statistics are "
+                        "unreliable, its rates are measured again after each drop",
+                    )
+                )
         out = []
         for key in keys:
             mem = self._models[key]
@@ -209,15 +252,18 @@ class ModelBook:
                 )
             )
             if reason is not None and key in resets and not restart:
-                events.append(
-                    self._event(
-                        p,
-                        model.EventKind.MODEL_RESET,
-                        model.Severity.INFO,
-                        f"{key[0]}:{key[1]} on {self.server}: {reason}",
-                        key,
+                seen = mem.resets.saw(p.started)
+                if seen != "quiet":
+                    again = f" (and again within {REPEAT_SECONDS:g} s: its counters are unreliable)"
+                    events.append(
+                        self._event(
+                            p,
+                            model.EventKind.MODEL_RESET,
+                            model.Severity.INFO if seen == "new" else model.Severity.WARNING,
+                            f"{key[0]}:{key[1]} on {self.server}: {reason}{again if seen != 'new' else ''}",
+                            key,
+                        )
                     )
-                )
         # Forget models no source mentions any more, so memory follows the repository.
         live = set(keys) | set(metrics)
         for key in [k for k in self._models if k not in live]:
