@@ -150,6 +150,8 @@ class Daemon:
             self.store.close()
             raise StartError(f"cannot listen on {address}: {exc.strerror or exc}") from None
         self._stop_recorded = threading.Event()
+        self._status_lock = threading.Lock()
+        self._last_status = ""
 
     @property
     def url(self) -> str:
@@ -179,24 +181,23 @@ class Daemon:
             self._shutdown()
 
     def _supervise(self) -> None:
+        """The watchdog's keep-alives, every half WATCHDOG_USEC, only while the engine ticks (the
+        status line goes with each tick: `_saw`); without a watchdog, only wait for the stop."""
         watchdog = self.notifier.watchdog_seconds
-        period = min(1.0, watchdog / 2) if watchdog else 1.0
-        next_ping = 0.0
-        last_status = ""
-        while not self._stop.wait(
-            period if not watchdog else min(period, max(0.0, next_ping - time.monotonic()))
-        ):
-            now = time.monotonic()
-            if watchdog and now >= next_ping:
-                if self.ticking():
-                    self.notifier.watchdog()
-                else:
-                    log.warning("engine has produced no snapshot lately: withholding the watchdog keep-alive")
-                next_ping = now + watchdog / 2
-            status = self.status_line()
-            if status != last_status:
-                self.notifier.status(status)
-                last_status = status
+        self._report_status()
+        while not self._stop.wait(watchdog / 2 if watchdog else None):
+            if self.ticking():
+                self.notifier.watchdog()
+            else:
+                log.warning("engine has produced no snapshot lately: withholding the watchdog keep-alive")
+
+    def _report_status(self) -> None:
+        status = self.status_line()
+        with self._status_lock:
+            if status == self._last_status:
+                return
+            self._last_status = status
+        self.notifier.status(status)
 
     def ticking(self) -> bool:
         """The latest snapshot is at most two ticks (plus slack) old."""
@@ -225,6 +226,7 @@ class Daemon:
         return "; ".join(parts)
 
     def _saw(self, snapshot: model.Snapshot) -> None:
+        self._report_status()
         if any(e.kind == model.EventKind.DAEMON_STOP for e in snapshot.events):
             self._stop_recorded.set()
 

@@ -71,7 +71,8 @@ http.server alone bounds each line (64 KiB) and the count (100), not their sum: 
 sending 99 lines of 64 KiB drove the daemon from 67 MB to 2.86 GB."""
 
 
-IDLE_WAKE_SECONDS = 1.0
+ACCEPT_POLL_SECONDS = 3600.0
+"""How often the accept loop looks at its stop flag unprompted; `stop()` wakes it at once."""
 """How often an idle daemon's accept loop and reaper wake: an idle node should cost nothing."""
 
 
@@ -490,7 +491,8 @@ class HttpServer:
         self._threads = [
             threading.Thread(
                 target=self._server.serve_forever,
-                kwargs={"poll_interval": IDLE_WAKE_SECONDS},  # only how soon stop() is noticed
+                # The poll only notices stop(), which wakes it by connecting: no idle wake-ups.
+                kwargs={"poll_interval": ACCEPT_POLL_SECONDS},
                 name="http-accept",
                 daemon=True,
             ),
@@ -501,8 +503,13 @@ class HttpServer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._busy.set()  # wakes the idle reaper to see the stop
         if self._threads:  # shutdown() waits for serve_forever(), which only start() runs
-            self._server.shutdown()
+            stopping = threading.Thread(target=self._server.shutdown, name="http-stop", daemon=True)
+            stopping.start()
+            while stopping.is_alive():  # the accept loop sleeps in select(): a connection wakes it
+                _knock(self.address)
+                stopping.join(0.05)
         self._server.server_close()
         with self._lock:
             connections = list(self._connections)
@@ -584,8 +591,8 @@ class HttpServer:
     def _reap(self) -> None:
         period = min(0.25, self.head_timeout_seconds / 4, self.write_timeout_seconds / 4)
         while not self._stop.wait(period):
-            if not self._busy.is_set():  # nothing to watch: sleep until a connection opens
-                self._busy.wait(IDLE_WAKE_SECONDS)
+            if not self._busy.is_set():  # nothing to watch: sleep until a connection opens (or stop)
+                self._busy.wait()
                 continue
             now = time.monotonic()
             with self._lock:
@@ -595,6 +602,13 @@ class HttpServer:
                     self.counts["reaped"] += 1
             for conn in expired:
                 _cut(conn.sock)
+
+
+def _knock(address: ListenAddress) -> None:
+    """Connect to our own listening socket and go: wakes the accept loop's select()."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(address.host, address.host)
+    with contextlib.suppress(OSError), socket.create_connection((host.strip("[]"), address.port), 0.2):
+        pass
 
 
 def _cut(sock: socket.socket) -> None:

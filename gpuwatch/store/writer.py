@@ -102,6 +102,7 @@ class Writer:
         self._clock = clock
         self._now = StoreClock(clock, monotonic)
         self._cadence = monotonic or clock
+        self._monotonic = monotonic is not None
         """What check intervals are timed on: a wall clock stepped back must not pause them."""
         self._watch = FileWatch(path)
         self._watch_due = 0.0
@@ -287,7 +288,11 @@ class Writer:
                 task = self._take_task()
                 if task is not None:
                     return task
+                # Idle, the writer sleeps until its next check (each tick's submit wakes it
+                # anyway); on a manual clock (tests), whose time moves by jumps, every second.
                 wait = WAKE_SECONDS
+                if self._monotonic:
+                    wait = min(CHECK_SECONDS, max(WAKE_SECONDS, self._next_check - self._cadence()))
                 if self._buffer:
                     wait = max(0.0, min(wait, self._retry_at - time.monotonic()))
                 self._cond.wait(wait)
