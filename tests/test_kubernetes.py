@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.exposition import generate_latest
@@ -29,6 +31,9 @@ from gpuwatch.collect.kubernetes.collector import RETRY_SECONDS, KubernetesColle
 from gpuwatch.collect.kubernetes.generated import podresources_pb2
 from gpuwatch.demo.nvml import recorded_gpu_uuid
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+from gpuwatch.text import fmt
+from gpuwatch.tui.process_panel import matches
+from tests.conftest import run_gpuwatch
 from tests.kube_servers import Servers, gpu_pod, kubelet_container, running_servers
 
 GPU0, GPU1, GPU2 = (recorded_gpu_uuid(i) for i in range(3))
@@ -361,3 +366,36 @@ def test_an_empty_view_changes_nothing() -> None:
     process = model.ProcessSample(1, 0, GPU0, container_id="ab" * 32, pod_uid=POD_UID)
     gpus, processes = attribute((gpu,), (process,), KubernetesView({}, {}, {}))
     assert gpus[0] is gpu and processes[0] is process
+
+
+# --------------------------------------------------------------------------- the faces
+
+
+def test_gpuwatch_snapshot_demo_shows_the_pods_of_named_sockets(servers: Servers, tmp_path: Path) -> None:
+    servers.kubelet.pods = [gpu_pod("inference", "llama-0", "server", GPU0)]
+    servers.runtime.containers = [
+        kubelet_container(DEMO_CONTAINER, "ml", "triton-0", "tritonserver", POD_UID)
+    ]
+    cfg = tmp_path / "config.toml"
+    sockets = f'pod_resources_socket = "{servers.kubelet_socket}"\ncri_socket = "{servers.cri_socket}"\n'
+    cfg.write_text("[kubernetes]\n" + sockets)
+    text = run_gpuwatch("snapshot", "--demo", env={"GPUWATCH_CONFIG": str(cfg)})
+    assert text.returncode == 0, text.stderr
+    rows = [line for line in text.stdout.splitlines() if "tritonserver" in line]
+    assert rows and all(" ml/triton-0 " in row for row in rows)
+    doc = run_gpuwatch("snapshot", "--demo", "--json", env={"GPUWATCH_CONFIG": str(cfg)})
+    snap = json.loads(doc.stdout)
+    gpu0 = next(g for g in snap["gpus"] if g["uuid"] == GPU0)
+    assert gpu0["pods"] == [
+        {"namespace": "inference", "pod": "llama-0", "container": "server", "device_id": GPU0}
+    ]
+    assert {p["pod"]["pod"] for p in snap["processes"] if p["pod"]} == {"triton-0"}
+
+
+def test_without_kubernetes_the_container_column_is_the_hash() -> None:
+    process = model.ProcessSample(1, 0, GPU0, container_id=DEMO_CONTAINER)
+    assert fmt.container_of(process) == DEMO_CONTAINER[:12]
+    in_pod = dataclasses.replace(process, pod=model.PodRef("ml", "triton-0", "tritonserver"))
+    assert fmt.container_of(in_pod) == "ml/triton-0"
+    assert matches(in_pod, "triton-0") and matches(in_pod, "ML/") and not matches(process, "triton-0")
+    assert fmt.container_of(model.ProcessSample(2, 0, GPU0)) is None

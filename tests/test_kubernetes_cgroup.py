@@ -72,6 +72,12 @@ CASES = {
         ),
         "containerd",
     ),
+    # --- read from inside a container with its own cgroup namespace (the DaemonSet): paths are
+    # relative to the reader's cgroup, climbing out with `..`
+    "v2 systemd seen from a private cgroup namespace": (
+        v2(f"/../../kubepods-besteffort-pod{UID_}.slice/cri-containerd-{CID}.scope"),
+        "containerd",
+    ),
     # --- containerd's systemd cgroup as cgroup v1 shows it outside the slice tree
     "v1 containerd systemd triple": (
         v1(f"/system.slice/containerd.service/kubepods-burstable-pod{UID_}.slice:cri-containerd:{CID}"),

@@ -29,5 +29,8 @@ def test_the_daemon_reaches_the_published_method_paths() -> None:
     lister = podresources_pb2.DESCRIPTOR.services_by_name["PodResourcesLister"]
     runtime = cri_pb2.DESCRIPTOR.services_by_name["RuntimeService"]
     assert podresources.LIST == f"/{lister.full_name}/List" == "/v1.PodResourcesLister/List"
-    assert cri.LIST_CONTAINERS == f"/{runtime.full_name}/ListContainers"
-    assert cri.LIST_CONTAINERS == "/runtime.v1.RuntimeService/ListContainers"
+    assert (
+        cri.LIST_CONTAINERS
+        == f"/{runtime.full_name}/ListContainers"
+        == "/runtime.v1.RuntimeService/ListContainers"
+    )

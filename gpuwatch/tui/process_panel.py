@@ -34,6 +34,10 @@ PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("sm", "SM", 4, right=True),
     Column("command", "Command", 0, min_width=16),
 )
+POD_COLUMNS: tuple[Column, ...] = tuple(
+    Column(c.key, c.label, 24, priority=c.priority) if c.key == "container" else c for c in PROCESS_COLUMNS
+)
+"""The same, with room for `namespace/pod` when a process shown runs in a known pod."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +199,7 @@ class ProcessPanel(Vertical):
             parts.append(f"filter “{self.filter_text}”")
         title.update(" · ".join(parts))
         pal = self.palette
+        self.table.declare(POD_COLUMNS if any(p.pod for p in shown) else PROCESS_COLUMNS)
         self.table.show_rows([(f"{p.pid}@{p.gpu_index}", process_cells(p, pal)) for p in shown])
         self._draw_command()
 
