@@ -173,7 +173,9 @@ class PodRef:
     """One container of a Kubernetes pod: who holds a GPU, or where a process runs."""
 
     namespace: str
+    """The pod's namespace."""
     pod: str
+    """The pod's name."""
     container: str
     """The container's name in the pod spec; "" where only the pod is known."""
     device_id: str | None = None
