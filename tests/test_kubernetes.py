@@ -235,13 +235,24 @@ def test_a_pod_that_ends_leaves_at_the_next_refresh_and_a_new_one_comes_at_once(
 
 def test_an_unknown_container_is_asked_for_once_then_waits_for_the_refresh(servers: Servers) -> None:
     clock = Monotonic()
-    outsider = model.ProcessSample(5, 0, GPU0, container_id="77" * 32, pod_uid=POD_UID)
-    c = collector(servers, (outsider,), clock)
+    processes = [model.ProcessSample(5, 0, GPU0, container_id="77" * 32, pod_uid=POD_UID)]
+    c = KubernetesCollector(
+        settings_for(servers).kubernetes,
+        pod_resources_socket=None,
+        cri_socket=servers.cri_socket,
+        processes=lambda: tuple(processes),
+        clock=clock,
+    )
     assert c.run_cri() is None and servers.runtime.calls == 1
-    assert c.run_cri() is None and servers.runtime.calls == 1  # nothing came since the first list
-    servers.runtime.containers = [kubelet_container("77" * 32, "ml", "late", "main", POD_UID)]
-    clock.now += 30
+    assert c.run_cri() is None and servers.runtime.calls == 1  # still unlisted: not asked again
+    servers.runtime.containers = [kubelet_container("88" * 32, "ml", "new", "main", POD_UID)]
+    processes.append(model.ProcessSample(6, 0, GPU0, container_id="88" * 32, pod_uid=POD_UID))
+    assert c.run_cri() is None and servers.runtime.calls == 2  # a new container: at once
+    assert c.view().containers["88" * 32].pod == "new"
+    servers.runtime.containers.append(kubelet_container("77" * 32, "ml", "late", "main", POD_UID))
     assert c.run_cri() is None and servers.runtime.calls == 2
+    clock.now += 30
+    assert c.run_cri() is None and servers.runtime.calls == 3  # the refresh
     assert c.view().containers["77" * 32].pod == "late"
 
 

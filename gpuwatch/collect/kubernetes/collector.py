@@ -125,7 +125,6 @@ class KubernetesCollector:
             known = self._containers.by_id
         unknown = {c for c in wanted if c not in known} - self._unknown_asked
         poll = self._runtime_poll
-        refresh = poll.last_attempt is not None and not unknown and poll.due(changed=False)
         if not poll.due(changed=bool(unknown)):
             return poll.error
         try:
@@ -134,7 +133,6 @@ class KubernetesCollector:
             return poll.attempted(str(exc))
         with self._lock:
             self._containers = containers
-        if refresh:
-            self._unknown_asked = set()
-        self._unknown_asked |= {c for c in unknown if c not in containers.by_id}
+        # what is still not listed is not asked for again before the next refresh
+        self._unknown_asked = {c for c in wanted if c not in containers.by_id}
         return poll.attempted(None)
