@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from gpuwatch.client.connect import Plan
     from gpuwatch.client.inprocess import InProcessClient
     from gpuwatch.client.protocol import Client
-    from gpuwatch.collect.contract import TritonSource
+    from gpuwatch.collect.contract import GpuSource, KubernetesSource, TritonSource
     from gpuwatch.daemon import Daemon
 
 IN_PROCESS_HISTORY_SECONDS = 900.0
@@ -50,13 +50,48 @@ def build_engine(
         from gpuwatch.demo.assemble import build_demo_sources
 
         gpus, recorded_triton = build_demo_sources(settings, clock)
-        return Engine(gpus, recorded_triton, tick_seconds=settings.nvml.interval_seconds, clock=clock)
+        return Engine(
+            gpus,
+            recorded_triton,
+            tick_seconds=settings.nvml.interval_seconds,
+            clock=clock,
+            kubernetes=build_kubernetes(settings, gpus, demo=True),
+        )
     from gpuwatch.collect.host import HostProcesses
     from gpuwatch.collect.nvml.collector import open_real_nvml
 
     real_gpus = open_real_nvml(settings.nvml, HostProcesses())
     triton = build_triton(settings, urls=triton_urls, clock=clock)
-    return Engine(real_gpus, triton, tick_seconds=settings.nvml.interval_seconds, clock=clock)
+    return Engine(
+        real_gpus,
+        triton,
+        tick_seconds=settings.nvml.interval_seconds,
+        clock=clock,
+        kubernetes=build_kubernetes(settings, real_gpus, demo=False),
+    )
+
+
+def build_kubernetes(settings: Settings, gpus: GpuSource, *, demo: bool) -> KubernetesSource | None:
+    """The Kubernetes collector, or None when neither socket is to be used: the kubelet's when
+    it exists or is named, the runtime's when named or one of the known ones exists (in
+    --demo only named ones, so the demo can show pods from test servers)."""
+    import os
+
+    k8s = settings.kubernetes
+    pod_resources = k8s.pod_resources_path(demo=demo)
+    if pod_resources == config.DEFAULT_POD_RESOURCES_SOCKET and not os.path.exists(pod_resources):
+        pod_resources = None  # not a Kubernetes node: nothing to say
+    cri_socket = k8s.cri_path(demo=demo)
+    if pod_resources is None and cri_socket is None:
+        return None
+    from gpuwatch.collect.kubernetes.collector import KubernetesCollector
+
+    return KubernetesCollector(
+        k8s,
+        pod_resources_socket=pod_resources,
+        cri_socket=cri_socket,
+        processes=lambda: gpus.view().processes,
+    )
 
 
 def build_triton(

@@ -15,6 +15,7 @@ import math
 import os
 import stat
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -181,10 +182,61 @@ class DemoSettings:
     triton: bool = _setting(True, "replay recorded Triton models beside the GPUs in --demo")
 
 
+DEFAULT_POD_RESOURCES_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"
+CRI_SOCKETS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock")
+"""containerd's and CRI-O's CRI sockets, in the order an empty `cri_socket` tries them."""
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    pod_resources_socket: str = _setting(
+        DEFAULT_POD_RESOURCES_SOCKET,
+        "the kubelet's PodResources socket (GPU → pod); used when it exists, in --demo only when "
+        "another path is named; empty: off",
+    )
+    cri_socket: str = _setting(
+        "",
+        "the container runtime's CRI socket (process → pod names); empty: the first of containerd's "
+        "and CRI-O's that exists (never in --demo); off: none",
+    )
+    timeout_seconds: float = _setting(2.0, "deadline for one call on either socket", minimum=0.05, maximum=60)
+    max_reply_bytes: int = _setting(
+        16_777_216,
+        "largest reply accepted (gRPC's own default of 4 MiB is too small on big nodes)",
+        minimum=65_536,
+        maximum=1_073_741_824,
+    )
+    refresh_seconds: float = _setting(
+        30.0,
+        "re-list pods and containers at least this often; at once when a GPU process is in a "
+        "container not yet known",
+        minimum=1,
+        maximum=86400,
+    )
+
+    def pod_resources_path(self, *, demo: bool) -> str | None:
+        """The PodResources socket to use: None when off (or the default path in --demo)."""
+        path = self.pod_resources_socket
+        if not path or (demo and path == DEFAULT_POD_RESOURCES_SOCKET):
+            return None
+        return path
+
+    def cri_path(self, *, demo: bool, exists: Callable[[str], bool] = os.path.exists) -> str | None:
+        """The CRI socket to use: the named one, else (not in --demo) the first that exists."""
+        if self.cri_socket == "off":
+            return None
+        if self.cri_socket:
+            return self.cri_socket
+        if demo:
+            return None
+        return next((p for p in CRI_SOCKETS if exists(p)), None)
+
+
 @dataclass(frozen=True)
 class Settings:
     nvml: NvmlSettings = field(default_factory=NvmlSettings)
     triton: TritonSettings = field(default_factory=TritonSettings)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     top: TopSettings = field(default_factory=TopSettings)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from gpuwatch import model
 from gpuwatch.assess import AssessState, assess
-from gpuwatch.collect.contract import GpuSource, Job, TritonSource
+from gpuwatch.collect.contract import GpuSource, Job, KubernetesSource, TritonSource
 from gpuwatch.collect.joins import join
 
 log = logging.getLogger("gpuwatch.engine")
@@ -133,9 +133,11 @@ class Engine:
         tick_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         store_health: Callable[[], model.StoreHealth | None] | None = None,
+        kubernetes: KubernetesSource | None = None,
     ) -> None:
         self.gpus = gpus
         self.triton = triton
+        self.kubernetes = kubernetes
         self.tick_seconds = tick_seconds
         self._clock = clock
         self._store_health = store_health
@@ -145,6 +147,7 @@ class Engine:
         self._subscribers: list[Callable[[model.Snapshot], None]] = []
         self._own_events: list[model.Event] = []
         jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else [])
+        jobs += list(kubernetes.jobs()) if kubernetes else []
         self._runners = [_JobRunner(j, clock, self._stop, self._job_changed) for j in jobs]
         self._tick_thread: threading.Thread | None = None
         self._assessed: AssessState | None = None
@@ -164,6 +167,8 @@ class Engine:
         self.gpus.close()
         if self.triton is not None:
             self.triton.close()
+        if self.kubernetes is not None:
+            self.kubernetes.close()
 
     def subscribe(self, callback: Callable[[model.Snapshot], None]) -> None:
         """`callback(snapshot)` runs on the tick thread after each publish; keep it quick."""
@@ -213,7 +218,8 @@ class Engine:
         if self.triton is not None:
             servers = self.triton.view()
             events += self.triton.drain_events()
-        joined = join(view, servers)  # processes ↔ servers, GPU UUIDs → indexes
+        pods = self.kubernetes.view() if self.kubernetes is not None else None
+        joined = join(view, servers, kubernetes=pods)  # processes ↔ servers, UUIDs → indexes, pods
         with self._lock:
             events += self._own_events
             self._own_events = []
@@ -222,7 +228,7 @@ class Engine:
             timestamp=timestamp,
             node=view.node,
             devices=view.devices,
-            gpus=view.gpus,
+            gpus=joined.gpus,
             processes=joined.processes,
             triton=joined.servers,
             events=tuple(events),

@@ -159,6 +159,32 @@ class GpuSample:
     nvlink_tx_bytes_per_second: float | None = None
     nvlink_rx_bytes_per_second: float | None = None
     gpm: GpmActivity | None = None
+    pods: tuple[PodRef, ...] = ()
+    """The Kubernetes containers the kubelet allotted this GPU (or one of its MIG devices) to,
+    from its PodResources API; empty where there is no kubelet or nobody holds it. Several
+    where the GPU is shared (time-slicing, MIG)."""
+
+
+# --------------------------------------------------------------------------- kubernetes
+
+
+@dataclass(frozen=True, slots=True)
+class PodRef:
+    """One container of a Kubernetes pod: who holds a GPU, or where a process runs."""
+
+    namespace: str
+    """The pod's namespace."""
+    pod: str
+    """The pod's name."""
+    container: str
+    """The container's name in the pod spec; "" where only the pod is known."""
+    device_id: str | None = None
+    """For a GPU's holder: the device id the kubelet allotted (a GPU or MIG UUID, with a
+    time-slicing replica's `::N` suffix as the device plugin wrote it); None for a process."""
+
+    def label(self) -> str:
+        """`namespace/pod`, as the TUI shows it where it showed a container hash."""
+        return f"{self.namespace}/{self.pod}"
 
 
 # --------------------------------------------------------------------------- processes
@@ -187,6 +213,11 @@ class ProcessSample:
     started_at: float | None = None
     triton_server: str | None = None
     """Name of the configured Triton server this process is, when it is one."""
+    pod_uid: str | None = None
+    """The Kubernetes pod's UID, from the same cgroup path; None outside a pod."""
+    pod: PodRef | None = None
+    """Its pod's namespace and name and its container's name, from the container runtime's
+    CRI labels (`[kubernetes] cri_socket`); None where no runtime answered for it."""
 
 
 # --------------------------------------------------------------------------- events

@@ -202,9 +202,17 @@ def full_snapshot() -> model.Snapshot:
         state=model.GpuState.OK,
         gpm=gpm,
         clock_event_reasons_mask=0x44,
+        pods=(model.PodRef("ml", "llama-0", "server", "GPU-0"),),
     )
     info = filled(model.GpuInfo, index=0, uuid="GPU-0")
-    proc = filled(model.ProcessSample, pid=7, gpu_index=0, gpu_uuid="GPU-0", container_id="ab" * 32)
+    proc = filled(
+        model.ProcessSample,
+        pid=7,
+        gpu_index=0,
+        gpu_uuid="GPU-0",
+        container_id="ab" * 32,
+        pod=model.PodRef("ml", "llama-0", "server"),
+    )
     event = model.Event(
         1.0, model.EventKind.XID, model.Severity.CRITICAL, "x", gpu_index=0, gpu_uuid="GPU-0", code=79
     )

@@ -17,8 +17,9 @@ from gpuwatch.collect.nvml.readings import (
 from gpuwatch.collect.nvml.tracked import TrackedGpu
 from gpuwatch.collect.nvml.view import gpu_sample, process_samples
 
-_JOINED_APART = {"index", "uuid", "state", "state_reason", "gpm"}
-"""GpuSample fields that do not come from a fast or slow reading's field of the same name."""
+_JOINED_APART = {"index", "uuid", "state", "state_reason", "gpm", "pods"}
+"""GpuSample fields that do not come from a fast or slow reading's field of the same name
+(`pods`: the engine's Kubernetes join)."""
 _NOT_SAMPLE_FIELDS = {"processes", "gpm", "process_utilization"}
 """Reading fields that become something else than a GpuSample field."""
 

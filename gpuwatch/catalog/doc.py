@@ -21,7 +21,11 @@ def render_doc() -> str:
         "",
         "Labels: `gpu` (NVML index) and `uuid` on GPU families; `server`, `model`, `version` on",
         "Triton families; `collector` names an engine job (`nvml`, `nvml_slow`, `nvml_events`,",
-        "`triton:NAME`, …). No label carries a command line, a URL or a secret.",
+        "`triton:NAME`, …). No label carries a command line, a URL or a secret. On a Kubernetes",
+        "node (`[kubernetes]`) the GPU families also carry `namespace`, `pod` and `container` (as",
+        "dcgm-exporter names them) when exactly one container holds the GPU, and the process",
+        "families `namespace` and `pod`; labels written *in italics* below are left out where not",
+        "known, and are not part of a history series' key.",
         "",
         "Names match the history's series (`gpuwatch query SERIES`, `/api/v1/history`) with the",
         "`gpuwatch_` prefix, except that cumulative `_count` fields are `_total` counters, energy is",
@@ -35,7 +39,8 @@ def render_doc() -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for f in ALL:
-        labels = ", ".join(f"`{label}`" for label in f.labels) or "—"
+        context = [f"*`{label}`*" for label in f.entity.context_labels]
+        labels = ", ".join([f"`{label}`" for label in f.labels] + context) or "—"
         series = f"`{f.name}`" if f.stored_scale is not None else "—"
         text = f.help.replace("|", "\\|")
         lines.append(f"| `{f.metric}` | {f.metric_type} | {labels} | {f.unit or '—'} | {series} | {text} |")

@@ -34,6 +34,12 @@ class EntityKind(Generic[T]):
     """The objects of this kind in a reading, in the order they are exported."""
     key: Callable[[T], tuple[str, ...]]
     """One object's label values, in the order of `labels`."""
+    context_labels: tuple[str, ...] = ()
+    """Labels /metrics adds to this kind's series where they are known: a value "" is left out
+    of the sample, not written empty. Not part of the key, so the history keeps one series per
+    object whatever its context (a GPU's history does not split when its pod changes)."""
+    context: Callable[[T], tuple[str, ...]] | None = None
+    """One object's context label values, in the order of `context_labels`."""
 
     def label_pairs(self, obj: T) -> tuple[tuple[str, str], ...]:
         return tuple(zip(self.labels, self.key(obj), strict=True))
@@ -71,6 +77,32 @@ def _xids(r: Reading) -> list[tuple[tuple[str, str], Mapping[int, int]]]:
 
 def _processes(r: Reading) -> tuple[model.ProcessSample, ...]:
     return r.snapshot.processes if r.snapshot is not None else ()
+
+
+POD_LABELS = ("namespace", "pod", "container")
+"""The Kubernetes labels of a GPU's series, as dcgm-exporter names them."""
+_NO_POD = ("", "", "")
+
+
+def _gpu_pod(s: model.GpuSample) -> tuple[str, ...]:
+    """The one container holding the GPU; none when nobody or several do (time-slicing, MIG):
+    `gpu_pod_info` lists them all, so the series of a shared GPU do not multiply per holder."""
+    holders = {(p.namespace, p.pod, p.container) for p in s.pods}
+    return holders.pop() if len(holders) == 1 else _NO_POD
+
+
+def _gpu_holders(r: Reading) -> Iterable[tuple[model.GpuSample, model.PodRef]]:
+    for s in _gpus(r):
+        for ref in s.pods:
+            yield s, ref
+
+
+def _holder_key(s: model.GpuSample, ref: model.PodRef) -> tuple[str, ...]:
+    return (str(s.index), s.uuid, ref.namespace, ref.pod, ref.container, ref.device_id or "")
+
+
+def _process_pod(p: model.ProcessSample) -> tuple[str, ...]:
+    return ("", "") if p.pod is None else (p.pod.namespace, p.pod.pod)
 
 
 def _process_key(p: model.ProcessSample) -> tuple[str, ...]:
@@ -114,8 +146,18 @@ COLLECTOR: EntityKind[model.CollectorHealth] = EntityKind(
 )
 STORE: EntityKind[model.StoreHealth] = EntityKind("store", (), _store, _none)
 
-GPU: EntityKind[model.GpuSample] = EntityKind("gpu", ("gpu", "uuid"), _gpus, lambda s: (str(s.index), s.uuid))
-"""This tick's sample of each GPU, lost and hung ones included."""
+GPU: EntityKind[model.GpuSample] = EntityKind(
+    "gpu", ("gpu", "uuid"), _gpus, lambda s: (str(s.index), s.uuid), POD_LABELS, _gpu_pod
+)
+"""This tick's sample of each GPU, lost and hung ones included; on /metrics with the pod that
+holds it, where one does (`[kubernetes]`)."""
+GPU_HOLDERS: EntityKind[tuple[model.GpuSample, model.PodRef]] = EntityKind(
+    "gpu_holders",
+    GPU.labels + POD_LABELS + ("device",),
+    _gpu_holders,
+    lambda item: _holder_key(*item),
+)
+"""Each container the kubelet allotted a GPU (or one of its MIG devices) to."""
 GPU_FACTS: EntityKind[model.GpuInfo] = EntityKind(
     "gpu_facts", GPU.labels, _devices, lambda d: (str(d.index), d.uuid)
 )
@@ -125,9 +167,15 @@ GPU_XIDS: EntityKind[tuple[tuple[str, str], Mapping[int, int]]] = EntityKind(
 )
 """The XIDs counted on each GPU since the daemon started."""
 PROCESS: EntityKind[model.ProcessSample] = EntityKind(
-    "process", ("gpu", "uuid", "pid", "process", "user", "container", "server"), _processes, _process_key
+    "process",
+    ("gpu", "uuid", "pid", "process", "user", "container", "server"),
+    _processes,
+    _process_key,
+    ("namespace", "pod"),
+    _process_pod,
 )
-"""A process holding a context on a GPU: `process` is its name, never its command line."""
+"""A process holding a context on a GPU: `process` is its name, never its command line;
+`container` its container id's first 12 hex digits; `namespace` and `pod` where known."""
 
 SERVER: EntityKind[model.TritonServerStatus] = EntityKind(
     "server", ("server",), _servers, lambda s: (s.name,)

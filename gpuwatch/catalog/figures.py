@@ -83,6 +83,11 @@ class Figure(Generic[T]):
     def labels(self) -> Labels:
         return self.entity.labels
 
+    @property
+    def metric_labels(self) -> Labels:
+        """`labels`, then the entity's context labels (each on a sample only where known)."""
+        return self.entity.labels + self.entity.context_labels
+
 
 @dataclass(frozen=True, slots=True)
 class LabelledFigure(Generic[T]):
@@ -103,6 +108,10 @@ class LabelledFigure(Generic[T]):
     def labels(self) -> Labels:
         return self.entity.labels + self.extra_labels
 
+    @property
+    def metric_labels(self) -> Labels:
+        return self.labels + self.entity.context_labels
+
 
 @dataclass(frozen=True, slots=True)
 class HistogramFigure(Generic[T]):
@@ -122,6 +131,10 @@ class HistogramFigure(Generic[T]):
     @property
     def labels(self) -> Labels:
         return self.entity.labels
+
+    @property
+    def metric_labels(self) -> Labels:
+        return self.entity.labels + self.entity.context_labels
 
 
 AnyFigure = Figure[Any] | LabelledFigure[Any] | HistogramFigure[Any]

@@ -71,6 +71,17 @@ STATE = (
     ),
 )
 
+PODS = (
+    gauge(
+        "gpu_pod_info",
+        e.GPU_HOLDERS,
+        lambda item: 1,
+        "Always 1; a Kubernetes container the kubelet allotted the GPU to (`device`: the id it "
+        "allotted, the GPU's or a MIG device's UUID). A GPU's other series carry `namespace`, "
+        "`pod` and `container` when exactly one container holds it.",
+    ),
+)
+
 FACTS = (
     labelled(
         "gpu_info",
@@ -504,4 +515,4 @@ CLOCK_EVENTS = tuple(
 )
 """One 0/1 figure per reason that costs performance (idle and settings do not)."""
 
-FIGURES: tuple[AnyFigure, ...] = STATE + FACTS + SAMPLE + GPM + CLOCK_EVENTS
+FIGURES: tuple[AnyFigure, ...] = STATE + PODS + FACTS + SAMPLE + GPM + CLOCK_EVENTS

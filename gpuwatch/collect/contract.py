@@ -54,3 +54,26 @@ class TritonSource(Protocol):
     def view(self) -> tuple[model.TritonServerStatus, ...]: ...
     def drain_events(self) -> list[model.Event]: ...
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesView:
+    """What the kubelet and the container runtime last said, for the Kubernetes join."""
+
+    devices: dict[str, tuple[model.PodRef, ...]]
+    """Device id as the kubelet returned it (GPU or MIG UUID, maybe with a `::N` replica
+    suffix) → the containers it is allotted to (`PodRef.device_id` set)."""
+    containers: dict[str, model.PodRef]
+    """CRI container id (64 hex) → its pod and container name."""
+    pods: dict[str, model.PodRef]
+    """Pod UID → its pod (container ""), for a process whose own container the runtime has
+    not listed yet."""
+
+
+EMPTY_KUBERNETES = KubernetesView({}, {}, {})
+
+
+class KubernetesSource(Protocol):
+    def jobs(self) -> list[Job]: ...
+    def view(self) -> KubernetesView: ...
+    def close(self) -> None: ...

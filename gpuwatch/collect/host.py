@@ -3,18 +3,20 @@
 The NVML collector asks a `ProcessInfoSource` about each PID it sees on a GPU. `HostProcesses`
 reads the real host through psutil and /proc/PID/cgroup, caching each PID while it stays on a
 GPU; the demo's stand-in (`gpuwatch.demo.processes`) answers for the PIDs the recorded NVML
-source invents. Parsing a cgroup file is a pure function with its own tests.
+source invents. Parsing a cgroup file (container id and pod UID) is a pure function with its
+own tests (`collect/kubernetes/cgroup.py`).
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import psutil
+
+from gpuwatch.collect.kubernetes.cgroup import parse_cgroup
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,8 @@ class HostProcess:
     command: str | None
     container_id: str | None
     started_at: float | None
+    pod_uid: str | None = None
+    """The Kubernetes pod's UID from the cgroup path; None outside a pod."""
 
 
 class ProcessInfoSource(Protocol):
@@ -33,24 +37,9 @@ class ProcessInfoSource(Protocol):
         """Drop cached entries for PIDs no longer on any GPU."""
 
 
-# docker: /docker/<id> or docker-<id>.scope; containerd (k8s): cri-containerd-<id>.scope or
-# /kubepods/.../<id>; cri-o: crio-<id>.scope; podman: libpod-<id>.scope.
-_CONTAINER_ID = re.compile(
-    r"(?:docker-|cri-containerd-|crio-|libpod-|containerd-)?([0-9a-f]{64})(?:\.scope)?$"
-)
-
-
 def parse_container_id(cgroup_text: str) -> str | None:
     """The 64-hex container id in a /proc/PID/cgroup file, or None for a host process."""
-    for line in cgroup_text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        for component in reversed(parts[2].split("/")):
-            match = _CONTAINER_ID.search(component)
-            if match and (component == match.group(0) or component.endswith(".scope")):
-                return match.group(1)
-    return None
+    return parse_cgroup(cgroup_text).container_id
 
 
 class HostProcesses:
@@ -97,4 +86,5 @@ class HostProcesses:
             cgroup = (self._proc_root / str(pid) / "cgroup").read_text()
         except OSError:
             cgroup = ""
-        return HostProcess(user, name, command, parse_container_id(cgroup), started)
+        place = parse_cgroup(cgroup)
+        return HostProcess(user, name, command, place.container_id, started, place.pod_uid)

@@ -143,30 +143,36 @@ class _Families:
     def __init__(self, reading: Reading) -> None:
         self._rows: dict[str, list[tuple[Labels, float]]] = {}
         self._histograms: dict[str, list[tuple[Labels, BatchCounts]]] = {}
-        objects: dict[str, list[tuple[Labels, Any]]] = {}
+        objects: dict[str, list[tuple[Labels, Any, Labels]]] = {}
         for figure in ALL:
             kind = figure.entity
             items = objects.get(kind.name)
             if items is None:
-                key = kind.key
-                items = objects[kind.name] = [(key(obj), obj) for obj in kind.each(reading)]
+                key, context = kind.key, kind.context
+                if context is None:
+                    items = [(key(obj), obj, ()) for obj in kind.each(reading)]
+                else:  # context labels come after every other label (`metric_labels`)
+                    items = [(key(obj), obj, context(obj)) for obj in kind.each(reading)]
+                objects[kind.name] = items
             if not items:
                 continue
             if isinstance(figure, Figure):
                 read, scale = figure.read, figure.metric_scale
                 rows = [
-                    (labels, v * scale) for labels, obj in items if (v := as_number(read(obj))) is not None
+                    (labels + ctx, v * scale)
+                    for labels, obj, ctx in items
+                    if (v := as_number(read(obj))) is not None
                 ]
             elif isinstance(figure, HistogramFigure):
-                counted = [(labels, c) for labels, obj in items if (c := figure.read(obj)) is not None]
+                counted = [(labels, c) for labels, obj, _ in items if (c := figure.read(obj)) is not None]
                 if counted:
                     self._histograms[figure.metric] = counted
                 continue
             else:
                 each_row = figure.rows
                 rows = [
-                    (labels + extra, v)
-                    for labels, obj in items
+                    (labels + extra + ctx, v)
+                    for labels, obj, ctx in items
                     for extra, value in each_row(obj)
                     if (v := as_number(value)) is not None
                 ]
@@ -187,6 +193,9 @@ class _Families:
                 continue
             rows = self._rows.get(figure.metric)
             if not rows:
+                continue
+            if figure.entity.context_labels:
+                yield _family_with_context(figure, rows)
                 continue
             cls = CounterMetricFamily if figure.metric_type == "counter" else GaugeMetricFamily
             metric = cls(client_name(figure), figure.help, labels=figure.labels)
@@ -219,7 +228,7 @@ class _Families:
             for labels, value in rows:
                 hit = before.get(labels)
                 if hit is None:
-                    prefix = line % tuple(map(_escape, labels))
+                    prefix = line % tuple(map(_escape, labels)) if line else _prefix(figure, labels)
                     hit = (value, prefix, prefix + _number(value))
                 elif hit[0] != value:
                     hit = (value, hit[1], hit[1] + _number(value))
@@ -238,8 +247,29 @@ def _header(figure: AnyFigure) -> str:
     return f"# HELP {figure.metric} {text}\n# TYPE {figure.metric} {figure.metric_type}\n"
 
 
-def _line_format(figure: AnyFigure) -> str:
-    """`name{a="%s",b="%s"} `: one %-format per family for a sample line's prefix."""
+def _family_with_context(figure: AnyFigure, rows: list[tuple[Labels, float]]) -> Metric:
+    """A family whose samples carry context labels only where known: label sets differ."""
+    metric = Metric(client_name(figure), figure.help, figure.metric_type)
+    sample_name = figure.metric
+    for labels, value in rows:
+        pairs = zip(figure.metric_labels, labels, strict=True)
+        metric.add_sample(sample_name, {n: v for n, v in pairs if v or n in figure.labels}, value)
+    return metric
+
+
+def _prefix(figure: AnyFigure, labels: Labels) -> str:
+    """A sample line's prefix where context labels may be left out (`EntityKind.context_labels`)."""
+    key = figure.labels
+    pairs = zip(figure.metric_labels, labels, strict=True)
+    inner = ",".join(f'{n}="{_escape(v)}"' for n, v in pairs if v or n in key)
+    return f"{figure.metric}{{{inner}}} "
+
+
+def _line_format(figure: AnyFigure) -> str | None:
+    """`name{a="%s",b="%s"} `: one %-format per family for a sample line's prefix; None for a
+    family whose context labels are left out where unknown (`_prefix` writes each)."""
+    if figure.entity.context_labels:
+        return None
     if not figure.labels:
         return figure.metric + " "
     return figure.metric + "{" + ",".join(f'{label}="%s"' for label in figure.labels) + "} "

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 
+from gpuwatch import model
+
 MISSING = "—"
 GIB = 1024**3
 MIB = 1024**2
@@ -101,6 +103,14 @@ def clock_time(timestamp: float, utc: bool = False) -> str:
 
 def short_container(container_id: str | None) -> str | None:
     return container_id[:12] if container_id else None
+
+
+def container_of(p: model.ProcessSample) -> str | None:
+    """Where a process runs: `namespace/pod` where the container runtime named its pod
+    (`[kubernetes]`), else its container id's first 12 hex digits, else None (the host)."""
+    if p.pod is not None:
+        return p.pod.label()
+    return short_container(p.container_id)
 
 
 def celsius(value: float | None) -> str:

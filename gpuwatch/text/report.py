@@ -127,7 +127,7 @@ def _processes(processes: Iterable[model.ProcessSample]) -> list[str]:
         command = p.command or p.name
         line = (
             f"{p.pid:>7} {p.gpu_index:>3}  {fmt.clip(p.user, 10):<10} "
-            f"{fmt.clip(fmt.short_container(p.container_id), 12):<12} {fmt.size(p.used_memory_bytes):>8} "
+            f"{fmt.clip(fmt.container_of(p), 12):<12} {fmt.size(p.used_memory_bytes):>8} "
             f"{fmt.percent(p.sm_utilization_ratio):>4}  "
         )
         if p.triton_server:

@@ -150,7 +150,7 @@ def process_cells(p: model.ProcessSample, pal: Palette) -> list[Cell]:
     return [
         str(p.pid),
         Text(fmt.clip(p.user, 10)),
-        Text(fmt.short_container(p.container_id) or fmt.MISSING, style=pal.dim),
+        Text(fmt.container_of(p) or fmt.MISSING, style=pal.dim),  # the table clips it to its column
         str(p.gpu_index),
         fmt.size(p.used_memory_bytes),
         fmt.percent(p.sm_utilization_ratio),

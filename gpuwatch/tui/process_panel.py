@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 
 from gpuwatch import model
+from gpuwatch.text import fmt
 from gpuwatch.tui.cells import process_cells, process_command
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, SyncTable
@@ -33,6 +34,10 @@ PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("sm", "SM", 4, right=True),
     Column("command", "Command", 0, min_width=16),
 )
+POD_COLUMNS: tuple[Column, ...] = tuple(
+    Column(c.key, c.label, 24, priority=c.priority) if c.key == "container" else c for c in PROCESS_COLUMNS
+)
+"""The same, with room for `namespace/pod` when a process shown runs in a known pod."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +59,20 @@ SORTS: tuple[SortKey, ...] = (
     SortKey("gpu", "GPU", lambda p: (p.gpu_index, p.pid), False),
     SortKey("pid", "PID", lambda p: p.pid, False),
     SortKey("user", "User", lambda p: (p.user or "", p.pid), False),
-    SortKey("container", "Container", lambda p: (p.container_id or "", p.pid), False),
+    SortKey("container", "Container", lambda p: (fmt.container_of(p) or "", p.pid), False),
     SortKey("command", "Command", lambda p: (process_command(p), p.pid), False),
 )
 _SORT_BY_COLUMN = {s.column: s for s in SORTS}
 
 
 def matches(p: model.ProcessSample, needle: str) -> bool:
-    """Case-insensitive substring of the pid, user, container id, GPU or command line."""
+    """Case-insensitive substring of the pid, user, container id, pod (`namespace/pod`), GPU or
+    command line."""
     if not needle:
         return True
+    pod = f"{p.pod.label()} {p.pod.container}" if p.pod else ""
     hay = " ".join(
-        (str(p.pid), p.user or "", p.container_id or "", f"gpu{p.gpu_index}", process_command(p))
+        (str(p.pid), p.user or "", p.container_id or "", pod, f"gpu{p.gpu_index}", process_command(p))
     ).lower()
     return needle.lower() in hay
 
@@ -192,6 +199,7 @@ class ProcessPanel(Vertical):
             parts.append(f"filter “{self.filter_text}”")
         title.update(" · ".join(parts))
         pal = self.palette
+        self.table.declare(POD_COLUMNS if any(p.pod for p in shown) else PROCESS_COLUMNS)
         self.table.show_rows([(f"{p.pid}@{p.gpu_index}", process_cells(p, pal)) for p in shown])
         self._draw_command()
 
@@ -204,9 +212,11 @@ class ProcessPanel(Vertical):
         if process is None:
             line.update("")
             return
+        pod = process.pod
+        where = f" in pod {pod.label()} container {pod.container or fmt.MISSING}" if pod else ""
         line.update(
             Text.assemble(
-                (f"PID {process.pid} on GPU {process.gpu_index}: ", "bold"),
+                (f"PID {process.pid} on GPU {process.gpu_index}{where}: ", "bold"),
                 process_command(process),
             )
         )

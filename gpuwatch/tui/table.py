@@ -94,6 +94,13 @@ class SyncTable(DataTable[Cell]):
             return None
         return self._keys[self.cursor_row]
 
+    def declare(self, columns: Sequence[Column]) -> None:
+        """Change the declared columns (same keys, other widths); laid out anew on the next rows."""
+        columns = tuple(columns)
+        if columns != self._declared:
+            self._declared = columns
+            self._shown = []
+
     def show_rows(self, rows: Sequence[Row]) -> None:
         self._rows = list(rows)
         if not self._shown:

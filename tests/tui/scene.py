@@ -24,12 +24,14 @@ import pytest
 from gpuwatch import model
 from gpuwatch.client.inprocess import InProcessClient
 from gpuwatch.collect.contract import Job
+from gpuwatch.collect.kubernetes.collector import KubernetesCollector
 from gpuwatch.collect.nvml.collector import NvmlCollector
-from gpuwatch.config import NvmlSettings
+from gpuwatch.config import KubernetesSettings, NvmlSettings
 from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from tests.conftest import ManualClock, make_collector
+from tests.kube_servers import Servers, gpu_pod, kubelet_container
 
 HOSTNAME = "gpu-node-01"
 TICKS = 144
@@ -180,6 +182,7 @@ class Scene:
     engine: Engine
     history: MemoryHistory
     ticks: int = 0
+    kubernetes: KubernetesCollector | None = None
 
     def client(self, name: str = HOSTNAME) -> InProcessClient:
         return InProcessClient(
@@ -196,6 +199,9 @@ class Scene:
             self.collector.poll_events()
             if self.ticks % 5 == 0:
                 self.collector.poll_slow()
+            if self.kubernetes is not None:
+                assert self.kubernetes.run_pod_resources() is None
+                assert self.kubernetes.run_cri() is None
             snapshot = self.engine.tick()
         assert snapshot is not None
         return snapshot
@@ -214,18 +220,42 @@ def build_scene(
     triton: bool = True,
     start: float = 1_795_558_200.0,
     hostname: str = HOSTNAME,
+    pods: Servers | None = None,
 ) -> Scene:
+    """`pods`: running PodResources and CRI servers, told here that the recorded containers are
+    pods' (one pod per GPU) and that the pods hold GPUs 0 and 1."""
     monkeypatch.setattr(socket, "gethostname", lambda: hostname)
     clock = ManualClock(start)
     recorded = RecordedNvml(gpus, clock=clock)
     collector = make_collector(recorded, SCENE_NVML, clock)
     scripted = ScriptedTriton(clock) if triton else None
-    engine = Engine(collector, scripted, clock=clock)
+    kubernetes = None
+    if pods is not None:
+        kubernetes = _pods_of(recorded, collector, pods)
+    engine = Engine(collector, scripted, clock=clock, kubernetes=kubernetes)
     history = MemoryHistory(keep_seconds=900)
     engine.subscribe(history.add)
     if faults:
         recorded.inject_xid(2, 31, at_tick=100)
         recorded.inject("GPU_IS_LOST", gpu=min(3, gpus - 1), from_tick=130)
-    scene = Scene(clock, recorded, collector, scripted, engine, history)
+    scene = Scene(clock, recorded, collector, scripted, engine, history, kubernetes=kubernetes)
     scene.run(ticks)
     return scene
+
+
+def _pods_of(recorded: RecordedNvml, collector: NvmlCollector, servers: Servers) -> KubernetesCollector:
+    containers = sorted(h.container_id for h in recorded.host_processes().values() if h.container_id)
+    servers.runtime.containers = [
+        kubelet_container(cid, "inference", f"llm-serve-{i}", "server", f"uid-{i}")
+        for i, cid in enumerate(containers)
+    ]
+    servers.kubelet.pods = [
+        gpu_pod("inference", f"llm-serve-{i}", "server", uuid)
+        for i, uuid in enumerate(d.uuid for d in collector.view().devices[:2])
+    ]
+    return KubernetesCollector(
+        KubernetesSettings(),
+        pod_resources_socket=servers.kubelet_socket,
+        cri_socket=servers.cri_socket,
+        processes=lambda: collector.view().processes,
+    )

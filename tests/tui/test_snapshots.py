@@ -15,6 +15,7 @@ import pytest
 from textual.pilot import Pilot
 
 from gpuwatch.tui.app import TopApp
+from tests.kube_servers import running_servers
 from tests.tui.conftest import settle
 from tests.tui.scene import Scene, build_scene
 
@@ -46,6 +47,19 @@ def test_models_with_a_failing_model(snap_compare: SnapCompare, scene: Scene, si
 
 def test_processes_filtered(snap_compare: SnapCompare, scene: Scene) -> None:
     assert snap_compare(app_for(scene), run_before=keys("2", "slash", *"svc", "enter", "down"))
+
+
+def test_processes_in_pods(
+    snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch, utc: None, no_color_unset: None
+) -> None:
+    """On a Kubernetes node the Container column reads `namespace/pod` (CRI labels over a real
+    gRPC server), and the line under the table names the pod and container in full."""
+    with running_servers() as servers:
+        scene = build_scene(monkeypatch, pods=servers)
+        try:
+            assert snap_compare(app_for(scene), terminal_size=(120, 40), run_before=keys("2"))
+        finally:
+            scene.close()
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])

@@ -92,6 +92,7 @@ def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.Proc
                 name=facts.name if facts else None,
                 command=facts.command if facts else None,
                 container_id=facts.container_id if facts else None,
+                pod_uid=facts.pod_uid if facts else None,
                 started_at=facts.started_at if facts else None,
             )
         )
