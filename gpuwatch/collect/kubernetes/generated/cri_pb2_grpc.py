@@ -5,7 +5,7 @@ import warnings
 
 from gpuwatch.collect.kubernetes.generated import cri_pb2 as gpuwatch_dot_collect_dot_kubernetes_dot_generated_dot_cri__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.81.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
