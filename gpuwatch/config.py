@@ -134,6 +134,14 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    dcgm_exporter_names: bool = _setting(
+        False,
+        "also serve dcgm-exporter's DCGM_FI_DEV_*/DCGM_FI_PROF_* names, units and labels (docs/dcgm.md)",
+    )
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     retention: str = _setting(
         "1s:24h,1m:30d,1h:1y", "retention tiers RESOLUTION:KEEP, finest first (s, m, h, d, y)"
@@ -180,6 +188,7 @@ class Settings:
     nvml: NvmlSettings = field(default_factory=NvmlSettings)
     triton: TritonSettings = field(default_factory=TritonSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     top: TopSettings = field(default_factory=TopSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
