@@ -170,6 +170,16 @@ class TopSettings:
     token_file: str = _setting("", "bearer token file for daemons that require authentication")
     ca_file: str = _setting("", "PEM CA bundle that signs https daemons' certificates; empty: the system's")
     no_color: bool = _setting(False, "monochrome (also set by NO_COLOR or --no-color)")
+    prometheus: str = _setting(
+        "", "Prometheus server URL for the fleet view (top --prometheus); empty: read the daemons"
+    )
+    prometheus_selector: str = _setting(
+        'job="gpuwatch"',
+        'label matchers picking the gpuwatch targets in Prometheus, e.g. job="gpuwatch",cluster="a"',
+    )
+    prometheus_token_file: str = _setting("", "bearer token file for Prometheus")
+    prometheus_basic_auth_file: str = _setting("", "file holding USER:PASSWORD for Prometheus's basic auth")
+    prometheus_ca_file: str = _setting("", "PEM CA bundle for an https Prometheus; empty: the system's")
 
 
 @dataclass(frozen=True)

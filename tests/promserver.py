@@ -41,8 +41,9 @@ def _ready(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def prometheus(tmp: Path, targets: dict[str, str]) -> Iterator[str]:
-    """Prometheus scraping `targets` (node name → HOST:PORT, the name as label `node`)."""
+def prometheus(tmp: Path, targets: dict[str, str], *, dead: int = 0) -> Iterator[str]:
+    """Prometheus scraping `targets` (node name → HOST:PORT, the name as label `node`), of
+    which `dead` are expected not to answer."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus is not installed (tests/run.sh installs it)")
@@ -73,7 +74,14 @@ def prometheus(tmp: Path, targets: dict[str, str]) -> Iterator[str]:
     try:
         wait_until(lambda: proc.poll() is not None or _ready(url), timeout=60, every=0.2)
         assert proc.poll() is None, f"prometheus exited: {log.read_text()}"
-        wait_until(lambda: len(query(url, 'up{job="gpuwatch"} == 1')) == len(targets), timeout=60, every=0.2)
+        wait_until(
+            lambda: (
+                len(query(url, 'up{job="gpuwatch"}')) == len(targets)
+                and len(query(url, 'up{job="gpuwatch"} == 1')) == len(targets) - dead
+            ),
+            timeout=60,
+            every=0.2,
+        )
         yield url
     finally:
         _stop(proc)
