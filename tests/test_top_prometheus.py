@@ -16,12 +16,19 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gpuwatch import config
 from gpuwatch.client import connect
-from gpuwatch.client.prometheus import QUERIES, PrometheusFleet, needs_a_look
+from gpuwatch.client.http import HttpClient
+from gpuwatch.client.prometheus import QUERIES, PrometheusFleet, PrometheusNodeClient, needs_a_look
 from gpuwatch.client.protocol import SourceUnavailableError
+from gpuwatch.tui.app import TopApp
+from gpuwatch.tui.gpu_panel import GpuPanel
+from gpuwatch.tui.node_header import NodeHeader
+from gpuwatch.tui.node_screen import NodeScreen
+from gpuwatch.tui.table import SyncTable
 from tests.conftest import REPO
 from tests.daemons import Daemon, unused_port
 from tests.promserver import prometheus, wait_for_data
@@ -219,3 +226,68 @@ def test_a_prometheus_that_goes_away_reads_as_such_and_the_rows_stay(
         assert "cannot connect (refused)" in screen and "rows as of" in screen
     finally:
         subprocess.run(["tmux", "-L", tmux.socket, "kill-server"], capture_output=True, check=False)
+
+
+# --------------------------------------------------------------------------- a node from Prometheus alone
+
+
+def test_open_reads_the_daemon_else_prometheus(fleet: tuple[str, dict[str, str]]) -> None:
+    url, targets = fleet
+    source = PrometheusFleet(_plan(url))
+    try:
+        assert isinstance(source.open(targets["failing"]), HttpClient)
+        dead = source.open(targets["dead"])  # nothing answers there: the node view from Prometheus
+        assert isinstance(dead, PrometheusNodeClient)
+        with pytest.raises(SourceUnavailableError, match="no current series"):
+            dead.snapshot()
+    finally:
+        source.close()
+
+
+def test_a_node_rebuilt_from_prometheus_agrees_with_its_daemon(fleet: tuple[str, dict[str, str]]) -> None:
+    url, targets = fleet
+    source = PrometheusFleet(_plan(url))
+    try:
+        node = PrometheusNodeClient(source, targets["xids"])
+        snapshot = node.snapshot()
+        served = httpx.get(f"http://{targets['xids']}/api/v1/snapshot", timeout=10).json()
+        assert [(d.index, d.uuid, d.name) for d in snapshot.devices] == [
+            (d["index"], d["uuid"], d["name"]) for d in served["devices"]
+        ]
+        assert [g.memory_total_bytes for g in snapshot.gpus] == [
+            g["memory_total_bytes"] for g in served["gpus"]
+        ]
+        assert all(g.power_watts and g.sm_clock_mhz and g.temperature_celsius for g in snapshot.gpus)
+        assert any(g.gpm is not None and g.gpm.sm_activity_ratio is not None for g in snapshot.gpus)
+        assert {f.kind.value for f in snapshot.findings} == {f["kind"] for f in served["findings"]}
+        assert snapshot.node.driver_version == served["node"]["driver_version"]
+        now = time.time()
+        history = node.history("gpu_power_watts", {"gpu": "0"}, now - 60, now, 30)
+        assert len(history) == 1 and history[0].key.label("gpu") == "0" and history[0].points
+        assert all(100 < p.mean < 800 for p in history[0].points)
+    finally:
+        source.close()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_dashboard_draws_a_node_from_prometheus(fleet: tuple[str, dict[str, str]]) -> None:
+    url, targets = fleet
+    source = PrometheusFleet(_plan(url))
+    try:
+        node = PrometheusNodeClient(source, targets["xids"])
+        async with TopApp([node], refresh_seconds=0.5).run_test(size=(100, 30)) as pilot:
+            screen = pilot.app.screen
+            assert isinstance(screen, NodeScreen)
+            header, gpus = screen.query_one(NodeHeader), screen.query_one(GpuPanel)
+            deadline = time.monotonic() + 20
+            while header.snapshot is None and time.monotonic() < deadline:
+                await pilot.pause(0.1)
+            assert gpus.query_one(SyncTable).row_keys == ["0", "1", "2", "3"]
+            assert f"prometheus {url}" in header.render().plain
+    finally:
+        source.close()
