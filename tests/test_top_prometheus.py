@@ -11,9 +11,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,13 @@ import pytest
 from gpuwatch import config
 from gpuwatch.client import connect
 from gpuwatch.client.http import HttpClient
-from gpuwatch.client.prometheus import QUERIES, PrometheusFleet, PrometheusNodeClient, needs_a_look
+from gpuwatch.client.prometheus import (
+    QUERIES,
+    TIMEOUT_SECONDS,
+    PrometheusFleet,
+    PrometheusNodeClient,
+    needs_a_look,
+)
 from gpuwatch.client.protocol import SourceUnavailableError
 from gpuwatch.tui.app import TopApp
 from gpuwatch.tui.gpu_panel import GpuPanel
@@ -291,3 +299,28 @@ async def test_the_dashboard_draws_a_node_from_prometheus(fleet: tuple[str, dict
             assert f"prometheus {url}" in header.render().plain
     finally:
         source.close()
+
+
+def test_a_slow_prometheus_is_said_to_be_slow() -> None:
+    release = threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(TIMEOUT_SECONDS + 2)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = PrometheusFleet(_plan(f"http://127.0.0.1:{server.server_address[1]}"))
+    try:
+        with pytest.raises(SourceUnavailableError, match=rf"did not answer within {TIMEOUT_SECONDS:g} s"):
+            source.view()
+    finally:
+        release.set()
+        source.close()
+        server.shutdown()
+        server.server_close()
