@@ -26,8 +26,9 @@ from gpuwatch.config import Settings, TritonServerSettings, triton_server_from_u
 from gpuwatch.engine import Engine
 
 if TYPE_CHECKING:
-    from gpuwatch.client.connect import Plan
+    from gpuwatch.client.connect import Plan, PrometheusPlan
     from gpuwatch.client.inprocess import InProcessClient
+    from gpuwatch.client.prometheus import PrometheusFleet
     from gpuwatch.client.protocol import Client
     from gpuwatch.collect.contract import GpuSource, KubernetesSource, TritonSource
     from gpuwatch.daemon import Daemon
@@ -151,6 +152,14 @@ def top_clients(plan: Plan, settings: Settings, *, demo: bool) -> list[Client]:
 
         return [HttpClient(url, token=plan.token, verify=plan.verify) for url in plan.urls]
     return [in_process_client(settings, demo=demo)]
+
+
+def top_fleet(plan: PrometheusPlan) -> PrometheusFleet:
+    """`gpuwatch top --prometheus`: the fleet through that Prometheus; nodes opened from it
+    read their daemons' APIs. The caller closes it."""
+    from gpuwatch.client.prometheus import PrometheusFleet
+
+    return PrometheusFleet(plan)
 
 
 def in_process_client(settings: Settings, *, demo: bool) -> InProcessClient:

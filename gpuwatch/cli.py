@@ -156,6 +156,12 @@ def _add_top(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="read the gpuwatch daemon at URL, e.g. http://gpu-node-02:9477 (repeatable: several "
         "open the cluster view; replaces [top] connect); a token from [top] token_file",
     )
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="the fleet view: read every gpuwatch target of the Prometheus at URL (replaces "
+        '[top] prometheus; targets picked by [top] prometheus_selector, job="gpuwatch")',
+    )
     p.add_argument("--no-color", action="store_true", help="monochrome (also set by NO_COLOR)")
     p.add_argument(
         "--refresh",
@@ -174,13 +180,33 @@ def run_top(args: argparse.Namespace, settings: config.Settings) -> int:
         raise UsageError(
             "--demo runs recorded GPUs in this process: drop --connect, or drop --demo to read the daemons"
         )
+    if args.prometheus and (args.demo or args.connect):
+        raise UsageError(
+            "--prometheus reads the fleet through Prometheus: drop --demo and --connect, or drop --prometheus"
+        )
     from gpuwatch.client import connect
 
     try:
-        plan = connect.plan(args.connect, settings, demo=args.demo)
+        prometheus = (
+            None if (args.demo or args.connect) else connect.prometheus_plan(args.prometheus, settings)
+        )
+        plan = connect.plan(args.connect, settings, demo=args.demo) if prometheus is None else None
     except connect.DaemonUrlError as exc:
         raise UsageError(str(exc)) from None
     monochrome = args.no_color or settings.top.no_color or "NO_COLOR" in os.environ
+    if prometheus is not None:
+        from gpuwatch import tui
+        from gpuwatch.assemble import top_fleet
+
+        fleet = top_fleet(prometheus)
+        root = logging.getLogger()
+        handlers, root.handlers = root.handlers, [logging.NullHandler()]
+        try:
+            return tui.run([], refresh_seconds=refresh, monochrome=monochrome, fleet=fleet)
+        finally:
+            fleet.close()
+            root.handlers = handlers
+    assert plan is not None
     # Textual first: importing it while the engine's first reads run on their threads would
     # have both fight over the GIL and put off the first frame.
     from gpuwatch import tui

@@ -135,6 +135,14 @@ class DaemonSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    dcgm_exporter_names: bool = _setting(
+        False,
+        "also serve dcgm-exporter's DCGM_FI_DEV_*/DCGM_FI_PROF_* names, units and labels (docs/dcgm.md)",
+    )
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     retention: str = _setting(
         "1s:24h,1m:30d,1h:1y", "retention tiers RESOLUTION:KEEP, finest first (s, m, h, d, y)"
@@ -169,6 +177,16 @@ class TopSettings:
     token_file: str = _setting("", "bearer token file for daemons that require authentication")
     ca_file: str = _setting("", "PEM CA bundle that signs https daemons' certificates; empty: the system's")
     no_color: bool = _setting(False, "monochrome (also set by NO_COLOR or --no-color)")
+    prometheus: str = _setting(
+        "", "Prometheus server URL for the fleet view (top --prometheus); empty: read the daemons"
+    )
+    prometheus_selector: str = _setting(
+        'job="gpuwatch"',
+        'label matchers picking the gpuwatch targets in Prometheus, e.g. job="gpuwatch",cluster="a"',
+    )
+    prometheus_token_file: str = _setting("", "bearer token file for Prometheus")
+    prometheus_basic_auth_file: str = _setting("", "file holding USER:PASSWORD for Prometheus's basic auth")
+    prometheus_ca_file: str = _setting("", "PEM CA bundle for an https Prometheus; empty: the system's")
 
 
 @dataclass(frozen=True)
@@ -238,6 +256,7 @@ class Settings:
     triton: TritonSettings = field(default_factory=TritonSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     top: TopSettings = field(default_factory=TopSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)

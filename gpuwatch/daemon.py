@@ -131,7 +131,11 @@ class Daemon:
         self.store.attach(self.engine)
         self.state = MetricsState()
         self.engine.subscribe(self.state.observe)
-        exporter = MetricsExporter(self.state, tick_seconds=self.engine.tick_seconds)
+        exporter = MetricsExporter(
+            self.state,
+            tick_seconds=self.engine.tick_seconds,
+            dcgm_names=settings.metrics.dcgm_exporter_names,
+        )
         self.engine.subscribe(exporter.after_tick)
         self.engine.subscribe(self._saw)
         api = Api(self.engine.latest, self.store.history, self.engine.health, clock=clock)

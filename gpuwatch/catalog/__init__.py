@@ -10,7 +10,8 @@ declarations:
 - `reading`: what a figure is read from (a snapshot, and the counts /metrics keeps beside it);
 - `daemon`, `gpu`, `processes`, `triton`: the declarations, one module per entity group;
 - `index`: all of them in /metrics order, and the figures the history keeps by kind;
-- `doc`: docs/metrics.md; `nvml_codes`: NVML's clock-event reasons and XIDs in words.
+- `dcgm`: dcgm-exporter's names for the GPU figures, a table from figure to DCGM field;
+- `doc`: docs/metrics.md and docs/dcgm.md; `nvml_codes`: NVML's clock-event reasons and XIDs in words.
 
 It imports only `gpuwatch.model`, itself and the standard library (a test checks), so the TUI
 and every face can read it.

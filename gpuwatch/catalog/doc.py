@@ -3,12 +3,14 @@ and meaning.
 
 Place in the flow: `catalog.index.ALL` → **render_doc** → docs/metrics.md; a test keeps the
 file equal to what this writes, so the documentation cannot drift from the exporter.
-Regenerate with `python -m gpuwatch.catalog.doc > docs/metrics.md`.
+Regenerate with `python -m gpuwatch.catalog.doc > docs/metrics.md`; docs/dcgm.md, the
+dcgm-exporter names (`catalog.dcgm`), with `python -m gpuwatch.catalog.doc dcgm > docs/dcgm.md`.
 """
 
 from __future__ import annotations
 
-from gpuwatch.catalog.index import ALL
+from gpuwatch.catalog import dcgm
+from gpuwatch.catalog.index import ALL, BY_NAME
 
 
 def render_doc() -> str:
@@ -48,7 +50,61 @@ def render_doc() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m gpuwatch.catalog.doc > docs/metrics.md
+def render_dcgm_doc() -> str:
+    labels = ", ".join(f"`{label}`" for label in dcgm.LABELS)
+    lines = [
+        "# dcgm-exporter's names",
+        "",
+        "With `[metrics] dcgm_exporter_names = true` in config.toml, `/metrics` also serves the GPU",
+        "figures under the names, units, types and labels of NVIDIA's dcgm-exporter, so that",
+        "dashboards and alerts written for it (Grafana dashboard 12239, for one) work against",
+        f"gpuwatch unchanged. It is off by default: it adds up to {len(dcgm.FIELDS)} series per GPU.",
+        "gpuwatch's own `gpuwatch_*` families are served either way and keep their base units.",
+        "",
+        f"Labels, in dcgm-exporter's order: {labels}. `device` is `nvidia` and the NVML index",
+        "(the device node's minor number on every common setup); `Hostname` is the node's host name;",
+        "`DCGM_FI_DRIVER_VERSION` the NVIDIA driver's version. dcgm-exporter adds `GPU_I_ID` and",
+        "`GPU_I_PROFILE` to a MIG instance's series and `pod`, `namespace`, `container` from the",
+        "kubelet: gpuwatch reads neither MIG instances nor pods yet, so those labels are absent, as",
+        "they are from dcgm-exporter on a node without MIG or Kubernetes. A query that groups by",
+        "them (`sum by (Hostname, gpu, UUID, GPU_I_ID, GPU_I_PROFILE)`) still works: absent labels",
+        "group as empty.",
+        "",
+        "Units are dcgm-exporter's: MiB for memory, MHz for clocks, W for power, mJ for energy, °C,",
+        "percent (0–100) for the `DEV` utilizations and a 0–1 ratio for the `PROF` fields.",
+        "`DCGM_FI_DEV_XID_ERRORS` is, as in dcgm-exporter, a gauge holding the code of the GPU's",
+        "latest XID (0 before the first since the daemon started); the counts by code are",
+        "`gpuwatch_gpu_xid_errors_total`.",
+        "",
+        "*Closeness*: **same** — the same NVML reading DCGM makes, so the values agree;",
+        "**close** — the same quantity read another way (another API or averaging);",
+        "**stand-in** — DCGM's profiling (`PROF`) fields come from its profiling module, which",
+        "gpuwatch does not use: the GPM metrics NVML gives on Hopper and later stand in for them.",
+        "They count the same hardware activity over a different sampling window; the two have not",
+        "been measured side by side. They are absent on GPUs without GPM (before Hopper).",
+        "",
+        "`promtool check metrics` finds nothing in gpuwatch's own families; about these it repeats",
+        "what it says about dcgm-exporter itself (the camelCase `modelName` label, counters without",
+        "`_total`, `DCGM_FI_DEV_PCIE_REPLAY_COUNTER`'s name), kept because dashboards match these",
+        "names exactly.",
+        "",
+        "This file is generated from `gpuwatch/catalog/dcgm.py` (a test keeps them equal).",
+        "",
+        "| name | DCGM field | type | unit | from gpuwatch's | closeness | note |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in dcgm.FIELDS:
+        base = BY_NAME[row.figure].metric
+        note = row.note.replace("|", "\\|") or "—"
+        lines.append(
+            f"| `{row.name}` | {row.field_id} | {row.metric_type} | {row.unit or '—'} | `{base}` "
+            f"| {row.closeness} | {note} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m gpuwatch.catalog.doc [dcgm] > docs/metrics.md (docs/dcgm.md)
     import sys
 
-    sys.stdout.write(render_doc())
+    sys.stdout.write(render_dcgm_doc() if sys.argv[1:] == ["dcgm"] else render_doc())

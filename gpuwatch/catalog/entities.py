@@ -177,6 +177,50 @@ PROCESS: EntityKind[model.ProcessSample] = EntityKind(
 """A process holding a context on a GPU: `process` is its name, never its command line;
 `container` its container id's first 12 hex digits; `namespace` and `pod` where known."""
 
+
+@dataclass(frozen=True, slots=True)
+class DcgmGpu:
+    """One GPU as dcgm-exporter labels it: the sample, its static facts, the node, its last XID."""
+
+    sample: model.GpuSample
+    info: model.GpuInfo | None
+    node: model.NodeInfo
+    last_xid: int
+
+
+def _dcgm_gpus(r: Reading) -> list[DcgmGpu]:
+    if r.snapshot is None:
+        return []
+    facts = {d.index: d for d in r.snapshot.devices}
+    last = r.tally.last_xid_by_gpu
+    return [
+        DcgmGpu(s, facts.get(s.index), r.snapshot.node, last.get((str(s.index), s.uuid), 0))
+        for s in r.snapshot.gpus
+    ]
+
+
+def _dcgm_key(g: DcgmGpu) -> tuple[str, ...]:
+    info, node = g.info, g.node
+    return (
+        str(g.sample.index),
+        g.sample.uuid,
+        _label(info.pci_bus_id if info else None),
+        f"nvidia{g.sample.index}",
+        _label(info.name if info else None),
+        node.hostname,
+        _label(node.driver_version),
+    )
+
+
+DCGM_GPU: EntityKind[DcgmGpu] = EntityKind(
+    "dcgm_gpu",
+    ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname", "DCGM_FI_DRIVER_VERSION"),
+    _dcgm_gpus,
+    _dcgm_key,
+)
+"""A GPU under dcgm-exporter's labels (`[metrics] dcgm_exporter_names`, catalog.dcgm). `device`
+is `nvidia` and the NVML index, which is the device node's minor number on every common setup."""
+
 SERVER: EntityKind[model.TritonServerStatus] = EntityKind(
     "server", ("server",), _servers, lambda s: (s.name,)
 )

@@ -42,6 +42,9 @@ class Tally:
     )
     """(gpu index, uuid) → XID code → count."""
     batches_by_model: Mapping[ModelKey, BatchCounts] = field(default_factory=lambda: MappingProxyType({}))
+    last_xid_by_gpu: Mapping[tuple[str, str], int] = field(default_factory=lambda: MappingProxyType({}))
+    """(gpu index, uuid) → the code of the GPU's latest XID since the daemon started, 0 for none
+    (dcgm-exporter's DCGM_FI_DEV_XID_ERRORS)."""
 
 
 NO_TALLY = Tally()

@@ -9,8 +9,12 @@ Place in the flow: CLI → **connect** → `client.http.HttpClient` per daemon (
    certificate) if `/api/v1/health` answers 200 within a fraction of a second;
 3. else nothing: in-process. `--demo` always goes here, whatever the config says.
 
+`--prometheus URL` (or `[top] prometheus`) reads the fleet through that Prometheus server
+instead (`prometheus_plan`; `client.prometheus.PrometheusFleet`).
+
 Also here, because they are settings rather than talk: what a daemon URL may be, the token
-file and the CA bundle. Nothing here imports httpx; the probe uses the standard library's
+file and the CA bundle, and the same for Prometheus (its token, basic auth and CA files).
+Nothing here imports httpx; the probe uses the standard library's
 http.client, so when no daemon answers the in-process dashboard does not pay for importing an
 HTTP client it will not use.
 """
@@ -178,3 +182,83 @@ def probe(url: str, token: str | None, verify: ssl.SSLContext | None, timeout: f
         return False
     finally:
         connection.close()
+
+
+# --------------------------------------------------------------------------- a fleet through Prometheus
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusPlan:
+    url: str
+    """The Prometheus server's base URL (its /api/v1/ beneath)."""
+    selector: str
+    """Label matchers picking gpuwatch's targets, without braces: `job="gpuwatch"`."""
+    token: str | None
+    basic_auth: tuple[str, str] | None
+    verify: ssl.SSLContext | None
+    daemons: Plan
+    """How a node opened from the fleet is read: the daemons' token and CA ([top] token_file)."""
+
+
+def prometheus_plan(cli_url: str | None, settings: config.Settings) -> PrometheusPlan | None:
+    """The Prometheus to read the fleet through (`--prometheus`, else `[top] prometheus`), or
+    None when neither names one. Raises DaemonUrlError (one line) for a bad URL or file."""
+    text, where = (cli_url, "--prometheus") if cli_url else (settings.top.prometheus, "[top] prometheus")
+    if not text:
+        return None
+    top = settings.top
+    raw = text.strip()
+    url = raw if "://" in raw else "http://" + raw
+    parts = urlsplit(url)
+    problem = config.http_url_problem(url)
+    if problem is None and (parts.username is not None or parts.password is not None):
+        problem = "credentials in a URL show in `ps`: use [top] prometheus_basic_auth_file"
+    if problem is None and (parts.query or parts.fragment):
+        problem = "expected a base URL without ?query or #fragment"
+    if problem:
+        raise DaemonUrlError(f"{where} {text!r}: {problem}, e.g. http://prometheus:9090")
+    selector = top.prometheus_selector.strip().removeprefix("{").removesuffix("}").strip()
+    if "{" in selector or "}" in selector:
+        raise DaemonUrlError(
+            f"[top] prometheus_selector {top.prometheus_selector!r}: expected label matchers "
+            'such as job="gpuwatch",cluster="a"'
+        )
+    token = (
+        _secret(top.prometheus_token_file, "[top] prometheus_token_file")
+        if top.prometheus_token_file
+        else None
+    )
+    basic = None
+    if top.prometheus_basic_auth_file:
+        pair = _secret(top.prometheus_basic_auth_file, "[top] prometheus_basic_auth_file", spaces=True)
+        user, sep, password = pair.partition(":")
+        if not sep or not user:
+            raise DaemonUrlError(
+                f"[top] prometheus_basic_auth_file {top.prometheus_basic_auth_file}: expected USER:PASSWORD"
+            )
+        basic = (user, password)
+    verify = None
+    if top.prometheus_ca_file or url.startswith("https:"):
+        try:
+            verify = tls_context(top.prometheus_ca_file or None)
+        except DaemonUrlError as exc:
+            raise DaemonUrlError(str(exc).replace("[top] ca_file", "[top] prometheus_ca_file")) from None
+    daemon_token = read_token_file(top.token_file) if top.token_file else None
+    daemons = Plan((), daemon_token, tls_context(top.ca_file or None) if top.ca_file else None)
+    return PrometheusPlan(url.rstrip("/"), selector, token, basic, verify, daemons)
+
+
+def _secret(path: str, where: str, *, spaces: bool = False) -> str:
+    try:
+        text = config.read_setting_file(Path(path).expanduser()).decode("utf-8").strip()
+    except FileNotFoundError:
+        raise DaemonUrlError(f"{where} {path}: no such file") from None
+    except config.SettingFileError as exc:
+        raise DaemonUrlError(f"{where} {path}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DaemonUrlError(
+            f"{where} {path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
+    if not text or (not spaces and any(c.isspace() for c in text)) or "\n" in text:
+        raise DaemonUrlError(f"{where} {path}: expected one line" + ("" if spaces else " without spaces"))
+    return text

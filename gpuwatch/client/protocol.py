@@ -20,11 +20,17 @@ Errors, the whole tree (as httpx writes its own down in one place):
     └── (series.UnknownSeriesError, a KeyError: a series name not in the catalog)
 
 Every method may be called from several threads at once.
+
+A fleet too large to read daemon by daemon is read through the Prometheus server that scrapes
+it: the `Fleet` protocol (`gpuwatch.client.prometheus.PrometheusFleet`) answers one
+`FleetView`, a row per scrape target, from a fixed number of instant queries, and opens a node
+as a `Client` on its daemon's API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from gpuwatch import model, series
@@ -85,4 +91,64 @@ class Client(Protocol):
 
     def close(self) -> None:
         """Release connections (or nothing). The TUI calls it once, on the way out."""
+        ...
+
+
+# --------------------------------------------------------------------------- a fleet, through Prometheus
+
+
+@dataclass(frozen=True, slots=True)
+class FleetNode:
+    """One scrape target of the fleet, as Prometheus has it now. None: no series for it."""
+
+    instance: str
+    """The target's `instance` label: its daemon's HOST:PORT."""
+    scraped: bool
+    """Prometheus's `up` for the target: False when its last scrape failed."""
+    gpus: int | None = None
+    gpus_up: int | None = None
+    busiest_ratio: float | None = None
+    power_watts: float | None = None
+    power_limit_watts: float | None = None
+    hottest_celsius: float | None = None
+    models_ready: int | None = None
+    failures_per_second: float | None = None
+    critical: int = 0
+    warning: int = 0
+    info: int = 0
+    """Active findings by severity (`gpuwatch_finding`)."""
+
+    @property
+    def lost_gpus(self) -> int:
+        return (self.gpus or 0) - (self.gpus_up if self.gpus_up is not None else (self.gpus or 0))
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    nodes: tuple[FleetNode, ...]
+    at: float
+    """Unix time the queries were evaluated at."""
+    queries: int
+    """Instant queries this view took (a fixed number, whatever the fleet's size)."""
+
+
+class Fleet(Protocol):
+    """A fleet read through Prometheus. Blocking calls: run them in a worker thread."""
+
+    @property
+    def origin(self) -> str:
+        """Where the rows come from, for the header: "prometheus URL"."""
+        ...
+
+    def view(self) -> FleetView:
+        """Every target's row now. Raises SourceUnavailableError (one line) when Prometheus
+        is down, slow, refuses us or answers an error."""
+        ...
+
+    def open(self, instance: str) -> Client:
+        """The node's own daemon, read through its JSON API at the target's address."""
+        ...
+
+    def close(self) -> None:
+        """Release connections, those of the nodes opened included."""
         ...

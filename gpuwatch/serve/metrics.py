@@ -31,7 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from gpuwatch import __version__, model
-from gpuwatch.catalog import nvml_codes
+from gpuwatch.catalog import dcgm, nvml_codes
 from gpuwatch.catalog.figures import AnyFigure, Figure, HistogramFigure, Labels, as_number
 from gpuwatch.catalog.index import ALL
 from gpuwatch.catalog.reading import BATCH_SIZE_BUCKETS, BatchCounts, ModelKey, Reading, Tally
@@ -67,6 +67,7 @@ class MetricsState:
         self._snapshot: model.Snapshot | None = None
         self._events: Counter[str] = Counter({k.value: 0 for k in model.EventKind})
         self._xids: dict[tuple[str, str], Counter[int]] = {}
+        self._last_xid: dict[tuple[str, str], int] = {}
         self._batches: dict[ModelKey, _Histogram] = {}
         self._last_poll: dict[str, float | None] = {}
         self.generation = 0
@@ -80,6 +81,7 @@ class MetricsState:
                 if event.kind == model.EventKind.XID and event.code is not None:
                     gpu = "" if event.gpu_index is None else str(event.gpu_index)
                     self._xids.setdefault((gpu, event.gpu_uuid or ""), Counter())[event.code] += 1
+                    self._last_xid[(gpu, event.gpu_uuid or "")] = event.code
             for info in snapshot.devices:
                 counts = self._xids.setdefault((str(info.index), info.uuid), Counter())
                 for code in nvml_codes.XIDS:
@@ -123,6 +125,7 @@ class MetricsState:
                 dict(self._events),
                 {k: dict(v) for k, v in self._xids.items()},
                 {k: BatchCounts(tuple(h.buckets), h.total_batch) for k, h in self._batches.items()},
+                dict(self._last_xid),
             )
             return Reading(self._snapshot, tally, __version__)
 
@@ -140,11 +143,12 @@ class _Families:
     re-escapes every label name of every sample and takes ~4x longer for the same bytes; a
     test checks that both parse to the same samples."""
 
-    def __init__(self, reading: Reading) -> None:
+    def __init__(self, reading: Reading, figures: tuple[AnyFigure, ...] = ALL) -> None:
+        self._figures = figures
         self._rows: dict[str, list[tuple[Labels, float]]] = {}
         self._histograms: dict[str, list[tuple[Labels, BatchCounts]]] = {}
         objects: dict[str, list[tuple[Labels, Any, Labels]]] = {}
-        for figure in ALL:
+        for figure in figures:
             kind = figure.entity
             items = objects.get(kind.name)
             if items is None:
@@ -180,7 +184,7 @@ class _Families:
                 self._rows[figure.metric] = rows
 
     def metrics(self) -> Iterator[Metric]:
-        for figure in ALL:
+        for figure in self._figures:
             if isinstance(figure, HistogramFigure):
                 hist_rows = self._histograms.get(figure.metric)
                 if hist_rows:
@@ -210,7 +214,7 @@ class _Families:
         known = previous or {}
         written: LineCache = {}
         parts: list[str] = []
-        for figure in ALL:
+        for figure in self._figures:
             name = figure.metric
             if isinstance(figure, HistogramFigure):
                 for i, (labels, counts) in enumerate(self._histograms.get(name, ())):
@@ -275,8 +279,10 @@ def _line_format(figure: AnyFigure) -> str | None:
     return figure.metric + "{" + ",".join(f'{label}="%s"' for label in figure.labels) + "} "
 
 
-_HEADERS = {f.metric: _header(f) for f in ALL}
-_LINE_FORMATS = {f.metric: _line_format(f) for f in ALL}
+WITH_DCGM: tuple[AnyFigure, ...] = ALL + dcgm.FIGURES
+"""Every family with `[metrics] dcgm_exporter_names` on: gpuwatch's, then dcgm-exporter's."""
+_HEADERS = {f.metric: _header(f) for f in WITH_DCGM}
+_LINE_FORMATS = {f.metric: _line_format(f) for f in WITH_DCGM}
 
 
 def _histogram_text(figure: HistogramFigure[Any], labels: Labels, counts: BatchCounts) -> str:
@@ -309,16 +315,17 @@ def _number(value: float) -> str:
 class SnapshotCollector(Collector):
     """prometheus_client collector: every gpuwatch family, from a `MetricsState`."""
 
-    def __init__(self, state: MetricsState) -> None:
+    def __init__(self, state: MetricsState, figures: tuple[AnyFigure, ...] = ALL) -> None:
         self._state = state
+        self._figures = figures
 
     def collect(self) -> Iterator[Metric]:
-        yield from build(self._state.view()).metrics()
+        yield from build(self._state.view(), self._figures).metrics()
 
 
-def build(reading: Reading) -> _Families:
-    """Every family's rows for one reading of the state."""
-    return _Families(reading)
+def build(reading: Reading, figures: tuple[AnyFigure, ...] = ALL) -> _Families:
+    """Every family's rows for one reading of the state (`figures`: ALL, or WITH_DCGM)."""
+    return _Families(reading, figures)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -340,11 +347,14 @@ class MetricsExporter:
         *,
         tick_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        dcgm_names: bool = False,
     ) -> None:
         self.state = state
+        self.figures = WITH_DCGM if dcgm_names else ALL
+        """What /metrics serves: `dcgm_names` adds dcgm-exporter's families (catalog.dcgm)."""
         self.registry = CollectorRegistry(auto_describe=False)
         """The same families through prometheus_client, for anything that wants a registry."""
-        self.registry.register(SnapshotCollector(state))
+        self.registry.register(SnapshotCollector(state, self.figures))
         self.renders = 0
         self._tick = tick_seconds
         self._clock = clock
@@ -369,7 +379,7 @@ class MetricsExporter:
             cached = self._cached
             if cached is not None and cached[0] == generation:
                 return cached[1]
-            body, self._lines = build(self.state.view()).text(self._lines)
+            body, self._lines = build(self.state.view(), self.figures).text(self._lines)
             self._cached = (generation, body)
             self.renders += 1
             return body

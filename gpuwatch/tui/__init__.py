@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gpuwatch.client.protocol import Client
+from gpuwatch.client.protocol import Client, Fleet
 from gpuwatch.tui.app import TopApp
 
 
-def run(clients: Sequence[Client], *, refresh_seconds: float = 1.0, monochrome: bool = False) -> int:
+def run(
+    clients: Sequence[Client],
+    *,
+    refresh_seconds: float = 1.0,
+    monochrome: bool = False,
+    fleet: Fleet | None = None,
+) -> int:
     """Run the dashboard until the user quits; 0 when they did."""
-    TopApp(clients, refresh_seconds=refresh_seconds, monochrome=monochrome).run()
+    TopApp(clients, refresh_seconds=refresh_seconds, monochrome=monochrome, fleet=fleet).run()
     return 0

@@ -2,8 +2,9 @@
 
 Place in the flow: the CLI hands the clients here (one per daemon, or the in-process engine's);
 the app never builds an engine or opens a connection itself. With one client it opens that
-node's dashboard; with several, the cluster view. It owns what is the same on every screen:
-`q`, `?`, the monochrome mode, and the message for a terminal too small.
+node's dashboard; with several, the cluster view; with a fleet (Prometheus), the fleet view. It
+owns what is the same on every screen: `q`, `?`, the monochrome mode, and the message for a
+terminal too small.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from textual.binding import Binding, BindingType
 from textual.filter import LineFilter, Monochrome
 from textual.screen import Screen
 
-from gpuwatch.client.protocol import Client
+from gpuwatch.client.protocol import Client, Fleet
 from gpuwatch.tui.cluster_screen import ClusterScreen
+from gpuwatch.tui.fleet_screen import FleetScreen
 from gpuwatch.tui.help_screen import HelpScreen
 from gpuwatch.tui.node_screen import NodeScreen
 from gpuwatch.tui.palette import palette_for
@@ -45,12 +47,18 @@ class TopApp(App[None]):
     ]
 
     def __init__(
-        self, clients: Sequence[Client], *, refresh_seconds: float = 1.0, monochrome: bool = False
+        self,
+        clients: Sequence[Client],
+        *,
+        refresh_seconds: float = 1.0,
+        monochrome: bool = False,
+        fleet: Fleet | None = None,
     ) -> None:
-        if not clients:
-            raise ValueError("TopApp needs at least one client")
+        if not clients and fleet is None:
+            raise ValueError("TopApp needs at least one client, or a fleet")
         super().__init__()
         self.clients = list(clients)
+        self.fleet = fleet
         self.refresh_seconds = refresh_seconds
         self.monochrome = monochrome or self.no_color
         self._monochrome_filter = Monochrome()
@@ -73,6 +81,8 @@ class TopApp(App[None]):
         return filters
 
     def get_default_screen(self) -> Screen[None]:
+        if self.fleet is not None:
+            return FleetScreen(self.fleet, self.palette, refresh_seconds=self.refresh_seconds)
         if len(self.clients) == 1:
             return NodeScreen(self.clients[0], self.palette, refresh_seconds=self.refresh_seconds)
         return ClusterScreen(self.clients, self.palette, refresh_seconds=self.refresh_seconds)
