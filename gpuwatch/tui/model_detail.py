@@ -3,7 +3,8 @@
 Place in the flow: the node screen sets `stats` (from `ModelPanel.Highlighted` and each
 refresh) and `history` (the model's recent figures, fetched in a worker). Left: the config
 that shapes batching (max batch, preferred sizes, max queue delay, instances and their GPUs),
-where the latency goes (queue against compute), failures by reason, the assessment's diagnosis
+where the latency goes (queue against compute), failures by reason (not an ensemble's: Triton
+counts each failed step in it twice, so its steps' rows have them), the assessment's diagnosis
 (each finding of the model with its evidence and advice, `found`) and sparklines of the last
 minutes. Right: the batch sizes executed in the last interval, as bars.
 """
@@ -61,7 +62,14 @@ def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...]
         f"{fmt.seconds(i.average_queue_seconds)} + compute {fmt.seconds(i.average_compute_infer_seconds)}"
         f" · queue share {fmt.percent(i.queue_share_ratio)} · mean depth {fmt.number(i.mean_queue_depth, 1)}"
     )
-    if i.failures_per_second:
+    if i.failures_per_second and m.ensemble_steps:
+        # Triton counts each failed step in the ensemble's own statistics too (docs/triton.md):
+        # its figure is not the ensemble's failures, so it is not shown, here as in the table.
+        text.append(
+            "\nfailures — : Triton counts each failed step twice in an ensemble; see its steps",
+            style=pal.dim,
+        )
+    elif i.failures_per_second:
         reasons = ", ".join(
             f"{reason} {fmt.per_second(rate)}/s"
             for reason, rate in sorted(i.failures_per_second_by_reason.items())

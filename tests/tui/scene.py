@@ -192,10 +192,12 @@ class Scene:
         for _ in range(seconds):
             self.clock.advance(1.0)
             self.ticks += 1
-            self.collector.poll_fast()
-            self.collector.poll_events()
-            if self.ticks % 5 == 0:
-                self.collector.poll_slow()
+            # Through the engine's jobs, as its threads would run them: their health counts
+            # each run (collectors polled behind its back would read stale in every scene).
+            self.engine.run_job("nvml")
+            self.engine.run_job("nvml_events")
+            if self.ticks % 5 == 1:  # from the first tick, as the engine starts every job at once
+                self.engine.run_job("nvml_slow")
             snapshot = self.engine.tick()
         assert snapshot is not None
         return snapshot
@@ -220,7 +222,7 @@ def build_scene(
     recorded = RecordedNvml(gpus, clock=clock)
     collector = make_collector(recorded, SCENE_NVML, clock)
     scripted = ScriptedTriton(clock) if triton else None
-    engine = Engine(collector, scripted, clock=clock)
+    engine = Engine(collector, scripted, clock=clock, monotonic=clock)
     history = MemoryHistory(keep_seconds=900)
     engine.subscribe(history.add)
     if faults:
