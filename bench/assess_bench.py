@@ -59,6 +59,7 @@ def models(t: float) -> tuple[model.ModelStats, ...]:
                 state=model.ModelState.READY,
                 max_batch_size=32,
                 preferred_batch_sizes=(8, 16) if n % 3 == 0 else (),
+                dynamic_batching=True,
                 max_queue_delay_seconds=1e-4,
                 instance_count=1,
                 instance_kind="KIND_GPU",

@@ -63,6 +63,7 @@ def model_stats(
         platform="tensorrt_plan",
         max_batch_size=32,
         preferred_batch_sizes=(16, 32),
+        dynamic_batching=True,
         max_queue_delay_seconds=0.005,
         instance_count=2,
         instance_kind="KIND_GPU",

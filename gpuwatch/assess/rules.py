@@ -317,10 +317,12 @@ def _batching(
 ) -> None:
     queue = i.queue_share_ratio
     batching = (m.max_batch_size or 0) > 0
-    batcher_on = m.max_queue_delay_seconds is not None
+    batcher_on = m.dynamic_batching is True
+    # Stated by the config Triton serves, never guessed: unknown (config not read yet) is neither.
+    batcher_off = batching and m.dynamic_batching is False
     if queue is not None and queue > _MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO:
         evidence = {"queue_share_ratio": queue}
-        if batching and not batcher_on and m.max_batch_size is not None:
+        if batcher_off:
             out.append(
                 Observation(
                     K.MODEL_BATCHER_OFF,

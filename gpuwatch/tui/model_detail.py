@@ -41,6 +41,8 @@ def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...]
     preferred = ", ".join(str(b) for b in m.preferred_batch_sizes) or fmt.MISSING
     gpus = ", ".join(str(g) for g in m.gpu_indexes) or fmt.MISSING
     batching = "no batching" if m.max_batch_size == 0 else f"max batch {fmt.number(m.max_batch_size)}"
+    if m.max_batch_size and m.dynamic_batching is False:
+        batching += " · no dynamic batching"
     text.append(
         f"\n{batching} · preferred {preferred} · max queue delay "
         f"{fmt.seconds(m.max_queue_delay_seconds)} · {fmt.number(m.instance_count)} × "

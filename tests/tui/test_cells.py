@@ -114,6 +114,7 @@ def test_a_stalled_and_a_queueing_model_read_their_words_without_colour() -> Non
         "1",
         state="READY",
         max_batch_size=8,
+        dynamic_batching=True,
         max_queue_delay_seconds=1e-4,
         instance_count=1,
         interval=model.ModelInterval(1.0, requests_per_second=90.0, queue_share_ratio=0.8),
