@@ -243,7 +243,7 @@ class AssessedDemo:
     def __init__(self, clock: ManualClock, scenario: str) -> None:
         models = scenarios.SCENARIOS[scenario].triton is not None
         settings = config.parse({"demo": {"scenario": scenario, "triton": models}})
-        gpus, triton = build_demo_sources(settings, clock)
+        gpus, triton = build_demo_sources(settings, clock, clock)
         self.engine = Engine(gpus, triton, clock=clock, monotonic=clock)
         self.jobs = [j.name for j in (*gpus.jobs(), *(triton.jobs() if triton else ()))]
         self.clock = clock

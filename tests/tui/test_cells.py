@@ -204,26 +204,30 @@ def test_node_summary_and_row() -> None:
 
 
 def test_collectors_line_names_the_failing_one() -> None:
-    line = collectors_line(
-        (
-            model.CollectorHealth(
-                "nvml", ok=True, stale=False, cadence_seconds=1, last_duration_seconds=0.002, runs_count=9
-            ),
-            model.CollectorHealth(
-                "triton_local",
-                ok=False,
-                stale=False,
-                cadence_seconds=1,
-                last_error="connection refused",
-                runs_count=3,
-                errors_count=3,
-            ),
-            model.CollectorHealth("nvml_slow", ok=False, stale=True, cadence_seconds=5, runs_count=2),
+    collectors = (
+        model.CollectorHealth(
+            "nvml", ok=True, stale=False, cadence_seconds=1, last_duration_seconds=0.002, runs_count=9
         ),
-        MONO,
+        model.CollectorHealth(
+            "triton_local",
+            ok=False,
+            stale=False,
+            cadence_seconds=1,
+            last_error="connection refused",
+            runs_count=3,
+            errors_count=3,
+        ),
+        model.CollectorHealth("nvml_slow", ok=False, stale=True, cadence_seconds=5, runs_count=2),
     )
+    snapshot = model.Snapshot(timestamp=0.0, node=model.NodeInfo("n", "0", "nvml"), collectors=collectors)
+    found = assess(snapshot, None, 0.0, immediate=True).findings
+    line = collectors_line(collectors, MONO, found)
     assert (
         line.plain == "Collectors: nvml ok 2.0 ms · ! triton_local: connection refused · ! nvml_slow: stale"
+    )
+    # the same health before the findings begin (or unjudged): said, not marked
+    assert collectors_line(collectors, MONO).plain == (
+        "Collectors: nvml ok 2.0 ms · triton_local: connection refused · nvml_slow: stale"
     )
 
 
