@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 DEFAULT_CONFIG_PATH = Path("/etc/gpuwatch/config.toml")
 CONFIG_ENV = "GPUWATCH_CONFIG"
 DEFAULT_PORT = 9477
-DEMO_SCENARIOS = ("gpu-lost", "xid-burst", "thermal", "model-failing")
+DEMO_SCENARIOS = ("gpu-lost", "xid-burst", "thermal", "model-failing", "batching", "healthy")
 """The fault scenarios `--demo` can run (defined in gpuwatch/demo/scenarios.py)."""
 
 
@@ -194,7 +194,7 @@ class DemoSettings:
     gpus: int = _setting(4, "recorded GPUs in --demo", minimum=1, maximum=64)
     scenario: str = _setting(
         "",
-        "fault scenario for --demo: gpu-lost, xid-burst, thermal, model-failing, or empty",
+        "fault scenario for --demo: gpu-lost, xid-burst, thermal, model-failing, batching, healthy, or empty",
         choices=("", *DEMO_SCENARIOS),
     )
     triton: bool = _setting(True, "replay recorded Triton models beside the GPUs in --demo")

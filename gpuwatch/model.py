@@ -371,6 +371,8 @@ class ModelStats:
     backend: str | None = None
     platform: str | None = None
     max_batch_size: int | None = None
+    dynamic_batching: bool | None = None
+    """Whether the config Triton serves has a `dynamic_batching` block; null until it is read."""
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_seconds: float | None = None
     instance_count: int | None = None

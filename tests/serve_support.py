@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from gpuwatch import model
+from gpuwatch.assess.stage import AssessState, assess
 from gpuwatch.config import NvmlSettings
 from gpuwatch.demo.nvml import RecordedNvml
-from gpuwatch.engine import Engine
+from gpuwatch.engine import Engine, finding_event
 from tests.conftest import ManualClock, make_collector
 
 
@@ -62,6 +63,7 @@ def model_stats(
         platform="tensorrt_plan",
         max_batch_size=32,
         preferred_batch_sizes=(16, 32),
+        dynamic_batching=True,
         max_queue_delay_seconds=0.005,
         instance_count=2,
         instance_kind="KIND_GPU",
@@ -132,15 +134,15 @@ class RecordedNode:
         self.clock = clock
         self.recorded = RecordedNvml(gpus, clock=clock)
         self.collector = make_collector(self.recorded, NvmlSettings(), clock)
-        self.engine = Engine(self.collector, None, clock=clock)
+        self.engine = Engine(self.collector, None, clock=clock, monotonic=clock)
         self.ticks = 0
 
     def tick(self) -> model.Snapshot:
         self.clock.advance(1.0)
-        self.collector.poll_fast()
-        self.collector.poll_events()
+        self.engine.run_job("nvml")  # through the engine's jobs: their health counts the runs
+        self.engine.run_job("nvml_events")
         if self.ticks % 5 == 0:
-            self.collector.poll_slow()
+            self.engine.run_job("nvml_slow")
         self.ticks += 1
         return self.engine.build_snapshot(self.clock())
 
@@ -153,6 +155,8 @@ def golden_snapshots(clock: ManualClock) -> Iterator[model.Snapshot]:
     """Six ticks of 4 recorded GPUs: an XID 79 and a lost GPU 2 on the fifth, a GPU 3 held
     down by HW thermal slowdown, two Triton servers (one down) with two models each."""
     node = RecordedNode(clock)
+    state: AssessState | None = None
+    finding_kinds = (model.EventKind.FINDING_BEGAN, model.EventKind.FINDING_ENDED)
     try:
         for i in range(6):
             if i == 4:
@@ -161,12 +165,20 @@ def golden_snapshots(clock: ManualClock) -> Iterator[model.Snapshot]:
                 node.recorded.inject("GPU_IS_LOST", gpu=2)
                 node.recorded.override(3, {"temp_c": 92, "throttle": 0x40})
             snapshot = node.tick()
-            yield dataclasses.replace(
+            snapshot = dataclasses.replace(
                 snapshot,
                 triton=triton_servers(snapshot.timestamp - 0.3),
                 collectors=FIXED_COLLECTORS,
                 store=FIXED_STORE,
+                events=tuple(e for e in snapshot.events if e.kind not in finding_kinds),
             )
+            # Judged again on what it shows (the engine judged its own collectors, no Triton),
+            # as the engine would: the findings and their events are those of this snapshot.
+            state = assess(snapshot, state, snapshot.timestamp)
+            changes = [finding_event(f, snapshot.timestamp, began=True) for f in state.began]
+            changes += [finding_event(f, snapshot.timestamp, began=False) for f in state.ended]
+            events = snapshot.events + tuple(changes)
+            yield dataclasses.replace(snapshot, findings=state.findings, events=events)
     finally:
         node.close()
 

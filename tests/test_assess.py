@@ -51,6 +51,7 @@ def bert(**interval: object) -> model.ModelStats:
         "1",
         state=model.ModelState.READY,
         max_batch_size=32,
+        dynamic_batching=True,
         max_queue_delay_seconds=100e-6,
         instance_count=1,
         instance_kind="KIND_GPU",
@@ -126,7 +127,9 @@ def test_queue_bound_tells_gpu_room_from_a_saturated_gpu(gpu_activity: float, ki
 
 def test_delay_wasted_names_the_delay_and_batcher_off_and_preferred_unused() -> None:
     wasted = bert(queue_delay_ratio=0.95, batch_fill_ratio=0.06, queue_share_ratio=0.3)
-    off = dataclasses.replace(bert(queue_share_ratio=0.7), name="resnet", max_queue_delay_seconds=None)
+    off = dataclasses.replace(
+        bert(queue_share_ratio=0.7), name="resnet", dynamic_batching=False, max_queue_delay_seconds=None
+    )
     pref = dataclasses.replace(
         bert(preferred_batch_ratio=0.05, average_batch_size=6.0), name="vit", preferred_batch_sizes=(4, 8)
     )
@@ -202,3 +205,15 @@ def test_a_stalled_ensemble_is_stalled() -> None:
     )
     state = assess(snap(models=(pipe, bert())), None, T0, immediate=True)
     assert [(f.kind, f.subject.model) for f in state.findings] == [(K.MODEL_STALLED, "pipe")]
+
+
+def test_batcher_off_is_stated_by_the_config_never_guessed() -> None:
+    """A model whose config has not been read (dynamic_batching unknown) and queues is
+    queue-bound, not "batcher off"; only a config without dynamic_batching says that."""
+    unknown = dataclasses.replace(
+        bert(queue_share_ratio=0.7), dynamic_batching=None, max_queue_delay_seconds=None
+    )
+    off = dataclasses.replace(unknown, dynamic_batching=False)
+    [guess] = assess(snap(models=(unknown,)), None, T0, immediate=True).findings
+    [stated] = assess(snap(models=(off,)), None, T0, immediate=True).findings
+    assert (guess.kind, stated.kind) == (K.MODEL_QUEUE_BOUND, K.MODEL_BATCHER_OFF)

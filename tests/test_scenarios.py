@@ -14,10 +14,11 @@ from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import TritonSettings
 from gpuwatch.demo import scenarios
-from gpuwatch.demo.assemble import DEMO_TRITON, build_recorded_gpus
+from gpuwatch.demo.assemble import DEMO_TRITON, build_demo_sources, build_recorded_gpus
 from gpuwatch.demo.nvml import recorded_gpu_uuid
 from gpuwatch.demo.triton import RecordedTriton
 from gpuwatch.engine import Engine
+from gpuwatch.model import FindingKind as K
 from tests.conftest import ManualClock, run_gpuwatch
 
 SLOWDOWN_CELSIUS = 89  # the recorded H100's slowdown temperature
@@ -232,3 +233,105 @@ def test_a_scenario_that_cannot_run_is_one_line_and_exit_2(
     assert says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+class AssessedDemo:
+    """`--demo` with a scenario as the daemon runs it: the recorded GPUs (and Triton, for a
+    model scenario), the real collectors, the engine's jobs and its assessment, one tick a
+    second on a manual clock."""
+
+    def __init__(self, clock: ManualClock, scenario: str) -> None:
+        models = scenarios.SCENARIOS[scenario].triton is not None
+        settings = config.parse({"demo": {"scenario": scenario, "triton": models}})
+        gpus, triton = build_demo_sources(settings, clock, clock)
+        self.engine = Engine(gpus, triton, clock=clock, monotonic=clock)
+        self.jobs = [j.name for j in (*gpus.jobs(), *(triton.jobs() if triton else ()))]
+        self.clock = clock
+        self.began: dict[tuple[model.FindingKind, str], float] = {}
+        """(kind, subject) → seconds after the start when the finding began."""
+
+    def run(self, seconds: int) -> None:
+        for second in range(1, seconds + 1):
+            self.clock.advance(1.0)
+            for name in self.jobs:
+                self.engine.run_job(name)
+            for f in self.engine.tick().findings:
+                self.began.setdefault((f.kind, f.subject.label()), float(second))
+
+    def close(self) -> None:
+        self.engine.stop()
+
+
+@pytest.mark.parametrize(
+    ("scenario", "expected", "allowed"),
+    [
+        ("gpu-lost", {(K.GPU_XID_CRITICAL, "GPU 1"), (K.GPU_LOST, "GPU 1")}, set()),
+        (
+            "xid-burst",
+            {
+                (K.GPU_XID_CRITICAL, "GPU 2"),
+                (K.GPU_XID_CRITICAL, "GPU 3"),
+                (K.GPU_ECC_UNCORRECTED, "GPU 2"),
+                (K.GPU_ROW_REMAP_PENDING, "GPU 2"),
+                (K.GPU_ROW_REMAP_FAILED, "GPU 3"),
+            },
+            set(),
+        ),
+        ("thermal", {(K.GPU_THERMAL_SLOWDOWN, "GPU 0"), (K.GPU_HARDWARE_SLOWDOWN, "GPU 0")}, set()),
+        (
+            "model-failing",
+            {
+                (K.MODEL_FAILING, "bert_base:1"),
+                (K.MODEL_STALLED, "bert_pipeline:1"),
+                (K.MODEL_NOT_READY, "embedder:1"),
+                (K.MODEL_QUEUE_BOUND, "resnet50:1"),
+            },
+            {(K.MODEL_DELAY_WASTED, "resnet50:1")},
+        ),
+        (
+            "batching",
+            {(K.MODEL_BATCHER_OFF, "bert_base:1"), (K.MODEL_DELAY_WASTED, "resnet50:1")},
+            # Only while the recording's load forms batches of 2 or more for a whole minute.
+            {(K.MODEL_PREFERRED_UNUSED, "resnet50:1")},
+        ),
+        ("healthy", set(), set()),
+    ],
+)
+def test_each_scenario_yields_its_findings_in_the_daemons_engine(
+    clock: ManualClock,
+    scenario: str,
+    expected: set[tuple[model.FindingKind, str]],
+    allowed: set[tuple[model.FindingKind, str]],
+) -> None:
+    """What `gpuwatch top --demo --scenario NAME` shows within 4 minutes: each finding the
+    scenario is meant to demonstrate, its faults' from the fault start (30 s), and nothing
+    else (the healthy scenario: nothing at all)."""
+    node = AssessedDemo(clock, scenario)
+    try:
+        node.run(240)
+    finally:
+        node.close()
+    assert expected <= set(node.began) <= expected | allowed, node.began
+    faulted = [at for (kind, _), at in node.began.items() if kind not in RECORDED]
+    assert all(at >= scenarios.FAULT_START_SECONDS for at in faulted), node.began
+
+
+RECORDED = frozenset({K.MODEL_DELAY_WASTED, K.MODEL_PREFERRED_UNUSED})
+"""The kinds the recorded resnet50 shows of itself (it waits out its 2 ms delay for batches of
+2-3 of 16 and rarely forms its preferred 8 and 16), not from a scenario's fault."""
+
+
+def test_the_model_record_states_dynamic_batching_from_the_config_triton_serves(clock: ManualClock) -> None:
+    """The collector puts the served config's `dynamic_batching` on each model: the batching
+    scenario serves bert_base without it, so "batcher off" is stated, not inferred."""
+    node = AssessedDemo(clock, "batching")
+    try:
+        node.run(3)
+        snapshot = node.engine.latest()
+        assert snapshot is not None
+        served = {m.name: (m.max_batch_size, m.dynamic_batching) for m in snapshot.triton[0].models}
+    finally:
+        node.close()
+    assert served["bert_base"] == (8, False)
+    assert served["resnet50"][1] is True
+    assert served["embedder"] == (0, False)

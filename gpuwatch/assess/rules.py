@@ -8,8 +8,10 @@ steps' (Triton counts a failed step in the ensemble's statistics too), and its s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from types import MappingProxyType
+from typing import NamedTuple
 
 from gpuwatch import model
 from gpuwatch.assess.kinds import RULES
@@ -39,15 +41,17 @@ _CLOCK_REASONS = _THERMAL | _HARDWARE | {"sw_power_cap"}
 """The clock event reasons `_gpu` judges (any other, such as idle, is no finding)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """A condition of one kind that holds for one subject at this snapshot."""
+class Observation(NamedTuple):
+    """A condition of one kind that holds for one subject at this snapshot.
+
+    A named tuple, not a dataclass: the stage compares each with the previous tick's, and a
+    tuple is built and compared in C (bench/assess_bench.py)."""
 
     kind: model.FindingKind
     subject: Subject
     words: str
     message: str
-    evidence: dict[str, float] = field(default_factory=dict)
+    evidence: Mapping[str, float] = MappingProxyType({})
     advice: str | None = None
 
 
@@ -66,6 +70,25 @@ def observe(snapshot: model.Snapshot) -> list[Observation]:
         if server.state is not model.ServerState.UP:
             continue
         for m in server.models:
+            # The healthy model, inline: ready, finishing requests, none failing, and none of
+            # `_model`'s batching gates open. Most models at every tick are this, and a call
+            # per model is what the stage cost most (bench/assess_bench.py).
+            i = m.interval
+            if (
+                i is not None
+                and i.requests_per_second
+                and not i.failures_per_second
+                and not i.reset
+                and ((st := m.state) is _READY or st is None or st == _READY)
+                and ((q := i.queue_share_ratio) is None or q <= _MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO)
+                and ((d := i.queue_delay_ratio) is None or d < _MODEL_DELAY_WASTED__QUEUE_DELAY_RATIO)
+                and (
+                    not m.preferred_batch_sizes
+                    or (p := i.preferred_batch_ratio) is None
+                    or p >= _MODEL_PREFERRED_UNUSED__PREFERRED_BATCH_RATIO
+                )
+            ):
+                continue
             _model(m, activity, found)
     return found
 
@@ -100,7 +123,7 @@ def _node(s: model.Snapshot) -> Iterator[Observation]:
 
 
 def _gpu(g: model.GpuSample) -> Iterator[Observation]:
-    subject = Subject(SubjectKind.GPU, gpu_index=g.index)
+    subject = _gpu_subject(g.index)
     why = f": {g.state_reason}" if g.state_reason else ""
     if g.state is model.GpuState.LOST:
         yield Observation(K.GPU_LOST, subject, "LOST", f"lost{why}")
@@ -176,7 +199,7 @@ def _gpu_events(events: tuple[model.Event, ...]) -> Iterator[Observation]:
     for e in events:
         if e.gpu_index is None:
             continue
-        subject = Subject(SubjectKind.GPU, gpu_index=e.gpu_index)
+        subject = _gpu_subject(e.gpu_index)
         if e.kind is model.EventKind.XID and e.code in CRITICAL_XIDS:
             yield Observation(
                 K.GPU_XID_CRITICAL,
@@ -241,8 +264,19 @@ def _server(srv: model.TritonServerStatus) -> Iterator[Observation]:
 
 
 def _subject_of(m: model.ModelStats) -> Subject:
-    """Built only for a model that has a finding: most models have none, at every tick."""
-    return Subject(SubjectKind.MODEL, server=m.server, model=m.name, version=m.version)
+    """Asked only for a model that has a finding: most models have none, at every tick."""
+    return _model_subject(m.server, m.name, m.version)
+
+
+@lru_cache(maxsize=4096)
+def _model_subject(server: str, name: str, version: str) -> Subject:
+    """One `Subject` per model version, kept: the same object tick after tick compares at once."""
+    return Subject(SubjectKind.MODEL, server=server, model=name, version=version)
+
+
+@lru_cache(maxsize=1024)
+def _gpu_subject(index: int) -> Subject:
+    return Subject(SubjectKind.GPU, gpu_index=index)
 
 
 def _model(m: model.ModelStats, activity: dict[int, float | None], out: list[Observation]) -> None:
@@ -317,10 +351,12 @@ def _batching(
 ) -> None:
     queue = i.queue_share_ratio
     batching = (m.max_batch_size or 0) > 0
-    batcher_on = m.max_queue_delay_seconds is not None
+    batcher_on = m.dynamic_batching is True
+    # Stated by the config Triton serves, never guessed: unknown (config not read yet) is neither.
+    batcher_off = batching and m.dynamic_batching is False
     if queue is not None and queue > _MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO:
         evidence = {"queue_share_ratio": queue}
-        if batching and not batcher_on and m.max_batch_size is not None:
+        if batcher_off:
             out.append(
                 Observation(
                     K.MODEL_BATCHER_OFF,

@@ -13,6 +13,7 @@ commands that see a single window), and ends once the condition has been clear f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from gpuwatch import model
 from gpuwatch.assess.kinds import RULES
@@ -25,9 +26,9 @@ where a `Subject` (a dataclass) would run its own `__hash__` and `__eq__` at eve
 _ORDER = {model.Severity.CRITICAL: 0, model.Severity.WARNING: 1, model.Severity.INFO: 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Track:
-    """One condition being watched: pending onset (`active` false) or a finding."""
+class Track(NamedTuple):
+    """One condition being watched: pending onset (`active` false) or a finding. A named
+    tuple: one is made per condition at every tick, and a tuple is made in C."""
 
     first_seen: float
     last_seen: float
@@ -100,6 +101,6 @@ def _finding(obs: Observation, since: float) -> model.Finding:
         since=since,
         words=obs.words,
         message=obs.message,
-        evidence=obs.evidence,
+        evidence=dict(obs.evidence),
         advice=obs.advice,
     )

@@ -30,11 +30,14 @@ DEMO_TRITON_PID = 900
 
 
 def build_demo_sources(
-    settings: Settings, clock: Callable[[], float] = time.time
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> tuple[NvmlCollector, TritonCollector | None]:
-    """The GPU and Triton sources of `--demo`, with `[demo] scenario`'s faults scheduled."""
+    """The GPU and Triton sources of `--demo`, with `[demo] scenario`'s faults scheduled
+    (`monotonic`: what the Triton collector times its intervals by; a manual clock's, in tests)."""
     scenario = scenarios.get(settings.demo.scenario)
-    recorded_triton = build_recorded_triton(settings, clock) if settings.demo.triton else None
+    recorded_triton = build_recorded_triton(settings, clock, monotonic) if settings.demo.triton else None
     if scenario is not None:  # before anything starts: a scenario that cannot run stops here
         scenarios.apply_to_triton(scenario, recorded_triton[1] if recorded_triton else None)
     gpus = build_recorded_gpus(settings, clock)
@@ -72,10 +75,15 @@ def demo_triton_processes(settings: Settings, now: float) -> list[tuple[int, int
 
 
 def build_recorded_triton(
-    settings: Settings, clock: Callable[[], float] = time.time
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> tuple[TritonCollector, RecordedTriton]:
     """The demo's Triton: the real collector over the recorded server, and that server (demo
     scenarios put their model faults on it: `RecordedTriton.fail_requests`, `stall`, …)."""
     uuids = [recorded_gpu_uuid(i) for i in range(settings.demo.gpus)]
     recorded = RecordedTriton(clock=clock, gpu_uuids=uuids)
-    return TritonCollector(settings.triton, [DEMO_TRITON], transport=recorded, clock=clock), recorded
+    collector = TritonCollector(
+        settings.triton, [DEMO_TRITON], transport=recorded, clock=clock, monotonic=monotonic
+    )
+    return collector, recorded

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gpuwatch.catalog import nvml_codes
 from gpuwatch.config import ConfigError
@@ -57,6 +57,11 @@ class RecordedTritonFaults(Protocol):
 
     def queue_share(self, model: str, queue_share_ratio: float, *, from_seconds: float) -> None:
         """That share of each request's latency is spent in the queue (the rest computing)."""
+        ...
+
+    def configure(self, model: str, changes: dict[str, Any], *, from_seconds: float) -> None:
+        """The model's served config has these keys replaced (None removes one; an object is
+        merged into the config's object of that name)."""
         ...
 
 
@@ -125,6 +130,39 @@ def _model_failing(triton: RecordedTritonFaults) -> None:
     triton.queue_share(queued, 0.8, from_seconds=start)
 
 
+def _recorded(triton: RecordedTritonFaults, scenario: str, *needed: str) -> None:
+    missing = sorted(set(needed) - set(triton.model_names()))
+    if missing:
+        raise ConfigError(f"scenario {scenario!r} needs the recorded Triton models {', '.join(missing)}")
+
+
+ADVISED_BATCHING = {"dynamic_batching": {"preferred_batch_size": [], "max_queue_delay_microseconds": 0}}
+"""Dynamic batching as Triton's batcher.md advises for most models: no preferred sizes, no delay."""
+
+
+def _batching(triton: RecordedTritonFaults) -> None:
+    _recorded(triton, "batching", "bert_base", "resnet50")
+    for name in triton.model_names():
+        triton.heal(name, from_seconds=0.0)
+    # bert_base is served without its dynamic_batching block (max_batch_size 8 stays) and, from
+    # the fault start, queues 80 % of its latency: "batcher off", stated by its config.
+    triton.configure("bert_base", {"dynamic_batching": None}, from_seconds=0.0)
+    triton.queue_share("bert_base", 0.8, from_seconds=FAULT_START_SECONDS)
+    # resnet50 as recorded: requests wait about its whole 2000 µs delay for batches of 2-3 of
+    # 16 ("delay wasted"), and its preferred sizes 8 and 16 are rarely formed ("preferred
+    # sizes unused", once the load forms batches of 2 or more on average for a minute).
+
+
+def _healthy(triton: RecordedTritonFaults) -> None:
+    # The recorded models, without the recording's own failures, batching as Triton advises:
+    # nothing should need a look (bench/healthy_run.py counts what is raised anyway).
+    for name in triton.model_names():
+        triton.heal(name, from_seconds=0.0)
+    for name in ("bert_base", "resnet50", "tokenizer"):
+        if name in triton.model_names():
+            triton.configure(name, ADVISED_BATCHING, from_seconds=0.0)
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
@@ -141,6 +179,17 @@ SCENARIOS: dict[str, Scenario] = {
             "model-failing",
             "one model fails 30 % of requests, one stalls, one is UNAVAILABLE, one queues",
             triton=_model_failing,
+        ),
+        Scenario(
+            "batching",
+            "one model runs without its dynamic batcher and queues, one waits out its queue delay "
+            "for small batches and rarely forms its preferred sizes",
+            triton=_batching,
+        ),
+        Scenario(
+            "healthy",
+            "the recorded models without their failures, batching as Triton advises: no finding",
+            triton=_healthy,
         ),
     )
 }

@@ -405,6 +405,11 @@ class RecordedTriton(httpx.BaseTransport):
         """That share of each request's latency is spent in the queue (the rest computing)."""
         self._fault(model, Fault("queue", from_seconds, ratio=queue_share_ratio))
 
+    def configure(self, model: str, changes: dict[str, Any], *, from_seconds: float) -> None:
+        """The model's served config has these keys replaced (None removes one; an object is
+        merged into the config's object of that name), as after an edit and a reload."""
+        self._fault(model, Fault("config", from_seconds, config=changes))
+
     def _fault(self, model: str, fault: Fault) -> None:
         if model not in self.model_names():
             raise ValueError(f"the recording has no model {model!r}: {', '.join(self.model_names())}")
@@ -445,6 +450,8 @@ class RecordedTriton(httpx.BaseTransport):
                 configs = self._configs[g % self._n]
                 version = parts[5] if len(parts) == 7 else _latest(configs, name)
                 cfg = configs.get(f"{name}/{version}")
+                if cfg is not None:
+                    cfg = self.faults.config(name, self._clock() - self._started, cfg)
                 ready = any(
                     r.get("name") == name
                     and r.get("state") == ModelState.READY

@@ -1,5 +1,6 @@
 """Faults a demo scenario puts on the recorded Triton server: a model that fails a share of its
-requests, one that stalls, one that is not ready, one whose requests queue.
+requests, one that stalls, one that is not ready, one whose requests queue, one configured
+otherwise.
 
 Place in the flow: `demo/scenarios.py` (the demo's fault scenarios) asks the recorded source
 (`demo/triton.RecordedTriton`) for these faults; the source renders its replay as recorded
@@ -15,6 +16,8 @@ executions and batches but not in inferences; a stalled request is pending, not 
 - stalled: no counter gains anything; the pending count grows by every recorded request;
 - queueing (share r): the queue time gains r of the request time, compute the rest;
 - a state (UNAVAILABLE, …): the index says so, and the model leaves statistics and /metrics;
+- a config change: the config the source serves for the model has keys replaced or removed
+  (no `dynamic_batching`, other preferred sizes), as after an operator's edit and a reload;
 - healed: the recording's own failures are not served (its failure counters gain nothing), so
   a scenario starts from models that fail only as it says.
 
@@ -23,7 +26,9 @@ A recorded reset (a counter that goes down) restarts the faulted counters from 0
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from typing import Any
 
 COMPLETING = frozenset(
     {
@@ -86,10 +91,13 @@ def stats_role(path: tuple[object, ...]) -> str:
 @dataclass
 class Fault:
     kind: str
-    """"heal", "fail", "stall", "queue" or "state"."""
+    """"heal", "fail", "stall", "queue", "state" or "config"."""
     from_seconds: float
     ratio: float = 0.0
     state: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    """For "config": keys of the model's config replaced (None removes the key; an object is
+    merged into the config's object of that name)."""
 
 
 @dataclass
@@ -120,11 +128,27 @@ class FaultPlan:
         states = [f.state for f in self.active(model, elapsed) if f.kind == "state"]
         return states[-1] if states else None
 
+    def config(self, model: str, elapsed: float, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The config to serve for this model: the recorded one with the active changes."""
+        changes = [f.config for f in self.active(model, elapsed) if f.kind == "config"]
+        if not changes:
+            return cfg
+        out = copy.deepcopy(cfg)
+        for change in changes:
+            for key, value in change.items():
+                if value is None:
+                    out.pop(key, None)
+                elif isinstance(value, dict) and isinstance(out.get(key), dict):
+                    out[key] = {**out[key], **value}
+                else:
+                    out[key] = value
+        return out
+
     def apply(
         self, source: str, model: str, elapsed: float, raw: dict[object, float], roles: dict[object, str]
     ) -> dict[object, float]:
         """The values to serve for one model's counters (`raw`: as recorded, by key)."""
-        faults = [f for f in self.active(model, elapsed) if f.kind != "state"]
+        faults = [f for f in self.active(model, elapsed) if f.kind not in ("state", "config")]
         if not faults:
             return raw
         track = self._tracks.get((source, model))

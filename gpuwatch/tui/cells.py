@@ -44,32 +44,39 @@ def state_words(state: model.GpuState) -> str:
 # --------------------------------------------------------------------------- GPUs
 
 
-def gpu_flags(sample: model.GpuSample, xid: int | None, pal: Palette) -> Text:
-    """The one-cell summary of what is wrong with a GPU, worst first."""
+SLOWDOWN_KINDS = frozenset(
+    {
+        model.FindingKind.GPU_THERMAL_SLOWDOWN,
+        model.FindingKind.GPU_HARDWARE_SLOWDOWN,
+        model.FindingKind.GPU_POWER_CAPPED,
+    }
+)
+"""The findings that judge a GPU's clocks: its power and clock cells are marked with them."""
+
+
+def gpu_flags(sample: model.GpuSample, found: Sequence[model.Finding], xid: int | None, pal: Palette) -> Text:
+    """The GPU's state cell: its findings' words (the assessment's, most severe first) after
+    one `!` ("! LOST", "! thermal HW slowdown"). With none, what NVML says, unmarked: a recent
+    XID the assessment does not count critical, clocks held ("power cap" for the seconds before
+    its finding's onset), else "idle" or "ok"."""
+    if found:
+        text = Text("! ", style=finding_style(found[0], pal))
+        for n, f in enumerate(found):
+            if n:
+                text.append(" ")
+            text.append(f.words, style=finding_style(f, pal))
+        return text
     if sample.state != model.GpuState.OK:
-        return Text(state_words(sample.state), style=pal.fault)
-    text = Text()
-
-    def add(words: str, style: object) -> None:
-        if text:
-            text.append(" ")
-        text.append(words, style=style)  # type: ignore[arg-type]
-
-    if sample.ecc_uncorrected_volatile_count:
-        add(f"ECC {sample.ecc_uncorrected_volatile_count}", pal.fault)
-    if sample.remapped_rows_failed:
-        add("REMAP FAILED", pal.fault)
-    elif sample.remapped_rows_pending:
-        add("! remap", pal.warn)
+        return Text(state_words(sample.state), style=pal.dim)
+    said = []
     if xid is not None:
-        add(f"XID {xid}", pal.fault if xid in nvml_codes.CRITICAL_XIDS else pal.warn)
+        said.append(f"XID {xid}")
     slowing = nvml_codes.slowing_reasons(sample.clock_event_reasons)
     if slowing:
-        add("! " + nvml_codes.clock_event_words(slowing), pal.warn)
-    if not text:
-        idle = "gpu_idle" in sample.clock_event_reasons
-        text.append("idle" if idle else "ok", style=pal.dim)
-    return text
+        said.append(nvml_codes.clock_event_words(slowing))
+    if said:
+        return Text(" ".join(said))
+    return Text("idle" if "gpu_idle" in sample.clock_event_reasons else "ok", style=pal.dim)
 
 
 def gpu_cells(
@@ -78,8 +85,11 @@ def gpu_cells(
     spark: str,
     xid: int | None,
     pal: Palette,
+    *,
+    found: Sequence[model.Finding] = (),
 ) -> list[Cell]:
-    """Cells in GPU_COLUMNS order (gpu_panel.py)."""
+    """Cells in GPU_COLUMNS order (gpu_panel.py); `found` are the GPU's findings, which alone
+    mark its row (the state cell, and power and clock when a slowdown finding holds)."""
     ok = sample.state == model.GpuState.OK
     gpm = sample.gpm if ok else None
     name = fmt.clip((info.name or "").removeprefix("NVIDIA ") if info and info.name else None, 16)
@@ -88,7 +98,7 @@ def gpu_cells(
         return Text(text if ok else fmt.MISSING, style=pal.dim if not ok else "")
 
     power = Text(fmt.of(sample.power_watts, sample.power_limit_watts) if ok else fmt.MISSING)
-    if ok and nvml_codes.slowing_reasons(sample.clock_event_reasons):
+    if any(f.kind in SLOWDOWN_KINDS for f in found):
         power.stylize(pal.warn)
         clock = Text(fmt.number(sample.sm_clock_mhz), style=pal.warn)
     else:
@@ -105,7 +115,7 @@ def gpu_cells(
         power,
         clock,
         value(f"↓{fmt.rate(sample.pcie_rx_bytes_per_second)} ↑{fmt.rate(sample.pcie_tx_bytes_per_second)}"),
-        gpu_flags(sample, xid, pal),
+        gpu_flags(sample, found, xid, pal),
         Text(spark, style=pal.bar),
     ]
 
@@ -275,7 +285,8 @@ def event_cells(event: model.Event, pal: Palette) -> list[Cell]:
 
 def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal: Palette) -> list[Cell]:
     """Cells in NODE_COLUMNS order (cluster_screen.py). A node with a `problem` is DOWN with
-    the reason; its figures are the last it gave (`summary` None: it never answered)."""
+    the reason; its figures are the last it gave (`summary` None: it never answered). The
+    Reason says the node's findings: "! 1 critical 2 warning: GPU 3 LOST, …"."""
     if summary is None:
         return [Text(name), Text("DOWN", style=pal.fault), *([fmt.MISSING] * 7), Text(problem or "")]
     state = Text("DOWN", style=pal.fault) if problem else Text("up", style=pal.good)
@@ -291,10 +302,11 @@ def node_cells(name: str, summary: NodeSummary | None, problem: str | None, pal:
     if summary.failing:
         fails = Text("! " + fmt.per_second(summary.failures_per_second), style=pal.warn)
     models = f"{summary.models_ready}/{summary.models_total}" if summary.models_total else fmt.MISSING
-    looks = [
-        f"! {n} {word}" for n, word in ((summary.critical, "critical"), (summary.warnings, "warning")) if n
-    ]
-    note = problem or " · ".join(x for x in (" ".join(looks), summary.note) if x)
+    counted = " ".join(
+        f"{n} {word}" for n, word in ((summary.critical, "critical"), (summary.warnings, "warning")) if n
+    )
+    looks = f"! {counted}: {', '.join(summary.looks)}" if counted else ""
+    note = problem or " · ".join(x for x in (looks, summary.note) if x)
     return [
         Text(name),
         state,

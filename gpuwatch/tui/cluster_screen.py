@@ -2,7 +2,9 @@
 
 Place in the flow: one `Feed` per client → **ClusterScreen** → rows (`summary.py`,
 `cells.node_cells`). A node whose feed fails reads DOWN with the reason, keeping the last
-figures it gave; it comes back by itself when it answers. While a node's dashboard is open on
+figures it gave; it comes back by itself when it answers. Nodes sort by what needs a look:
+down first, then by critical findings, then by warnings (`summary.rank`), each row saying its
+findings in words. While a node's dashboard is open on
 top, this screen's feeds pause, so the opened node is not polled twice.
 """
 
@@ -23,7 +25,7 @@ from gpuwatch.tui.cells import node_cells
 from gpuwatch.tui.feed import Feed
 from gpuwatch.tui.node_screen import NodeScreen
 from gpuwatch.tui.palette import Palette
-from gpuwatch.tui.summary import NodeSummary, summarize
+from gpuwatch.tui.summary import NodeSummary, rank, summarize
 from gpuwatch.tui.table import Cell, Column, SyncTable
 
 NODE_COLUMNS: tuple[Column, ...] = (
@@ -123,7 +125,12 @@ class ClusterScreen(Screen[None]):
         pal = self.palette
         rows = []
         down: list[tuple[str, str]] = []
-        for i, client in enumerate(self.clients):
+        order = sorted(
+            range(len(self.clients)),
+            key=lambda i: (*rank(self.summaries.get(i), bool(self.problems.get(i))), i),
+        )
+        for i in order:
+            client = self.clients[i]
             problem = self.problems.get(i)
             summary = self.summaries.get(i)
             cells: list[Cell]

@@ -7,6 +7,8 @@ Place in the flow: the node screen fetches events from the client in a worker an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -28,8 +30,12 @@ EVENT_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def collectors_line(collectors: tuple[model.CollectorHealth, ...], pal: Palette) -> Text:
-    """Each collector's health in a few words: what feeds which column, and whether it works."""
+def collectors_line(
+    collectors: tuple[model.CollectorHealth, ...], pal: Palette, found: Sequence[model.Finding] = ()
+) -> Text:
+    """Each collector's health in a few words: what feeds which column, and whether it works.
+    A collector is marked `!` only with a finding (`found`: the snapshot's), else said plainly."""
+    judged = {f.subject.collector for f in found if f.subject.kind is model.SubjectKind.COLLECTOR}
     text = Text("Collectors: ", style=pal.dim)
     for i, c in enumerate(collectors):
         if i:
@@ -41,7 +47,10 @@ def collectors_line(collectors: tuple[model.CollectorHealth, ...], pal: Palette)
             text.append(f"{c.name} not run yet", style=pal.dim)
         else:
             why = c.last_error or ("stale" if c.stale else "failing")
-            text.append(f"! {c.name}: {why}", style=pal.warn)
+            if c.name in judged:
+                text.append(f"! {c.name}: {why}", style=pal.warn)
+            else:
+                text.append(f"{c.name}: {why}")
     if not collectors:
         text.append("none reported", style=pal.dim)
     return text
@@ -81,7 +90,9 @@ class EventsPanel(Vertical):
 
     def watch_snapshot(self, snapshot: model.Snapshot | None) -> None:
         if snapshot is not None:
-            self.query_one("#collectors", Static).update(collectors_line(snapshot.collectors, self.palette))
+            self.query_one("#collectors", Static).update(
+                collectors_line(snapshot.collectors, self.palette, snapshot.findings)
+            )
 
     def watch_events(self, events: tuple[model.Event, ...] | None) -> None:
         if events is None:

@@ -1,7 +1,8 @@
 """`GpuPanel`: one row per GPU, a sparkline of the chosen figure, and the cursor row's details.
 
 Place in the flow: the node screen sets `snapshot` (each refresh), `sparks` (history of the
-chosen figure, fetched by the screen in a worker) and `xids`; the panel only draws. It asks for
+chosen figure, fetched by the screen in a worker) and `xids`; the panel only draws. A row is
+marked by the GPU's findings in the snapshot (gpuwatch/assess/), never by its own reading. It asks for
 a different sparkline figure with `GpuPanel.FigureChanged` and for a GPU's history view with
 `GpuPanel.Opened`. The row fits 80 columns; wider terminals get the name, SM occupancy and PCIe
 columns and a longer sparkline.
@@ -21,7 +22,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
 from gpuwatch import model
-from gpuwatch.text import fmt
+from gpuwatch.text import findings, fmt
 from gpuwatch.tui.cells import gpu_cells, gpu_detail
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, Row, SyncTable
@@ -215,11 +216,12 @@ class GpuPanel(Vertical):
             known = [v for v in values if v is not None]
             top = high if high is not None else (max(known) if known else 1.0)
             xid = self.xids.get(g.index)
+            found = findings.of_gpu(snapshot.findings, g.index)
+            if g.state is model.GpuState.UNAVAILABLE:
+                found += [f for f in snapshot.findings if f.kind is model.FindingKind.NVML_UNAVAILABLE]
+            spark = fmt.spark(values, low, top)
             rows.append(
-                (
-                    str(g.index),
-                    gpu_cells(g, d, fmt.spark(values, low, top), xid.code if xid else None, self.palette),
-                )
+                (str(g.index), gpu_cells(g, d, spark, xid.code if xid else None, self.palette, found=found))
             )
         table.show_rows(rows)
         self._draw_detail()

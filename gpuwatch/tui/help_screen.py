@@ -30,7 +30,7 @@ KEYS: tuple[tuple[str, str], ...] = (
 NOTES = (
     "Read-only: gpuwatch shows processes, it never signals them.\n"
     "! and words mark what needs a look (! stalled, ! queue-bound);\n"
-    "LOST, HUNG and DOWN mark what is broken. STALE on the top line:\n"
+    "! LOST, ! HUNG and DOWN mark what is broken. STALE on the top line:\n"
     "the source stopped answering; the data shown is from the time\n"
     "given, and gpuwatch keeps retrying."
 )

@@ -3,7 +3,8 @@
 Place in the flow: the node screen sets `stats` (from `ModelPanel.Highlighted` and each
 refresh) and `history` (the model's recent figures, fetched in a worker). Left: the config
 that shapes batching (max batch, preferred sizes, max queue delay, instances and their GPUs),
-where the latency goes (queue against compute), failures by reason, the assessment's diagnosis
+where the latency goes (queue against compute), failures by reason (not an ensemble's: Triton
+counts each failed step in it twice, so its steps' rows have them), the assessment's diagnosis
 (each finding of the model with its evidence and advice, `found`) and sparklines of the last
 minutes. Right: the batch sizes executed in the last interval, as bars.
 """
@@ -40,6 +41,8 @@ def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...]
     preferred = ", ".join(str(b) for b in m.preferred_batch_sizes) or fmt.MISSING
     gpus = ", ".join(str(g) for g in m.gpu_indexes) or fmt.MISSING
     batching = "no batching" if m.max_batch_size == 0 else f"max batch {fmt.number(m.max_batch_size)}"
+    if m.max_batch_size and m.dynamic_batching is False:
+        batching += " · no dynamic batching"
     text.append(
         f"\n{batching} · preferred {preferred} · max queue delay "
         f"{fmt.seconds(m.max_queue_delay_seconds)} · {fmt.number(m.instance_count)} × "
@@ -61,7 +64,14 @@ def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...]
         f"{fmt.seconds(i.average_queue_seconds)} + compute {fmt.seconds(i.average_compute_infer_seconds)}"
         f" · queue share {fmt.percent(i.queue_share_ratio)} · mean depth {fmt.number(i.mean_queue_depth, 1)}"
     )
-    if i.failures_per_second:
+    if i.failures_per_second and m.ensemble_steps:
+        # Triton counts each failed step in the ensemble's own statistics too (docs/triton.md):
+        # its figure is not the ensemble's failures, so it is not shown, here as in the table.
+        text.append(
+            "\nfailures — : Triton counts each failed step twice in an ensemble; see its steps",
+            style=pal.dim,
+        )
+    elif i.failures_per_second:
         reasons = ", ".join(
             f"{reason} {fmt.per_second(rate)}/s"
             for reason, rate in sorted(i.failures_per_second_by_reason.items())

@@ -1,7 +1,8 @@
 """One node in one line: what the cluster view shows of each node's snapshot.
 
 Place in the flow: snapshot → **summary** → cluster view rows. Pure: the busiest and hottest
-GPU, total power against total cap, models ready, failures/s, GPUs not answering.
+GPU, total power against total cap, models ready, failures/s, GPUs not answering, and the
+node's findings (counted, and in words), by which the cluster view sorts its nodes (`rank`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class NodeSummary:
     warnings: int = 0
     failing: bool = False
     """A model of the node has a `model_failing` finding (its Fail/s is marked only then)."""
+    looks: tuple[str, ...] = ()
+    """The node's critical and warning findings, most severe first, each in a few words:
+    "GPU 3 LOST", "bert-large:2 failing 16%" (info findings are counted nowhere here)."""
 
 
 def summarize(snapshot: model.Snapshot) -> NodeSummary:
@@ -63,4 +67,21 @@ def summarize(snapshot: model.Snapshot) -> NodeSummary:
         critical=sum(1 for f in found if f.severity is model.Severity.CRITICAL),
         warnings=sum(1 for f in found if f.severity is model.Severity.WARNING),
         failing=any(f.kind is model.FindingKind.MODEL_FAILING for f in found),
+        looks=tuple(_words(f) for f in found if f.severity is not model.Severity.INFO),
     )
+
+
+def _words(f: model.Finding) -> str:
+    if f.subject.kind is model.SubjectKind.NODE:
+        return f.words
+    return f"{f.subject.label()} {f.words}"
+
+
+def rank(summary: NodeSummary | None, down: bool) -> tuple[int, int, int]:
+    """Where a node sorts in the cluster view (smallest first): a node that is down, then by
+    its critical findings, then by its warnings, most first; a node not heard from yet last."""
+    if down:
+        return (0, 0, 0)
+    if summary is None:
+        return (2, 0, 0)
+    return (1, -summary.critical, -summary.warnings)

@@ -81,6 +81,7 @@ class ScriptedTriton:
                         backend="onnxruntime",
                         max_batch_size=8,
                         preferred_batch_sizes=(4, 8),
+                        dynamic_batching=True,
                         max_queue_delay_seconds=100e-6,
                         instance_count=2,
                         instance_kind="KIND_GPU",
@@ -113,6 +114,7 @@ class ScriptedTriton:
                         backend="tensorrt",
                         max_batch_size=32,
                         preferred_batch_sizes=(16, 32),
+                        dynamic_batching=True,
                         max_queue_delay_seconds=0.002,
                         instance_count=1,
                         instance_kind="KIND_GPU",
@@ -195,10 +197,12 @@ class Scene:
         for _ in range(seconds):
             self.clock.advance(1.0)
             self.ticks += 1
-            self.collector.poll_fast()
-            self.collector.poll_events()
-            if self.ticks % 5 == 0:
-                self.collector.poll_slow()
+            # Through the engine's jobs, as its threads would run them: their health counts
+            # each run (collectors polled behind its back would read stale in every scene).
+            self.engine.run_job("nvml")
+            self.engine.run_job("nvml_events")
+            if self.ticks % 5 == 1:  # from the first tick, as the engine starts every job at once
+                self.engine.run_job("nvml_slow")
             if self.kubernetes is not None:
                 assert self.kubernetes.run_pod_resources() is None
                 assert self.kubernetes.run_cri() is None
@@ -232,7 +236,7 @@ def build_scene(
     kubernetes = None
     if pods is not None:
         kubernetes = _pods_of(recorded, collector, pods)
-    engine = Engine(collector, scripted, clock=clock, kubernetes=kubernetes)
+    engine = Engine(collector, scripted, clock=clock, kubernetes=kubernetes, monotonic=clock)
     history = MemoryHistory(keep_seconds=900)
     engine.subscribe(history.add)
     if faults:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from rich.text import Text
 from textual.theme import BUILTIN_THEMES
 
 from gpuwatch import model
 from gpuwatch.assess import assess
 from gpuwatch.series import Point
 from gpuwatch.text import fmt
+from gpuwatch.text.findings import of_gpu
 from gpuwatch.tui.buckets import aligned_range, column_seconds, to_slots
-from gpuwatch.tui.cells import gpu_flags, model_cells, node_cells
+from gpuwatch.tui.cells import gpu_cells, gpu_flags, model_cells, node_cells
 from gpuwatch.tui.events_panel import collectors_line
-from gpuwatch.tui.palette import palette_for
-from gpuwatch.tui.summary import summarize
+from gpuwatch.tui.gpu_panel import GPU_COLUMNS
+from gpuwatch.tui.model_detail import describe
+from gpuwatch.tui.palette import Palette, palette_for
+from gpuwatch.tui.summary import NodeSummary, rank, summarize
 from gpuwatch.tui.table import Column, fit_columns
 
 MONO = palette_for(BUILTIN_THEMES["textual-dark"], monochrome=True)
@@ -31,23 +35,48 @@ def gpu(**kw: object) -> model.GpuSample:
     return model.GpuSample(index=0, uuid="GPU-0", **kw)  # type: ignore[arg-type]
 
 
+def gpu_snapshot(*gpus: model.GpuSample, events: tuple[model.Event, ...] = ()) -> model.Snapshot:
+    return model.Snapshot(timestamp=0.0, node=model.NodeInfo("n", "0", "nvml"), gpus=gpus, events=events)
+
+
+def flags(sample: model.GpuSample, xid: int | None = None, pal: Palette = MONO, **kw: object) -> Text:
+    """The state cell as the panel draws it: from the assessment's findings of the GPU."""
+    found = assess(gpu_snapshot(sample, **kw), None, 0.0, immediate=True).findings  # type: ignore[arg-type]
+    return gpu_flags(sample, of_gpu(found, sample.index), xid, pal)
+
+
 def test_flags_say_what_is_wrong_in_words() -> None:
-    capped = gpu(clock_event_reasons=("sw_power_cap",))
-    assert str(gpu_flags(capped, None, MONO)) == "! power cap"
-    assert str(gpu_flags(gpu(clock_event_reasons=("gpu_idle",)), None, MONO)) == "idle"
-    assert str(gpu_flags(gpu(clock_event_reasons=("applications_clocks_setting",)), None, MONO)) == "ok"
-    lost = gpu(state=model.GpuState.LOST, state_reason="GPU is lost")
-    assert str(gpu_flags(lost, 79, MONO)) == "LOST"
-    worst = gpu(ecc_uncorrected_volatile_count=2, clock_event_reasons=("hw_thermal_slowdown",))
-    assert str(gpu_flags(worst, 48, MONO)) == "ECC 2 XID 48 ! HW thermal"
+    assert str(flags(gpu(clock_event_reasons=("sw_power_cap",)))) == "! power cap"
+    assert str(flags(gpu(clock_event_reasons=("gpu_idle",)))) == "idle"
+    assert str(flags(gpu(clock_event_reasons=("applications_clocks_setting",)))) == "ok"
+    assert str(flags(gpu(state=model.GpuState.LOST, state_reason="GPU is lost"), 79)) == "! LOST"
+    xid = model.Event(0.0, model.EventKind.XID, model.Severity.CRITICAL, "XID 48", gpu_index=0, code=48)
+    hot = gpu(ecc_uncorrected_volatile_count=2, clock_event_reasons=("hw_thermal_slowdown",))
+    assert str(flags(hot, 48, events=(xid,))) == "! XID 48 thermal"
+    # An XID the assessment does not count critical is said, unmarked; and no finding, no `!`:
+    # the figures alone (an ECC count, a clock reason the rules do not judge) mark nothing.
+    assert str(flags(gpu(clock_event_reasons=("gpu_idle",)), 31)) == "XID 31"
+    unjudged = gpu_flags(hot, (), None, MONO)
+    assert str(unjudged) == "HW thermal" and not unjudged.style and not unjudged.spans
+
+
+def test_a_gpu_row_is_marked_by_its_findings_alone() -> None:
+    capped = gpu(clock_event_reasons=("sw_power_cap",), power_watts=690.0, power_limit_watts=700.0)
+    [finding] = assess(gpu_snapshot(capped), None, 0.0, immediate=True).findings
+    marked = gpu_cells(capped, None, "", None, COLOUR, found=[finding])
+    plain = gpu_cells(capped, None, "", None, COLOUR)
+    power = GPU_COLUMNS.index(next(c for c in GPU_COLUMNS if c.key == "power"))
+    state = GPU_COLUMNS.index(next(c for c in GPU_COLUMNS if c.key == "flags"))
+    assert str(marked[state]) == "! power cap" and str(plain[state]) == "power cap"
+    assert marked[power].spans and not plain[power].spans  # type: ignore[union-attr]
 
 
 def test_meaning_survives_monochrome() -> None:
-    lost = gpu_flags(gpu(state=model.GpuState.LOST), None, MONO)
-    capped = gpu_flags(gpu(clock_event_reasons=("sw_power_cap",)), None, MONO)
-    assert lost.style.reverse and not lost.style.color  # type: ignore[union-attr]
+    lost = flags(gpu(state=model.GpuState.LOST))
+    capped = flags(gpu(clock_event_reasons=("hw_slowdown",)))
+    assert lost.spans[0].style.reverse and not lost.spans[0].style.color  # type: ignore[union-attr]
     assert capped.spans[0].style.bold and not capped.spans[0].style.color  # type: ignore[union-attr]
-    coloured = gpu_flags(gpu(clock_event_reasons=("sw_power_cap",)), None, COLOUR)
+    coloured = flags(gpu(clock_event_reasons=("hw_slowdown",)), pal=COLOUR)
     assert coloured.spans[0].style.color is not None  # type: ignore[union-attr]
 
 
@@ -85,6 +114,7 @@ def test_a_stalled_and_a_queueing_model_read_their_words_without_colour() -> Non
         "1",
         state="READY",
         max_batch_size=8,
+        dynamic_batching=True,
         max_queue_delay_seconds=1e-4,
         instance_count=1,
         interval=model.ModelInterval(1.0, requests_per_second=90.0, queue_share_ratio=0.8),
@@ -174,26 +204,30 @@ def test_node_summary_and_row() -> None:
 
 
 def test_collectors_line_names_the_failing_one() -> None:
-    line = collectors_line(
-        (
-            model.CollectorHealth(
-                "nvml", ok=True, stale=False, cadence_seconds=1, last_duration_seconds=0.002, runs_count=9
-            ),
-            model.CollectorHealth(
-                "triton_local",
-                ok=False,
-                stale=False,
-                cadence_seconds=1,
-                last_error="connection refused",
-                runs_count=3,
-                errors_count=3,
-            ),
-            model.CollectorHealth("nvml_slow", ok=False, stale=True, cadence_seconds=5, runs_count=2),
+    collectors = (
+        model.CollectorHealth(
+            "nvml", ok=True, stale=False, cadence_seconds=1, last_duration_seconds=0.002, runs_count=9
         ),
-        MONO,
+        model.CollectorHealth(
+            "triton_local",
+            ok=False,
+            stale=False,
+            cadence_seconds=1,
+            last_error="connection refused",
+            runs_count=3,
+            errors_count=3,
+        ),
+        model.CollectorHealth("nvml_slow", ok=False, stale=True, cadence_seconds=5, runs_count=2),
     )
+    snapshot = model.Snapshot(timestamp=0.0, node=model.NodeInfo("n", "0", "nvml"), collectors=collectors)
+    found = assess(snapshot, None, 0.0, immediate=True).findings
+    line = collectors_line(collectors, MONO, found)
     assert (
         line.plain == "Collectors: nvml ok 2.0 ms · ! triton_local: connection refused · ! nvml_slow: stale"
+    )
+    # the same health before the findings begin (or unjudged): said, not marked
+    assert collectors_line(collectors, MONO).plain == (
+        "Collectors: nvml ok 2.0 ms · triton_local: connection refused · nvml_slow: stale"
     )
 
 
@@ -219,7 +253,7 @@ def test_a_node_counts_each_failed_request_once_and_its_findings() -> None:
     assert s.failures_per_second == 60.0  # not 181: the ensemble's are its step's, twice
     assert (s.critical, s.warnings, s.failing) == (1, 0, True)
     row = [str(c) for c in node_cells("n1", s, None, MONO)]
-    assert row[7] == "! 60" and row[-1] == "! 1 critical"
+    assert row[7] == "! 60" and row[-1] == "! 1 critical: bert:1 failing 50%"
     # the same figures unassessed: nothing judged, nothing marked
     plain = [str(c) for c in node_cells("n1", summarize(snapshot), None, MONO)]
     assert plain[7] == "60" and plain[-1] == ""
@@ -228,3 +262,41 @@ def test_a_node_counts_each_failed_request_once_and_its_findings() -> None:
     pipe = [str(c) for c in model_cells(ensemble, MONO)]
     bert = [str(c) for c in model_cells(step, MONO, found=assessed.findings)]
     assert pipe[2:4] == ["60", fmt.MISSING] and bert[3] == "! 60"
+
+
+def test_the_cluster_sorts_nodes_down_then_by_critical_then_by_warning_findings() -> None:
+    def summary(critical: int, warnings: int) -> NodeSummary:
+        return NodeSummary("n", 1, None, None, None, None, 0, 0, None, 0, None, critical, warnings)
+
+    nodes = {
+        "quiet": (summary(0, 0), False),
+        "warned": (summary(0, 3), False),
+        "one critical": (summary(1, 0), False),
+        "two critical": (summary(2, 1), False),
+        "waiting": (None, False),
+        "down": (summary(0, 0), True),
+        "warned less": (summary(0, 1), False),
+    }
+    order = sorted(nodes, key=lambda n: (*rank(*nodes[n]), list(nodes).index(n)))
+    assert order == ["down", "two critical", "one critical", "warned", "warned less", "quiet", "waiting"]
+
+
+def test_the_model_detail_shows_no_ensemble_failure_figure_of_its_own() -> None:
+    """Triton counts each failed step in the ensemble's statistics too: its 121/s is not shown
+    (as in the table, `gpuwatch snapshot` and the node's totals); its step's 60/s is."""
+    step = model.ModelStats(
+        "s",
+        "bert",
+        "1",
+        state="READY",
+        interval=model.ModelInterval(1.0, requests_per_second=60.0, failures_per_second=60.0),
+    )
+    ensemble = dataclasses.replace(
+        step,
+        name="pipe",
+        ensemble_steps=("bert",),
+        interval=model.ModelInterval(1.0, requests_per_second=60.0, failures_per_second=121.0),
+    )
+    pipe = describe(ensemble, MONO).plain
+    assert "121" not in pipe and "failed step twice" in pipe
+    assert "failures 60/s" in describe(step, MONO).plain

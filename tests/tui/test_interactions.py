@@ -126,9 +126,11 @@ async def test_gpu_rows_flag_power_cap_xid_and_lost(scene: Scene) -> None:
         await settle(pilot)
         table = pilot.app.screen.query_one(GpuPanel).query_one(SyncTable)
         flags = [str(table.get_cell(key, "flags")) for key in table.row_keys]
-        assert flags[1] == "! power cap"
+        # GPU 1 has been power capped for 12 s of the matmul, less than its finding's onset (30 s):
+        # NVML's words, unmarked; GPU 3's loss is a finding.
+        assert flags[1] == "power cap"
         assert flags[2].startswith("XID 31")
-        assert flags[3] == "LOST"
+        assert flags[3] == "! LOST"
         assert str(table.get_cell("3", "util")) == "—"
         # The lost GPU's reason is on the detail line when the cursor is on it.
         await pilot.press("down", "down", "down")
@@ -245,12 +247,18 @@ async def test_cluster_drill_down_and_back(scene: Scene, monkeypatch: pytest.Mon
     gone.clock.advance(60)
     clients = [scene.client("node-a"), other.client("node-b"), gone.client("node-c")]
     try:
-        async with TopApp(clients, refresh_seconds=0.1).run_test(size=(100, 30)) as pilot:
+        async with TopApp(clients, refresh_seconds=0.1).run_test(size=(140, 30)) as pilot:
             await settle(pilot)
             cluster = pilot.app.screen
             assert isinstance(cluster, ClusterScreen)
             assert [cluster.node_state(i) for i in range(3)] == ["up", "up", "down"]
             table = cluster.query_one(SyncTable)
+            # Down first, then node-a with its critical findings said in words, then the quiet one.
+            assert table.row_keys == ["2", "0", "1"]
+            reason = str(table.get_cell("0", "note"))
+            assert reason.startswith("! 3 critical 1 warning: bert-large:2 failing"), reason
+            assert "GPU 3 LOST" in cluster.summaries[0].looks  # further on, past the column's end
+            assert str(table.get_cell("1", "note")) == ""
             assert str(table.get_cell("0", "lost")) == "1"  # GPU 3 of node-a
             assert str(table.get_cell("0", "failures")).startswith("! ")
             down = text_of(cluster.query_one("#cluster-down", Static))
@@ -304,8 +312,8 @@ async def test_monochrome_from_no_color(scene: Scene, monkeypatch: pytest.Monkey
         await settle(pilot)
         table = pilot.app.screen.query_one(GpuPanel).query_one(SyncTable)
         lost = table.get_cell("3", "flags")
-        # Without colour the lost GPU still says LOST, in reverse video.
-        assert str(lost) == "LOST" and lost.style.reverse  # type: ignore[union-attr]
+        # Without colour the lost GPU still says ! LOST, in reverse video.
+        assert str(lost) == "! LOST" and lost.style.reverse  # type: ignore[union-attr]
 
 
 async def test_events_newest_first_with_the_whole_message(scene: Scene) -> None:

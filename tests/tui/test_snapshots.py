@@ -101,7 +101,8 @@ def test_cluster(snap_compare: SnapCompare, scene: Scene, monkeypatch: pytest.Mo
     try:
         clients = [scene.client("gpu-node-01"), quiet.client("gpu-node-02"), gone.client("gpu-node-03")]
         app = TopApp(clients, refresh_seconds=0.5)
-        assert snap_compare(app, run_before=keys())
+        # 120 columns: room for the Reason, which says each node's findings (sorted by them).
+        assert snap_compare(app, terminal_size=(120, 24), run_before=keys())
     finally:
         quiet.close()
         gone.close()

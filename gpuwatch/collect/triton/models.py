@@ -339,6 +339,7 @@ class ModelBook:
             backend=cfg.backend if cfg else None,
             platform=cfg.platform if cfg else None,
             max_batch_size=cfg.max_batch_size if cfg else None,
+            dynamic_batching=cfg.dynamic_batching if cfg else None,
             preferred_batch_sizes=cfg.preferred_batch_sizes if cfg else (),
             max_queue_delay_seconds=cfg.max_queue_delay_seconds if cfg and cfg.dynamic_batching else None,
             instance_count=cfg.instance_count if cfg else None,
