@@ -202,6 +202,7 @@ def full_snapshot() -> model.Snapshot:
         state=model.GpuState.OK,
         gpm=gpm,
         clock_event_reasons_mask=0x44,
+        nvlinks=(filled(model.NvlinkLink, link=0, state=model.NvlinkState.UP),),
     )
     info = filled(model.GpuInfo, index=0, uuid="GPU-0")
     proc = filled(model.ProcessSample, pid=7, gpu_index=0, gpu_uuid="GPU-0", container_id="ab" * 32)
@@ -221,6 +222,7 @@ def full_snapshot() -> model.Snapshot:
         events=(event,),
         collectors=(filled(model.CollectorHealth, ok=True, stale=False),),
         store=FIXED_STORE,
+        topology=model.Topology((0, 1), (filled(model.GpuTopology, gpu_index=0, paths=("X", "NV18")),)),
         findings=(
             model.Finding(
                 model.FindingKind.MODEL_STALLED,

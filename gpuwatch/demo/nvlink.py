@@ -248,7 +248,7 @@ class RecordedNvlinkNode(RecordedNvml):
 
     def nvmlDeviceGetNvLinkState(self, handle: Any, link: int) -> int:
         gpu = self._link("nvmlDeviceGetNvLinkState", handle, link)
-        return pynvml.NVML_FEATURE_ENABLED if self._link_up(gpu, link) else pynvml.NVML_FEATURE_DISABLED
+        return int(pynvml.NVML_FEATURE_ENABLED if self._link_up(gpu, link) else pynvml.NVML_FEATURE_DISABLED)
 
     def nvmlDeviceGetNvLinkVersion(self, handle: Any, link: int) -> int:
         gpu = self._link("nvmlDeviceGetNvLinkVersion", handle, link)

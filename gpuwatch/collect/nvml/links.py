@@ -109,6 +109,7 @@ def read_links(
     uuid: str,
     index: int,
     h: Any,
+    *,
     link_count: int | None,
     cursors: LinkCursors,
     now: float,

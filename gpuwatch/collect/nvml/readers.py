@@ -299,7 +299,9 @@ def read_slow(
                 )
             ),
         )
-    nvlinks = read_links(gateway, k, gpu.index, h, gpu.info.nvlink_link_count, cursors.links, now)
+    nvlinks = read_links(
+        gateway, k, gpu.index, h, link_count=gpu.info.nvlink_link_count, cursors=cursors.links, now=now
+    )
     remap = call("remapped_rows", "nvmlDeviceGetRemappedRows")
     utilization: dict[int, ProcessUtilization] | None = None
     if settings.process_utilization:
