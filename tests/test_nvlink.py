@@ -190,3 +190,42 @@ def test_topo_demo_prints_the_matrix_and_json(tmp_path: Path, capsys: pytest.Cap
     doc = json.loads(capsys.readouterr().out)
     assert doc["topology"]["rows"][0]["paths"] == ["X", "NV18"]
     assert [n["state"] for n in doc["nvlinks"]["1"]] == ["up"] * 18
+
+
+def test_the_nvlink_degraded_scenario_raises_both_findings(clock: ManualClock) -> None:
+    from gpuwatch.demo import scenarios
+    from gpuwatch.engine import Engine
+
+    pair = RecordedNvlinkNode(clock=clock)
+    scenarios.apply_to_gpus(scenarios.SCENARIOS["nvlink-degraded"], pair, tick_seconds=1.0)
+    collector = make_collector(pair, NvmlSettings(), clock)
+    engine = Engine(collector, None, clock=clock)
+    kinds: dict[float, set[tuple[model.FindingKind, int | None]]] = {}
+    for second in range(0, 40, 5):
+        clock.advance(5.0)
+        collector.poll_fast()
+        collector.poll_events()
+        collector.poll_slow()
+        snapshot = engine.build_snapshot(clock())
+        kinds[second] = {
+            (f.kind, f.subject.gpu_index) for f in snapshot.findings if f.subject.gpu_index is not None
+        }
+    assert kinds[20] == set()  # the faults start 30 s in (the jobs run by hand: no collector findings)
+    assert kinds[35] == {
+        (model.FindingKind.GPU_NVLINK_DOWN, 0),
+        (model.FindingKind.GPU_NVLINK_DOWN, 1),
+        (model.FindingKind.GPU_NVLINK_ERRORS, 1),
+    }
+    down = next(f for f in snapshot.findings if f.kind is model.FindingKind.GPU_NVLINK_DOWN)
+    assert down.severity is model.Severity.CRITICAL and down.message == "NVLink link 3 down of 18"
+    pair.close()
+
+
+def test_the_nvlink_degraded_scenario_needs_the_pair(clock: ManualClock) -> None:
+    from gpuwatch.config import ConfigError
+    from gpuwatch.demo import scenarios
+
+    with pytest.raises(ConfigError, match='node = "h200x2"'):
+        scenarios.apply_to_gpus(
+            scenarios.SCENARIOS["nvlink-degraded"], RecordedNvml(4, clock=clock), tick_seconds=1.0
+        )
