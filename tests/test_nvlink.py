@@ -229,3 +229,59 @@ def test_the_nvlink_degraded_scenario_needs_the_pair(clock: ManualClock) -> None
         scenarios.apply_to_gpus(
             scenarios.SCENARIOS["nvlink-degraded"], RecordedNvml(4, clock=clock), tick_seconds=1.0
         )
+
+
+def test_history_keeps_each_gpus_links_and_traffic(
+    pair: RecordedNvlinkNode, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Through the real SQLite store: links up, error sums and NVLink traffic per GPU."""
+    from gpuwatch.engine import Engine
+    from tests.storekit import open_test_store
+
+    collector = make_collector(pair, NvmlSettings(), clock)
+    engine = Engine(collector, None, clock=clock)
+    store = open_test_store(tmp_path / "gpuwatch.db", clock)
+    start = clock()
+    try:
+        for _ in range(30):  # 15 s of the trace: the all-reduce runs from 10 s
+            clock.advance(PERIOD)
+            collector.poll_fast()
+            collector.poll_slow()
+            store.submit(engine.build_snapshot(clock()))
+        assert store.flush(30)
+        end = clock() + 1
+        up = store.history.query("gpu_nvlink_links_up", {"gpu": "1"}, start, end, 100)
+        assert {p.mean for d in up for p in d.points} == {18.0}
+        crc = store.history.query("gpu_nvlink_crc_errors_count", {}, start, end, 100)
+        assert {d.key.label("gpu") for d in crc} == {"0", "1"}
+        assert {p.mean for d in crc for p in d.points} == {0.0}
+        tx = store.history.query("gpu_nvlink_tx_bytes_per_second", {"gpu": "0"}, start, end, 100)
+        peak = max(p.maximum for d in tx for p in d.points)
+        assert peak == pytest.approx(
+            max(line["gpus"][0]["gpm"]["nvlink_tx_mibs"] for line in trace()[:31]) * MIB, rel=1e-6
+        )  # type: ignore[index]
+    finally:
+        store.close()
+
+
+def test_the_dashboards_gpu_detail_shows_the_links(pair: RecordedNvlinkNode, clock: ManualClock) -> None:
+    from gpuwatch.tui import cells
+    from gpuwatch.tui.gpu_panel import SPARK_FIGURES, spark_range
+
+    collector = make_collector(pair, NvmlSettings(), clock)
+    for _ in range(30):  # into the all-reduce
+        clock.advance(PERIOD)
+        snapshot = read(collector)
+    sample, info = snapshot.gpus[0], snapshot.devices[0]
+    detail = cells.gpu_detail(sample, info, None)
+    assert re.search(r"NVLink 18/18 up ↑ 30\d GB/s ↓ 30\d GB/s$", detail), detail
+    nvlink = next(f for f in SPARK_FIGURES if f.series == "gpu_nvlink_tx_bytes_per_second")
+    assert spark_range(nvlink, sample, info) == (0.0, pytest.approx(18 * 26.562e9))
+    pair.link_down(0, 3)
+    pair.link_errors(0, 7, "recovery", 1)
+    clock.advance(1.0)
+    snapshot = read(collector)
+    detail = cells.gpu_detail(snapshot.gpus[0], info, None)
+    assert "NVLink 17/18 up (! down: 3)" in detail and detail.endswith("· ! 1 NVLink errors")
+    no_links = cells.gpu_detail(model.GpuSample(0, "GPU-0", sm_clock_mhz=1980), None, None)
+    assert "NVLink" not in no_links
