@@ -285,3 +285,26 @@ def test_the_dashboards_gpu_detail_shows_the_links(pair: RecordedNvlinkNode, clo
     assert "NVLink 17/18 up (! down: 3)" in detail and detail.endswith("· ! 1 NVLink errors")
     no_links = cells.gpu_detail(model.GpuSample(0, "GPU-0", sm_clock_mhz=1980), None, None)
     assert "NVLink" not in no_links
+
+
+def test_the_device_scripts_single_gpu_path_runs_on_the_demo(tmp_path: Path) -> None:
+    """bench/device/nvlink_verify.py, for the lead to run on real GPUs: its single-GPU path
+    (links None, not 0) over the recorded H100, through to its report."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = REPO / "bench" / "device" / "nvlink_verify.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--demo", "h100", "--window", "0.2", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "nvlink_verify.json").read_text())
+    assert report["path"] == "single GPU (no NVLink)"
+    assert report["checks"]["gpu0"]["nvlink_tx_bytes_per_second"] is None
+    assert report["checks"]["gpu0"]["gpm_present"] is True
