@@ -274,7 +274,7 @@ def test_the_dashboards_gpu_detail_shows_the_links(pair: RecordedNvlinkNode, clo
         snapshot = read(collector)
     sample, info = snapshot.gpus[0], snapshot.devices[0]
     detail = cells.gpu_detail(sample, info, None)
-    assert re.search(r"NVLink 18/18 up ↑ 30\d GB/s ↓ 30\d GB/s$", detail), detail
+    assert re.search(r"NVLink 18/18 up to GPU 1 ↑ 30\d GB/s ↓ 30\d GB/s$", detail), detail
     nvlink = next(f for f in SPARK_FIGURES if f.series == "gpu_nvlink_tx_bytes_per_second")
     assert spark_range(nvlink, sample, info) == (0.0, pytest.approx(18 * 26.562e9))
     pair.link_down(0, 3)
@@ -282,7 +282,7 @@ def test_the_dashboards_gpu_detail_shows_the_links(pair: RecordedNvlinkNode, clo
     clock.advance(1.0)
     snapshot = read(collector)
     detail = cells.gpu_detail(snapshot.gpus[0], info, None)
-    assert "NVLink 17/18 up (! down: 3)" in detail and detail.endswith("· ! 1 NVLink errors")
+    assert "NVLink 17/18 up to GPU 1 (! down: 3)" in detail and detail.endswith("· ! 1 NVLink errors")
     no_links = cells.gpu_detail(model.GpuSample(0, "GPU-0", sm_clock_mhz=1980), None, None)
     assert "NVLink" not in no_links
 

@@ -140,10 +140,13 @@ def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.E
 
 
 def nvlink_words(sample: model.GpuSample) -> str:
-    """ "NVLink 18/18 up ↑ 301 GB/s ↓ 301 GB/s", with the links down and errors counted when there are."""
+    """ "NVLink 18/18 up to GPU 1 ↑ 301 GB/s ↓ 301 GB/s", with the links down and errors when there are."""
     links = sample.nvlinks
     up = sum(1 for n in links if n.state is model.NvlinkState.UP)
     words = f"NVLink {up}/{len(links)} up"
+    peers = sorted({n.remote_gpu_index for n in links if n.remote_gpu_index is not None})
+    if peers:
+        words += " to " + ", ".join(f"GPU {p}" for p in peers)
     down = [str(n.link) for n in links if n.state is model.NvlinkState.DOWN]
     if down:
         words += f" (! down: {', '.join(down)})"
