@@ -138,7 +138,7 @@ def _add_top(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the live dashboard: GPUs, processes, models, history and events",
         description="The live dashboard. It reads the gpuwatch daemons named by --connect (or "
         "[top] connect; several open the cluster view), else the local daemon if one answers, "
-        "else runs gpuwatch's engine in this process (--demo: over a recorded H100, always "
+        "else runs gpuwatch's engine in this process (--demo: over the recorded node of [demo] node, always "
         "in-process). Keys: ? for help, q to quit.",
     )
     _common(p)

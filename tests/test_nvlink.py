@@ -308,3 +308,23 @@ def test_the_device_scripts_single_gpu_path_runs_on_the_demo(tmp_path: Path) -> 
     assert report["path"] == "single GPU (no NVLink)"
     assert report["checks"]["gpu0"]["nvlink_tx_bytes_per_second"] is None
     assert report["checks"]["gpu0"]["gpm_present"] is True
+
+
+def test_the_snapshot_text_counts_the_links_and_a_gpu_without_shows_none(
+    pair: RecordedNvlinkNode, clock: ManualClock
+) -> None:
+    from gpuwatch.text import report
+
+    collector = make_collector(pair, NvmlSettings(), clock)
+    for _ in range(30):
+        clock.advance(PERIOD)
+        snapshot = read(collector)
+    text = report.render(snapshot)
+    assert re.search(r"NVLink 18/18 ↑30\d GB/s ↓30\d GB/s", text), text
+    single = RecordedNvml(1, clock=clock)
+    alone = make_collector(single, NvmlSettings(), clock)
+    for _ in range(3):
+        clock.advance(1.0)
+        snapshot = read(alone)
+    assert "NVLink" not in report.render(snapshot)
+    single.close()
