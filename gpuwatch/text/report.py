@@ -115,9 +115,8 @@ def _detail(g: model.GpuSample, found: list[model.Finding]) -> str:
     if g.nvlinks or g.nvlink_tx_bytes_per_second is not None:  # a GPU without links shows none
         up = sum(1 for n in g.nvlinks if n.state is model.NvlinkState.UP)
         links = f" {up}/{len(g.nvlinks)}" if g.nvlinks else ""
-        parts.append(
-            f"NVLink{links} ↑{fmt.rate(g.nvlink_tx_bytes_per_second)} ↓{fmt.rate(g.nvlink_rx_bytes_per_second)}"
-        )
+        tx, rx = fmt.rate(g.nvlink_tx_bytes_per_second), fmt.rate(g.nvlink_rx_bytes_per_second)
+        parts.append(f"NVLink{links} ↑{tx} ↓{rx}")
     return " · ".join(parts)
 
 
