@@ -328,3 +328,15 @@ def test_the_snapshot_text_counts_the_links_and_a_gpu_without_shows_none(
         snapshot = read(alone)
     assert "NVLink" not in report.render(snapshot)
     single.close()
+
+
+def test_an_unknown_demo_node_is_one_line(tmp_path: Path) -> None:
+    from gpuwatch import config
+
+    path = tmp_path / "config.toml"
+    path.write_text('[demo]\nnode = "h300x8"\n')
+    with pytest.raises(config.ConfigError) as raised:
+        config.load(path)
+    assert "h300x8" in str(raised.value) and "h200x2" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert config.Settings().demo.node == "h100"  # the default stays the recorded H100s
