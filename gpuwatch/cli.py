@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
     _add_top(sub)
     _add_snapshot(sub)
+    _add_topo(sub)
     _add_daemon(sub)
     _add_config(sub)
     _add_query(sub)
@@ -145,7 +146,7 @@ def _add_top(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the live dashboard: GPUs, processes, models, history and events",
         description="The live dashboard. It reads the gpuwatch daemons named by --connect (or "
         "[top] connect; several open the cluster view), else the local daemon if one answers, "
-        "else runs gpuwatch's engine in this process (--demo: over a recorded H100, always "
+        "else runs gpuwatch's engine in this process (--demo: over the recorded node of [demo] node, always "
         "in-process). Keys: ? for help, q to quit.",
     )
     _common(p)
@@ -277,6 +278,53 @@ def run_snapshot(args: argparse.Namespace, settings: config.Settings) -> int:
         # Triton data printed is something obtained: exit 1 only when nothing was.
         if not any(server.state == model.ServerState.UP for server in snapshot.triton):
             return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- topo
+
+
+def _add_topo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "topo",
+        help="the GPU-to-GPU matrix (NVLink, PCIe) with CPU and NUMA affinity, and each GPU's links",
+        description="Print how the GPUs connect, as nvidia-smi topo -m does (NV# for # bonded "
+        "NVLinks, PIX, PXB, PHB, NODE, SYS), with CPU and NUMA affinity, then each GPU's NVLink "
+        "links; or all of it as JSON. --demo reads the recorded node of [demo] node.",
+    )
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the topology and each GPU's links as JSON")
+    p.set_defaults(handler=run_topo)
+
+
+def run_topo(args: argparse.Namespace, settings: config.Settings) -> int:
+    import dataclasses
+
+    from gpuwatch import jsonform
+    from gpuwatch.assemble import collect_snapshot
+    from gpuwatch.text import topology
+
+    # The links' traffic needs two reads; Triton has nothing to do with the matrix.
+    settings = dataclasses.replace(
+        settings,
+        triton=dataclasses.replace(settings.triton, enabled=False),
+        demo=dataclasses.replace(settings.demo, triton=False),
+    )
+    snapshot = collect_snapshot(settings, demo=args.demo, triton_urls=None, window_seconds=0.5)
+    if args.json:
+        doc = {
+            "topology": jsonform.encode(snapshot.topology),
+            "nvlinks": {str(g.index): jsonform.encode(g.nvlinks) for g in snapshot.gpus},
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(topology.render(snapshot))
+    if snapshot.topology is None:
+        print(
+            f"gpuwatch: no topology: {snapshot.nvml_status or 'NVML gave none'} (try --demo)", file=sys.stderr
+        )
+        return EXIT_UNAVAILABLE
     return EXIT_OK
 
 

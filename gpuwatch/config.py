@@ -24,8 +24,18 @@ from urllib.parse import urlsplit
 DEFAULT_CONFIG_PATH = Path("/etc/gpuwatch/config.toml")
 CONFIG_ENV = "GPUWATCH_CONFIG"
 DEFAULT_PORT = 9477
-DEMO_SCENARIOS = ("gpu-lost", "xid-burst", "thermal", "model-failing", "batching", "healthy")
+DEMO_SCENARIOS = (
+    "gpu-lost",
+    "xid-burst",
+    "thermal",
+    "model-failing",
+    "batching",
+    "healthy",
+    "nvlink-degraded",
+)
 """The fault scenarios `--demo` can run (defined in gpuwatch/demo/scenarios.py)."""
+DEMO_NODES = ("h100", "h200x2")
+"""The recorded nodes `--demo` replays (gpuwatch/demo/nvml.py, gpuwatch/demo/nvlink.py)."""
 
 
 class ConfigError(ValueError):
@@ -191,10 +201,17 @@ class TopSettings:
 
 @dataclass(frozen=True)
 class DemoSettings:
+    node: str = _setting(
+        "h100",
+        "recorded node for --demo: h100 (an H100 load trace as [demo] gpus GPUs) or h200x2 "
+        "(two NVLinked H200s under an NCCL all-reduce; [demo] gpus does not apply)",
+        choices=DEMO_NODES,
+    )
     gpus: int = _setting(4, "recorded GPUs in --demo", minimum=1, maximum=64)
     scenario: str = _setting(
         "",
-        "fault scenario for --demo: gpu-lost, xid-burst, thermal, model-failing, batching, healthy, or empty",
+        "fault scenario for --demo: gpu-lost, xid-burst, thermal, model-failing, batching, healthy, "
+        "nvlink-degraded, or empty",
         choices=("", *DEMO_SCENARIOS),
     )
     triton: bool = _setting(True, "replay recorded Triton models beside the GPUs in --demo")

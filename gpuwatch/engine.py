@@ -251,6 +251,7 @@ class Engine:
             collectors=self.health(),
             store=self._store_health() if self._store_health else None,
             nvml_status=view.status,
+            topology=view.topology,
         )
         state = assess(snapshot, self._assessed, timestamp, immediate=immediate)
         self._assessed = state

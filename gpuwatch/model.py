@@ -164,6 +164,10 @@ class GpuSample:
     from its PodResources API; empty where there is no kubelet or nobody holds it. Several
     where the GPU is shared (time-slicing, MIG)."""
 
+    nvlinks: tuple[NvlinkLink, ...] = ()
+    """Each NVLink link of the GPU, by link number; empty where NVML gives no link (a GPU
+    without NVLink, or one whose link count and states are not supported)."""
+
 
 # --------------------------------------------------------------------------- kubernetes
 
@@ -185,6 +189,67 @@ class PodRef:
     def label(self) -> str:
         """`namespace/pod`, as the TUI shows it where it showed a container hash."""
         return f"{self.namespace}/{self.pod}"
+
+
+# --------------------------------------------------------------------------- NVLink and topology
+
+
+class NvlinkState(StrEnum):
+    """An NVLink link's state (`nvmlDeviceGetNvLinkState`)."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class NvlinkLink:
+    """One NVLink link of a GPU at one slow read (gpuwatch/collect/nvml/links.py)."""
+
+    link: int
+    """The link number, 0 to the GPU's link count − 1."""
+    state: NvlinkState | None = None
+    version: str | None = None
+    """The NVLink version: "4.0" on an H100 or H200 (`nvmlDeviceGetNvLinkVersion` answers 6,
+    NVML's number for 4.0; see catalog.nvml_codes.NVLINK_VERSIONS)."""
+    speed_bytes_per_second: float | None = None
+    """The link's data rate, one way (field NVLINK_GET_SPEED): 26.562 GB/s on an H200."""
+    remote_pci_bus_id: str | None = None
+    """The PCI bus id of the far end; None where NVML gives none or the sentinel FFFFFFFF:FF:FF.0."""
+    remote_gpu_index: int | None = None
+    """The GPU at the far end: by its bus id, else the one peer NVML reports NVLink P2P with."""
+    crc_error_count: int | None = None
+    """CRC errors on received flits (`nvmlDeviceGetNvLinkErrorCounter` DL_CRC_FLIT), cumulative."""
+    replay_error_count: int | None = None
+    """Transmissions replayed after an error (DL_REPLAY), cumulative."""
+    recovery_error_count: int | None = None
+    """Link recoveries, the link retrained after errors (DL_RECOVERY), cumulative."""
+    tx_bytes_per_second: float | None = None
+    """Data sent on this link, from field THROUGHPUT_DATA_TX (scope: the link) of two slow reads."""
+    rx_bytes_per_second: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuTopology:
+    """One GPU's row of the topology matrix, as `nvidia-smi topo -m` prints it."""
+
+    gpu_index: int
+    paths: tuple[str, ...]
+    """The connection to each GPU of `Topology.gpu_indexes`, in its order: "X" (itself), "NV18"
+    (18 bonded NVLinks), "PIX", "PXB", "PHB", "NODE", "SYS"; "" where NVML cannot tell."""
+    cpu_affinity: str | None = None
+    """The CPUs nearest the GPU (`nvmlDeviceGetCpuAffinity`) as a list of ranges: "0-31"."""
+    numa_affinity: str | None = None
+    """The NUMA nodes nearest the GPU (`nvmlDeviceGetMemoryAffinity`): "0"."""
+    numa_node_id: int | None = None
+    """The GPU's own NUMA node (`nvmlDeviceGetNumaNodeId`; a Grace Hopper's HBM); None elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """How the GPUs reach each other and the CPUs: read once, and again when links change."""
+
+    gpu_indexes: tuple[int, ...]
+    rows: tuple[GpuTopology, ...]
 
 
 # --------------------------------------------------------------------------- processes
@@ -232,6 +297,9 @@ class EventKind(StrEnum):
     GPU_BACK = "gpu_back"
     GPU_HUNG = "gpu_hung"
     GPU_ADDED = "gpu_added"
+    NVLINK_DOWN = "nvlink_down"
+    NVLINK_UP = "nvlink_up"
+    NVLINK_ERRORS = "nvlink_errors"
     NVML_UNAVAILABLE = "nvml_unavailable"
     NVML_BACK = "nvml_back"
     TRITON_DOWN = "triton_down"
@@ -452,6 +520,8 @@ class FindingKind(StrEnum):
     GPU_HARDWARE_SLOWDOWN = "gpu_hardware_slowdown"
     GPU_POWER_CAPPED = "gpu_power_capped"
     GPU_MEMORY_NEARLY_FULL = "gpu_memory_nearly_full"
+    GPU_NVLINK_DOWN = "gpu_nvlink_down"
+    GPU_NVLINK_ERRORS = "gpu_nvlink_errors"
     NVML_UNAVAILABLE = "nvml_unavailable"
     SERVER_DOWN = "server_down"
     SERVER_ERROR = "server_error"
@@ -546,3 +616,5 @@ class Snapshot:
     """One line saying why there is no GPU data (no driver, version mismatch), else None."""
     findings: tuple[Finding, ...] = ()
     """What needs a look at this tick (gpuwatch/assess/), most severe first."""
+    topology: Topology | None = None
+    """How the GPUs connect (NVLink, PCIe) and their CPU and NUMA affinity; None before it is read."""

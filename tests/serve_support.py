@@ -215,6 +215,7 @@ def full_snapshot() -> model.Snapshot:
         gpm=gpm,
         clock_event_reasons_mask=0x44,
         pods=(model.PodRef("ml", "llama-0", "server", "GPU-0"),),
+        nvlinks=(filled(model.NvlinkLink, link=0, state=model.NvlinkState.UP),),
     )
     info = filled(model.GpuInfo, index=0, uuid="GPU-0")
     proc = filled(
@@ -241,6 +242,7 @@ def full_snapshot() -> model.Snapshot:
         events=(event,),
         collectors=(filled(model.CollectorHealth, ok=True, stale=False),),
         store=FIXED_STORE,
+        topology=model.Topology((0, 1), (filled(model.GpuTopology, gpu_index=0, paths=("X", "NV18")),)),
         findings=(
             model.Finding(
                 model.FindingKind.MODEL_STALLED,

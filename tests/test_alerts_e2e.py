@@ -96,11 +96,18 @@ EXPECTED: tuple[Expected, ...] = (
     _model("TritonModelNoSuccessfulInferences", "model-failing", "bert_pipeline"),
     _model("TritonModelNotReady", "model-failing", "embedder"),
     _model("TritonModelQueueShareHigh", "model-failing", "resnet50"),
+    # nvlink-degraded, on the recorded NVLinked H200 pair: link 3 down at both ends, link 5 of
+    # GPU 1 taking CRC errors and replays.
+    _gpu("GpuNvlinkDown", "nvlink-degraded", 0),
+    _gpu("GpuNvlinkDown", "nvlink-degraded", 1),
+    _gpu("GpuNvlinkErrors", "nvlink-degraded", 1),
     # nothing answers the scrapes.
     Expected("GpuwatchDown", DOWN),
 )
 MODEL_SCENARIOS = ("model-failing",)
-SCENARIOS = ("gpu-lost", "xid-burst", "thermal", *MODEL_SCENARIOS)
+PAIR_SCENARIOS = ("nvlink-degraded",)
+"""Played on the recorded NVLinked H200 pair (`[demo] node = "h200x2"`)."""
+SCENARIOS = ("gpu-lost", "xid-burst", "thermal", *MODEL_SCENARIOS, *PAIR_SCENARIOS)
 
 
 def _free_port() -> int:
@@ -137,6 +144,8 @@ def _daemons(tmp: Path) -> Iterator[dict[str, str]]:
     # recording has a failing model of its own, which would raise Triton alerts there too.
     gpus_only = tmp / "gpus-only.toml"
     gpus_only.write_text("[demo]\ntriton = false\n")
+    pair = tmp / "h200x2.toml"
+    pair.write_text('[demo]\nnode = "h200x2"\ntriton = false\n')
     with_models = tmp / "with-models.toml"
     with_models.write_text("")  # the defaults, whatever /etc/gpuwatch holds
     procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
@@ -145,7 +154,7 @@ def _daemons(tmp: Path) -> Iterator[dict[str, str]]:
             log = tmp / f"daemon-{name}.log"
             scenario = [] if name == NO_SCENARIO else ["--scenario", name]
             command = [sys.executable, "-m", "gpuwatch", "daemon", "--demo", *scenario]
-            config = with_models if name in MODEL_SCENARIOS else gpus_only
+            config = with_models if name in MODEL_SCENARIOS else pair if name in PAIR_SCENARIOS else gpus_only
             command += ["--config", str(config), "--listen", "127.0.0.1:0", "--db", str(tmp / f"{name}.db")]
             with log.open("wb") as out:
                 procs[name] = (subprocess.Popen(command, stdout=out, stderr=out, env=env, cwd=REPO), log)
@@ -159,8 +168,9 @@ def _daemons(tmp: Path) -> Iterator[dict[str, str]]:
             addresses[name] = found.group(1).removeprefix("http://")
         # Ready when NVML has answered: the first scrape must already see every GPU.
         for name, address in addresses.items():
-            while "\ngpuwatch_gpus 4\n" not in httpx.get(f"http://{address}/metrics").text:
-                assert time.monotonic() < deadline, f"daemon {name} never saw its 4 GPUs"
+            gpus = 2 if name in PAIR_SCENARIOS else 4
+            while f"\ngpuwatch_gpus {gpus}\n" not in httpx.get(f"http://{address}/metrics").text:
+                assert time.monotonic() < deadline, f"daemon {name} never saw its {gpus} GPUs"
                 time.sleep(0.1)
         yield addresses
     finally:

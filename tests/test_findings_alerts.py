@@ -27,6 +27,7 @@ PAIRS: dict[tuple[K, str], str] = {
     (K.MODEL_BATCHER_OFF, "queue_share_ratio"): rf"queue_share:ratio_rate1m > {NUMBER}",
     (K.GPU_XID_CRITICAL, "xid_window_seconds"): r"xid_errors_total\[([0-9]+m)\]",
     (K.GPU_ECC_UNCORRECTED, "ecc_window_seconds"): r"ecc_uncorrected_volatile_total\[([0-9]+m)\]",
+    (K.GPU_NVLINK_ERRORS, "nvlink_errors_window_seconds"): r"nvlink_crc_errors_total\[([0-9]+m)\]",
 }
 FINDING_ONLY = {(K.MODEL_QUEUE_BOUND, "gpu_activity_ratio")}
 """Thresholds no alert rule has: the GPU's activity is what tells the two queue-bound verdicts apart."""

@@ -35,6 +35,7 @@ _MODEL_QUEUE_BOUND__QUEUE_SHARE_RATIO = RULES[K.MODEL_QUEUE_BOUND].thresholds["q
 _MODEL_STALLED__PENDING_REQUESTS = RULES[K.MODEL_STALLED].thresholds["pending_requests"]
 
 _READY = model.ModelState.READY
+_LINK_DOWN = model.NvlinkState.DOWN
 _THERMAL = frozenset({"hw_thermal_slowdown", "sw_thermal_slowdown"})
 _HARDWARE = frozenset({"hw_slowdown", "hw_power_brake_slowdown"})
 _CLOCK_REASONS = _THERMAL | _HARDWARE | {"sw_power_cap"}
@@ -101,6 +102,8 @@ def _gpu_quiet(g: model.GpuSample) -> bool:
         return False
     if g.clock_event_reasons and not _CLOCK_REASONS.isdisjoint(g.clock_event_reasons):
         return False
+    if any(n.state is _LINK_DOWN for n in g.nvlinks):
+        return False
     used, total = g.memory_used_bytes, g.memory_total_bytes
     return used is None or not total or used / total <= _GPU_MEMORY_NEARLY_FULL__MEMORY_USED_RATIO
 
@@ -148,6 +151,16 @@ def _gpu(g: model.GpuSample) -> Iterator[Observation]:
             "remap pending",
             "a memory row remap is waiting for a reset",
             advice="drain the GPU and reset it (nvidia-smi -r)",
+        )
+    down = [n.link for n in g.nvlinks if n.state is _LINK_DOWN]
+    if down:
+        yield Observation(
+            K.GPU_NVLINK_DOWN,
+            subject,
+            f"NVLink {len(down)} down",
+            f"NVLink link{'s' if len(down) > 1 else ''} {', '.join(map(str, down))} down of {len(g.nvlinks)}",
+            evidence={"nvlink_links_down": float(len(down)), "nvlink_links": float(len(g.nvlinks))},
+            advice="drain the GPU and reset it (nvidia-smi -r); see docs/runbooks.md#gpunvlinkdown",
         )
     reasons = set(g.clock_event_reasons)
     if reasons & _THERMAL:
@@ -208,6 +221,14 @@ def _gpu_events(events: tuple[model.Event, ...]) -> Iterator[Observation]:
                 e.message,
                 evidence={"xid": float(e.code)},
                 advice="drain the GPU; see docs/runbooks.md#gpuxidcritical",
+            )
+        elif e.kind is model.EventKind.NVLINK_ERRORS:
+            yield Observation(
+                K.GPU_NVLINK_ERRORS,
+                subject,
+                "NVLink errors",
+                e.message,
+                advice="watch the link's counters (gpuwatch topo); see docs/runbooks.md#gpunvlinkerrors",
             )
         elif e.kind is model.EventKind.ECC_UNCORRECTED:
             yield Observation(

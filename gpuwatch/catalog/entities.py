@@ -229,3 +229,36 @@ MODEL_BATCHES: EntityKind[tuple[ModelKey, BatchCounts]] = EntityKind(
     "model_batches", MODEL.labels, _model_batches, lambda item: item[0]
 )
 """The executed batch sizes counted for each model version since the daemon started."""
+
+
+NvlinkOfGpu = tuple[model.GpuSample, model.NvlinkLink]
+TopologyRow = tuple[model.GpuTopology, str, tuple[int, ...]]
+"""A row of the topology matrix, the UUID of its GPU, and the GPU indexes of its columns."""
+
+
+def _nvlinks(r: Reading) -> Iterable[NvlinkOfGpu]:
+    for sample in _gpus(r):
+        for link in sample.nvlinks:
+            yield sample, link
+
+
+def _topology_rows(r: Reading) -> Iterable[TopologyRow]:
+    topology = r.snapshot.topology if r.snapshot is not None else None
+    if topology is None or r.snapshot is None:
+        return
+    uuids = {d.index: d.uuid for d in r.snapshot.devices}
+    for row in topology.rows:
+        yield row, uuids.get(row.gpu_index, ""), topology.gpu_indexes
+
+
+NVLINK: EntityKind[NvlinkOfGpu] = EntityKind(
+    "nvlink",
+    ("gpu", "uuid", "link"),
+    _nvlinks,
+    lambda item: (str(item[0].index), item[0].uuid, str(item[1].link)),
+)
+"""One NVLink link of a GPU (gpuwatch/collect/nvml/links.py)."""
+GPU_TOPOLOGY: EntityKind[TopologyRow] = EntityKind(
+    "gpu_topology", GPU.labels, _topology_rows, lambda item: (str(item[0].gpu_index), item[1])
+)
+"""A GPU's row of the topology matrix."""

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpuwatch.catalog import daemon, findings, gpu, processes, triton
+from gpuwatch.catalog import daemon, findings, gpu, nvlink, processes, triton
 from gpuwatch.catalog.entities import EntityKind
 from gpuwatch.catalog.figures import AnyFigure, Figure
 
 ALL: tuple[AnyFigure, ...] = (
-    daemon.FIGURES + findings.FIGURES + gpu.FIGURES + processes.FIGURES + triton.FIGURES
+    daemon.FIGURES + findings.FIGURES + gpu.FIGURES + nvlink.FIGURES + processes.FIGURES + triton.FIGURES
 )
 BY_NAME: dict[str, AnyFigure] = {f.name: f for f in ALL}
 BY_METRIC: dict[str, AnyFigure] = {f.metric: f for f in ALL}

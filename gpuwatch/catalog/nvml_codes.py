@@ -122,3 +122,17 @@ ARCHITECTURES: dict[int, str] = {
 
 def architecture_name(code: int) -> str | None:
     return ARCHITECTURES.get(code)
+
+
+# nvmlNvlinkVersion_t: what nvmlDeviceGetNvLinkVersion answers → the NVLink generation
+NVLINK_VERSIONS: dict[int, str] = {1: "1.0", 2: "2.0", 3: "2.2", 4: "3.0", 5: "3.1", 6: "4.0", 7: "5.0"}
+
+
+def nvlink_version(code: int) -> str | None:
+    return NVLINK_VERSIONS.get(code)
+
+
+# nvmlGpuTopologyLevel_t → the words of `nvidia-smi topo -m`
+TOPOLOGY_PATHS: dict[int, str] = {0: "PIX", 10: "PIX", 20: "PXB", 30: "PHB", 40: "NODE", 50: "SYS"}
+"""NVML_TOPOLOGY_INTERNAL (0: two GPUs of one board) has no word of its own in nvidia-smi's
+legend; it is the nearest path there is, so it reads as PIX."""

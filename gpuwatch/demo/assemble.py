@@ -17,6 +17,8 @@ from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import Settings, TritonServerSettings
 from gpuwatch.demo import scenarios
+from gpuwatch.demo.nvlink import NODE_NAME as NVLINK_NODE
+from gpuwatch.demo.nvlink import RecordedNvlinkNode
 from gpuwatch.demo.nvml import RecordedNvml, recorded_gpu_uuid
 from gpuwatch.demo.processes import RecordedProcesses
 from gpuwatch.demo.triton import DEMO_PLACEMENT, RecordedTriton
@@ -48,7 +50,11 @@ def build_recorded_gpus(settings: Settings, clock: Callable[[], float] = time.ti
     """The recorded GPUs of --demo, with `[demo] scenario`'s faults scheduled on them."""
     tick = settings.nvml.interval_seconds
     extra = demo_triton_processes(settings, clock()) if settings.demo.triton else []
-    recorded = RecordedNvml(settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra)
+    recorded: RecordedNvml
+    if settings.demo.node == NVLINK_NODE:
+        recorded = RecordedNvlinkNode(clock=clock, tick_seconds=tick, extra_processes=extra)
+    else:
+        recorded = RecordedNvml(settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra)
     scenario = scenarios.get(settings.demo.scenario)
     if scenario is not None:
         scenarios.apply_to_gpus(scenario, recorded, tick_seconds=tick)
@@ -70,7 +76,7 @@ def demo_triton_processes(settings: Settings, now: float) -> list[tuple[int, int
         container_id=hashlib.sha256(b"demo-tritonserver").hexdigest(),
         started_at=now - 7200,
     )
-    gpus = sorted({g % settings.demo.gpus for placed in DEMO_PLACEMENT.values() for g in placed})
+    gpus = sorted({g % demo_gpu_count(settings) for placed in DEMO_PLACEMENT.values() for g in placed})
     return [(g, DEMO_TRITON_PID, (3 + g % 2) * 1024**3, host) for g in gpus]
 
 
@@ -81,9 +87,23 @@ def build_recorded_triton(
 ) -> tuple[TritonCollector, RecordedTriton]:
     """The demo's Triton: the real collector over the recorded server, and that server (demo
     scenarios put their model faults on it: `RecordedTriton.fail_requests`, `stall`, …)."""
-    uuids = [recorded_gpu_uuid(i) for i in range(settings.demo.gpus)]
+    uuids = demo_gpu_uuids(settings)
     recorded = RecordedTriton(clock=clock, gpu_uuids=uuids)
     collector = TritonCollector(
         settings.triton, [DEMO_TRITON], transport=recorded, clock=clock, monotonic=monotonic
     )
     return collector, recorded
+
+
+def demo_gpu_count(settings: Settings) -> int:
+    """How many GPUs the configured recorded node has."""
+    return len(demo_gpu_uuids(settings))
+
+
+def demo_gpu_uuids(settings: Settings) -> list[str]:
+    """The UUIDs of the configured recorded node's GPUs, by index (the demo's Triton labels with them)."""
+    if settings.demo.node == NVLINK_NODE:
+        from gpuwatch.demo.nvlink import load_node
+
+        return [str(gpu["uuid"]) for gpu in load_node()["gpus"]]
+    return [recorded_gpu_uuid(i) for i in range(settings.demo.gpus)]

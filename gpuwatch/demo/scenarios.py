@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from gpuwatch.catalog import nvml_codes
 from gpuwatch.config import ConfigError
+from gpuwatch.demo.nvlink import RecordedNvlinkNode
 from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.model import ModelState
 
@@ -112,6 +113,18 @@ def _thermal(nvml: RecordedNvml, at: SecondsToTick) -> None:
     nvml.override(0, hot, from_tick=at(0))
 
 
+def _nvlink_degraded(nvml: RecordedNvml, at: SecondsToTick) -> None:
+    # Link 3 between the two H200s drops out; link 5 of GPU 1 starts taking CRC errors and
+    # replaying what they spoiled, 40 and 4 a tick.
+    if not isinstance(nvml, RecordedNvlinkNode):
+        raise ConfigError(
+            "scenario 'nvlink-degraded' plays on the NVLinked pair: set [demo] node = \"h200x2\""
+        )
+    nvml.link_down(0, 3, from_tick=at(0))
+    nvml.link_errors(1, 5, "crc", 40, from_tick=at(0))
+    nvml.link_errors(1, 5, "replay", 4, from_tick=at(0))
+
+
 def _model_failing(triton: RecordedTritonFaults) -> None:
     names = sorted(triton.model_names())
     if len(names) < 4:
@@ -190,6 +203,13 @@ SCENARIOS: dict[str, Scenario] = {
             "healthy",
             "the recorded models without their failures, batching as Triton advises: no finding",
             triton=_healthy,
+        ),
+        Scenario(
+            "nvlink-degraded",
+            'on the NVLinked H200 pair ([demo] node = "h200x2"): link 3 goes down, link 5 of GPU 1 '
+            "takes CRC errors and replays",
+            2,
+            gpus=_nvlink_degraded,
         ),
     )
 }

@@ -60,7 +60,8 @@ def _header(s: model.Snapshot) -> str:
         parts.append(f"CUDA {s.node.cuda_driver_version}")
     parts.append(fmt.clock_time(s.timestamp))
     if s.node.source == "recorded":
-        parts.append("demo: recorded H100")
+        names = sorted({d.name.removeprefix("NVIDIA ").split()[0] for d in s.devices if d.name})
+        parts.append(f"demo: recorded {'/'.join(names) or 'GPUs'}")  # H100, or the H200 pair
     return fmt.clip(" · ".join(parts), WIDTH)
 
 
@@ -111,10 +112,11 @@ def _detail(g: model.GpuSample, found: list[model.Finding]) -> str:
         parts.append(f"P{g.performance_state}")
     if g.pcie_tx_bytes_per_second is not None or g.pcie_rx_bytes_per_second is not None:
         parts.append(f"PCIe ↑{fmt.rate(g.pcie_tx_bytes_per_second)} ↓{fmt.rate(g.pcie_rx_bytes_per_second)}")
-    if g.nvlink_tx_bytes_per_second:
-        parts.append(
-            f"NVLink ↑{fmt.rate(g.nvlink_tx_bytes_per_second)} ↓{fmt.rate(g.nvlink_rx_bytes_per_second)}"
-        )
+    if g.nvlinks or g.nvlink_tx_bytes_per_second is not None:  # a GPU without links shows none
+        up = sum(1 for n in g.nvlinks if n.state is model.NvlinkState.UP)
+        links = f" {up}/{len(g.nvlinks)}" if g.nvlinks else ""
+        tx, rx = fmt.rate(g.nvlink_tx_bytes_per_second), fmt.rate(g.nvlink_rx_bytes_per_second)
+        parts.append(f"NVLink{links} ↑{tx} ↓{rx}")
     return " · ".join(parts)
 
 

@@ -142,9 +142,31 @@ def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.E
             f"ECC {sample.ecc_corrected_volatile_count or 0} corrected, "
             f"{sample.ecc_uncorrected_volatile_count} uncorrected"
         )
+    if sample.nvlinks:
+        parts.append(nvlink_words(sample))
     if xid is not None and xid.code is not None:
         parts.append(f"XID {xid.code} at {fmt.time_of_day(xid.timestamp)}: {nvml_codes.xid_words(xid.code)}")
     return " · ".join(parts)
+
+
+def nvlink_words(sample: model.GpuSample) -> str:
+    """ "NVLink 18/18 up to GPU 1 ↑ 301 GB/s ↓ 301 GB/s", with the links down and errors when there are."""
+    links = sample.nvlinks
+    up = sum(1 for n in links if n.state is model.NvlinkState.UP)
+    words = f"NVLink {up}/{len(links)} up"
+    peers = sorted({n.remote_gpu_index for n in links if n.remote_gpu_index is not None})
+    if peers:
+        words += " to " + ", ".join(f"GPU {p}" for p in peers)
+    down = [str(n.link) for n in links if n.state is model.NvlinkState.DOWN]
+    if down:
+        words += f" (! down: {', '.join(down)})"
+    words += (
+        f" ↑ {fmt.rate(sample.nvlink_tx_bytes_per_second)} ↓ {fmt.rate(sample.nvlink_rx_bytes_per_second)}"
+    )
+    errors = sum(
+        v for n in links for v in (n.crc_error_count, n.replay_error_count, n.recovery_error_count) if v
+    )
+    return words + (f" · ! {errors} NVLink errors" if errors else "")
 
 
 # --------------------------------------------------------------------------- processes

@@ -45,6 +45,7 @@ SPARK_FIGURES: tuple[Figure, ...] = (
     Figure("gpu_temperature_celsius", "temperature"),
     Figure("gpu_memory_used_bytes", "memory used"),
     Figure("gpu_sm_clock_mhz", "SM clock"),
+    Figure("gpu_nvlink_tx_bytes_per_second", "NVLink transmit"),
 )
 
 GPU_COLUMNS: tuple[Column, ...] = (
@@ -78,6 +79,9 @@ def spark_range(
         return 0.0, float(sample.memory_total_bytes) if sample.memory_total_bytes else None
     if name == "gpu_sm_clock_mhz":
         return 0.0, float(info.max_sm_clock_mhz) if info and info.max_sm_clock_mhz else None
+    if name == "gpu_nvlink_tx_bytes_per_second":
+        speeds = [n.speed_bytes_per_second for n in sample.nvlinks if n.state is model.NvlinkState.UP]
+        return 0.0, sum(s for s in speeds if s) or None  # the links that are up, at their speed
     if name == "gpu_temperature_celsius":
         slowdown = info.temperature_slowdown_celsius if info else None
         return 0.0, float(slowdown) if slowdown else 100.0

@@ -33,7 +33,9 @@ from gpuwatch.collect.host import ProcessInfoSource
 from gpuwatch.collect.nvml.events import EventLog, gpu_for_handle, record_nvml_event, waiting_events
 from gpuwatch.collect.nvml.gateway import GpuLostError, NvmlGateway, NvmlUnavailableError
 from gpuwatch.collect.nvml.lifecycle import NvmlLifecycle
+from gpuwatch.collect.nvml.links import link_events
 from gpuwatch.collect.nvml.readers import read_fast, read_slow
+from gpuwatch.collect.nvml.topology import TopologyGpu, TopologyReader, with_remotes
 from gpuwatch.collect.nvml.tracked import TrackedGpu
 from gpuwatch.collect.nvml.view import NvmlView, gpu_sample, process_samples
 from gpuwatch.collect.nvml.workers import hung_reason, wait_for_all
@@ -66,6 +68,7 @@ class NvmlCollector:
         self._interval_clock = interval_clock or (time.monotonic if clock is time.time else clock)
         self._events = EventLog(clock)
         node = model.NodeInfo(hostname=socket.gethostname(), gpuwatch_version=__version__, source=source_name)
+        self._topology = TopologyReader(self._gateway)
         self._life = NvmlLifecycle(self._gateway, settings, self._events, node, first_read=self._refresh_fast)
 
     @property
@@ -126,11 +129,12 @@ class NvmlCollector:
                 if gpu.lost:
                     gpus.append(model.GpuSample(gpu.index, gpu.uuid, model.GpuState.LOST, gpu.lost_reason))
                     continue
-                gpus.append(gpu_sample(gpu))
+                gpus.append(with_remotes(gpu_sample(gpu), self._topology.remotes))
                 processes.extend(process_samples(gpu, self._host))
             if not ready:
                 devices, gpus = (devices, gpus) if life.ever_ready else ([], [])
-            view = NvmlView(life.status, life.node, tuple(devices), tuple(gpus), tuple(processes))
+            topology = self._topology.topology if ready else None
+            view = NvmlView(life.status, life.node, tuple(devices), tuple(gpus), tuple(processes), topology)
         self._host.forget_except({p.pid for p in processes})
         for gpu, reason in hung_events:
             self._events.record(
@@ -181,7 +185,24 @@ class NvmlCollector:
             if worker.submit(lambda g=gpu: self._refresh_slow(g)):  # type: ignore[misc]
                 started.append(worker)
         wait_for_all(started, deadline)
+        self._refresh_topology()
         self._life.after_poll()
+
+    def _refresh_topology(self) -> None:
+        """The GPUs' topology, read again only when the GPUs or their links changed."""
+        with self._life.lock:
+            open_gpus = [
+                TopologyGpu(g.index, g.uuid, g.handle, g.info.pci_bus_id, g.slow.nvlinks)
+                for g in self._life.gpus
+                if not g.lost
+            ]
+        try:
+            self._topology.refresh(open_gpus)
+        except GpuLostError:
+            self._topology.forget()  # the GPU's own worker finds it lost and isolates it
+        except NvmlUnavailableError as exc:
+            self._topology.forget()
+            self._life.note_library_failure(str(exc))
 
     def poll_events(self) -> None:
         """Drain XID and ECC events without blocking."""
@@ -222,6 +243,7 @@ class NvmlCollector:
         if reading is None:
             return
         failed_now = bool(reading.remapped_rows_failed)
+        notes = link_events(gpu.index, gpu.slow.nvlinks, reading.nvlinks)
         with self._life.lock:
             gpu.slow = reading
             if reading.gpm is not None:
@@ -231,6 +253,8 @@ class NvmlCollector:
                 gpu.process_utilization_known = True
             newly_failed = failed_now and not gpu.remap_failed
             gpu.remap_failed = failed_now
+        for kind, severity, message in notes:
+            self._events.record(kind, severity, message, gpu_index=gpu.index, gpu_uuid=gpu.uuid)
         if newly_failed:
             self._events.record(
                 model.EventKind.ROW_REMAP_FAILURE,

@@ -11,6 +11,7 @@ Every raw value passes through `values` on its way in, so "not available" is Non
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ import pynvml
 from gpuwatch import model
 from gpuwatch.catalog import nvml_codes
 from gpuwatch.collect.nvml.gateway import NvmlGateway
+from gpuwatch.collect.nvml.links import read_links
 from gpuwatch.collect.nvml.readings import FastReading, GpuProcess, ProcessUtilization, SlowReading
 from gpuwatch.collect.nvml.tracked import TrackedGpu
 from gpuwatch.collect.nvml.values import (
@@ -263,8 +265,12 @@ def read_slow(
     else:
         pcie_tx, pcie_rx = gpm.pcie_tx_bytes_per_second, gpm.pcie_rx_bytes_per_second
     fields = list(gpu.slow_field_ids)
-    nvlink_from_gpm = gpm is not None and gpm.nvlink_tx_bytes_per_second is not None
-    nvlink_from_counters = bool(gpu.info.nvlink_link_count) and not nvlink_from_gpm
+    # A GPU without links has no NVLink rates: GPM answers 0.0 for them on a single H200.
+    has_links = bool(gpu.info.nvlink_link_count)
+    if gpm is not None and not has_links:
+        gpm = dataclasses.replace(gpm, nvlink_tx_bytes_per_second=None, nvlink_rx_bytes_per_second=None)
+    nvlink_from_gpm = has_links and gpm is not None and gpm.nvlink_tx_bytes_per_second is not None
+    nvlink_from_counters = has_links and not nvlink_from_gpm
     if nvlink_from_counters:
         fields += [_FIELD_NVLINK_TX, _FIELD_NVLINK_RX]
     values = _field_values(gateway, gpu, h, fields)
@@ -293,6 +299,9 @@ def read_slow(
                 )
             ),
         )
+    nvlinks = read_links(
+        gateway, k, gpu.index, h, link_count=gpu.info.nvlink_link_count, cursors=cursors.links, now=now
+    )
     remap = call("remapped_rows", "nvmlDeviceGetRemappedRows")
     utilization: dict[int, ProcessUtilization] | None = None
     if settings.process_utilization:
@@ -313,6 +322,7 @@ def read_slow(
         remapped_rows_pending=bool(remap[2]) if remap else None,
         remapped_rows_failed=bool(remap[3]) if remap else None,
         gpm=gpm,
+        nvlinks=nvlinks,
         process_utilization=utilization,
     )
 

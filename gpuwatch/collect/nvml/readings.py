@@ -87,5 +87,7 @@ class SlowReading:
     remapped_rows_pending: bool | None = None
     remapped_rows_failed: bool | None = None
     gpm: model.GpmActivity | None = None
+    nvlinks: tuple[model.NvlinkLink, ...] = ()
+    """Each NVLink link (gpuwatch/collect/nvml/links.py); empty for a GPU without links."""
     process_utilization: Mapping[int, ProcessUtilization] | None = None
     """By PID, since the previous read."""

@@ -15,6 +15,7 @@ from typing import Any
 import pynvml
 
 from gpuwatch import model
+from gpuwatch.collect.nvml.links import LinkCursors
 from gpuwatch.collect.nvml.readings import FastReading, ProcessUtilization, SlowReading
 from gpuwatch.collect.nvml.values import NvlinkCounters
 from gpuwatch.collect.nvml.workers import GpuWorker
@@ -34,6 +35,8 @@ class ReadCursors:
     process_utilization_seen_us: int = 0
     """The newest per-process sample timestamp seen: NVML answers with what came after it."""
     nvlink_previous: NvlinkCounters | None = None
+    links: LinkCursors = field(default_factory=LinkCursors)
+    """Each NVLink link's facts (read once per handle) and traffic counters at the previous read."""
     energy_due_at: float = 0.0
     """When the total energy counter is next read (the collector's interval clock)."""
 

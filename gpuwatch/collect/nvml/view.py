@@ -24,6 +24,7 @@ class NvmlView:
     devices: tuple[model.GpuInfo, ...]
     gpus: tuple[model.GpuSample, ...]
     processes: tuple[model.ProcessSample, ...]
+    topology: model.Topology | None = None
 
 
 def gpu_sample(gpu: TrackedGpu) -> model.GpuSample:
@@ -66,6 +67,7 @@ def gpu_sample(gpu: TrackedGpu) -> model.GpuSample:
         nvlink_tx_bytes_per_second=slow.nvlink_tx_bytes_per_second,
         nvlink_rx_bytes_per_second=slow.nvlink_rx_bytes_per_second,
         gpm=gpu.gpm,
+        nvlinks=slow.nvlinks,
     )
 
 
