@@ -225,6 +225,7 @@ class Engine:
             collectors=self.health(),
             store=self._store_health() if self._store_health else None,
             nvml_status=view.status,
+            mig_devices=view.mig_devices,
         )
         state = assess(snapshot, self._assessed, timestamp, immediate=immediate)
         self._assessed = state

@@ -161,6 +161,56 @@ class GpuSample:
     gpm: GpmActivity | None = None
 
 
+# --------------------------------------------------------------------------- MIG devices
+
+
+MIG_NOT_PER_DEVICE: dict[str, str] = {
+    "utilization_ratio": "NVML gives no utilization rates per MIG device (nor for its GPU in MIG mode)",
+    "encoder_utilization_ratio": "NVML gives encoder utilization for the whole GPU only",
+    "decoder_utilization_ratio": "NVML gives decoder utilization for the whole GPU only",
+    "sm_clock_mhz": "clocks belong to the whole GPU: see its sample",
+    "power_watts": "power belongs to the whole GPU: see its sample",
+    "temperature_celsius": "temperature belongs to the whole GPU: see its sample",
+}
+"""The figures NVML does not give per MIG device, and why: `MigDevice.unavailable` carries these."""
+
+
+@dataclass(frozen=True, slots=True)
+class MigDevice:
+    """One MIG device (a compute instance of a GPU instance) of a GPU in MIG mode, at one tick.
+
+    NVML answers a MIG device handle for its UUID, instance ids, name (which carries the
+    profile), memory and processes; GPM comes per GPU instance from the parent. Everything else
+    (utilization, encoder/decoder, clocks, power, temperature) is the parent GPU's: `None` here,
+    with the reason in `unavailable`."""
+
+    gpu_index: int
+    """The parent GPU's NVML index."""
+    gpu_uuid: str
+    """The parent GPU's UUID."""
+    mig_index: int
+    """Its index under the parent (`nvmlDeviceGetMigDeviceHandleByIndex`; nvidia-smi -L's "Device N")."""
+    uuid: str
+    """The MIG device's own UUID, "MIG-…": what CUDA_VISIBLE_DEVICES and the kubelet name it by."""
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    profile: str | None = None
+    """The GPU instance profile, e.g. "1g.10gb" (slices and memory)."""
+    memory_total_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    memory_free_bytes: int | None = None
+    gpm: GpmActivity | None = None
+    """GPM activity of its GPU instance (`nvmlGpmMigSampleGet`), where the parent has GPM."""
+    utilization_ratio: float | None = None
+    """Always None: NVML gives no utilization per MIG device (see `unavailable`)."""
+    encoder_utilization_ratio: float | None = None
+    """Always None: the whole GPU's figure."""
+    decoder_utilization_ratio: float | None = None
+    """Always None: the whole GPU's figure."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Why each figure that is None is None, by field name."""
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -187,6 +237,14 @@ class ProcessSample:
     started_at: float | None = None
     triton_server: str | None = None
     """Name of the configured Triton server this process is, when it is one."""
+    gpu_instance_id: int | None = None
+    """On a GPU in MIG mode: the GPU instance the process runs in (None off MIG)."""
+    compute_instance_id: int | None = None
+    """On a GPU in MIG mode: the compute instance the process runs in (None off MIG)."""
+    mig_index: int | None = None
+    """The MIG device (`MigDevice.mig_index`) the process runs on; None off MIG."""
+    mig_uuid: str | None = None
+    """The UUID of that MIG device; None off MIG."""
 
 
 # --------------------------------------------------------------------------- events
@@ -201,6 +259,8 @@ class EventKind(StrEnum):
     GPU_BACK = "gpu_back"
     GPU_HUNG = "gpu_hung"
     GPU_ADDED = "gpu_added"
+    MIG_CHANGED = "mig_changed"
+    """A GPU's MIG devices appeared or vanished (instances created or destroyed)."""
     NVML_UNAVAILABLE = "nvml_unavailable"
     NVML_BACK = "nvml_back"
     TRITON_DOWN = "triton_down"
@@ -512,3 +572,5 @@ class Snapshot:
     """One line saying why there is no GPU data (no driver, version mismatch), else None."""
     findings: tuple[Finding, ...] = ()
     """What needs a look at this tick (gpuwatch/assess/), most severe first."""
+    mig_devices: tuple[MigDevice, ...] = ()
+    """The MIG devices of every GPU in MIG mode, by parent index then MIG device index."""

@@ -709,12 +709,13 @@ class RecordedNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         gpu, gpu_instance_id, end = second
         mig = self._mig.get(gpu)
-        with self._lock:
-            instance = mig.by_gpu_instance(gpu_instance_id) if mig else None
-        if instance is None:
+        if mig is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        with self._lock:
+            instance = mig.by_gpu_instance(gpu_instance_id)
+            first_instance = mig.layout[0] if mig.layout else None
         busy = bool(instance.trace_pids) or (
-            bool(mig and mig.layout) and instance == mig.layout[0] and any(g == gpu for g, *_ in self._extra)
+            instance == first_instance and any(g == gpu for g, *_ in self._extra)
         )
         shift = 7 * gpu_instance_id
         positions = range(first[2] + 1, end + 1) if end > first[2] else [end]
