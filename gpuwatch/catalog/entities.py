@@ -137,3 +137,24 @@ MODEL_BATCHES: EntityKind[tuple[ModelKey, BatchCounts]] = EntityKind(
     "model_batches", MODEL.labels, _model_batches, lambda item: item[0]
 )
 """The executed batch sizes counted for each model version since the daemon started."""
+
+
+def _mig_devices(r: Reading) -> tuple[model.MigDevice, ...]:
+    return r.snapshot.mig_devices if r.snapshot is not None else ()
+
+
+def _mig_key(d: model.MigDevice) -> tuple[str, ...]:
+    return tuple(
+        _label(v)
+        for v in (d.gpu_index, d.gpu_uuid, d.gpu_instance_id, d.compute_instance_id, d.profile, d.uuid)
+    )
+
+
+MIG: EntityKind[model.MigDevice] = EntityKind(
+    "mig",
+    ("gpu", "uuid", "gpu_instance", "compute_instance", "mig_profile", "mig_uuid"),
+    _mig_devices,
+    _mig_key,
+)
+"""A MIG device of a GPU in MIG mode: its parent's `gpu`/`uuid`, then its own instance ids,
+profile and MIG UUID (dcgm-exporter's GPU_I_ID / GPU_I_PROFILE, in Prometheus's spelling)."""

@@ -146,7 +146,10 @@ class MigGpu:
 
     def uuid(self, instance: MigInstance) -> str:
         base = uuid_module.UUID(self.parent_uuid[4:])
-        name = f"{instance.gpu_instance_id}/{instance.compute_instance_id}/{instance.profile}"
+        # A created instance has a new UUID: the layout's generation is part of it.
+        name = (
+            f"{self.generation}/{instance.gpu_instance_id}/{instance.compute_instance_id}/{instance.profile}"
+        )
         return "MIG-" + str(uuid_module.uuid5(base, name))
 
     def memory_total_bytes(self, instance: MigInstance) -> int:

@@ -1,0 +1,225 @@
+"""MIG through the real collector over the recorded source: a GPU in MIG mode shows its MIG
+devices (instance ids, profile, MIG UUID, memory), the processes on each, GPM per GPU instance,
+None with a reason where NVML gives nothing per MIG device, reconfiguration while running, and
+its /metrics series (promtool clean)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gpuwatch import model
+from gpuwatch.collect.host import HostProcess
+from gpuwatch.collect.nvml.collector import NvmlCollector
+from gpuwatch.config import NvmlSettings
+from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MIB, PROFILES, MigInstance
+from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+from tests.conftest import ManualClock, make_collector
+
+MIG_GPU = 1
+SERVER_PID = 900
+
+
+@pytest.fixture
+def recorded(clock: ManualClock) -> Iterator[RecordedNvml]:
+    host = HostProcess("triton-server", "tritonserver", "tritonserver --model-repository=/models", None, 0.0)
+    extra = [(0, SERVER_PID, 2 * 1024**3, host), (MIG_GPU, SERVER_PID, 3 * 1024**3, host)]
+    source = RecordedNvml(2, clock=clock, mig={MIG_GPU: DEMO_LAYOUT}, extra_processes=extra)
+    yield source
+    source.close()
+
+
+@pytest.fixture
+def collector(recorded: RecordedNvml, clock: ManualClock) -> Iterator[NvmlCollector]:
+    c = make_collector(recorded, NvmlSettings(), clock)
+    yield c
+    c.close()
+
+
+def run(collector: NvmlCollector, clock: ManualClock, ticks: int = 3) -> None:
+    for _ in range(ticks):
+        collector.poll_fast()
+        collector.poll_slow()
+        clock.advance(1.0)
+
+
+def test_a_gpu_in_mig_mode_shows_each_mig_device_under_it(
+    collector: NvmlCollector, recorded: RecordedNvml, clock: ManualClock
+) -> None:
+    run(collector, clock)
+    view = collector.view()
+    devices = view.mig_devices
+    assert [d.gpu_index for d in devices] == [MIG_GPU] * len(DEMO_LAYOUT)
+    assert [d.mig_index for d in devices] == list(range(len(DEMO_LAYOUT)))
+    assert [(d.gpu_instance_id, d.compute_instance_id, d.profile) for d in devices] == [
+        (i.gpu_instance_id, i.compute_instance_id, i.profile) for i in DEMO_LAYOUT
+    ]
+    assert [d.uuid for d in devices] == recorded.mig_device_uuids(MIG_GPU)
+    assert all(d.uuid.startswith("MIG-") and d.gpu_uuid == view.gpus[MIG_GPU].uuid for d in devices)
+    assert [d.memory_total_bytes for d in devices] == [PROFILES[i.profile][1] * MIB for i in DEMO_LAYOUT]
+    for d in devices:
+        assert d.memory_used_bytes is not None and d.memory_free_bytes is not None
+        assert d.memory_used_bytes + d.memory_free_bytes <= (d.memory_total_bytes or 0)
+    busy = [d for d in devices if d.memory_used_bytes]
+    assert [d.profile for d in busy] == ["3g.40gb", "1g.10gb"]
+    # the whole GPU still answers; only what NVML refuses in MIG mode is None
+    facts = {d.index: d for d in view.devices}
+    assert facts[MIG_GPU].mig_enabled is True and facts[0].mig_enabled is False
+    parent = view.gpus[MIG_GPU]
+    assert parent.utilization_ratio is None and parent.power_watts is not None
+    assert parent.memory_used_bytes == sum(d.memory_used_bytes or 0 for d in devices)
+
+
+def test_what_nvml_does_not_give_per_mig_device_is_none_with_its_reason(
+    collector: NvmlCollector, clock: ManualClock
+) -> None:
+    run(collector, clock)
+    for d in collector.view().mig_devices:
+        assert d.utilization_ratio is None
+        assert d.encoder_utilization_ratio is None and d.decoder_utilization_ratio is None
+        assert set(model.MIG_NOT_PER_DEVICE) <= set(d.unavailable)
+        assert "utilization" in d.unavailable["utilization_ratio"]
+
+
+def test_processes_carry_the_mig_device_they_run_on(
+    collector: NvmlCollector, recorded: RecordedNvml, clock: ManualClock
+) -> None:
+    run(collector, clock)
+    view = collector.view()
+    by_uuid = {d.uuid: d for d in view.mig_devices}
+    on_mig = [p for p in view.processes if p.gpu_index == MIG_GPU]
+    assert on_mig, "the recorded trace runs processes on every GPU"
+    for p in on_mig:
+        device = by_uuid[p.mig_uuid or ""]
+        assert (p.gpu_instance_id, p.compute_instance_id, p.mig_index) == (
+            device.gpu_instance_id,
+            device.compute_instance_id,
+            device.mig_index,
+        )
+    serving = next(p for p in on_mig if p.pid == recorded.recorded_pid(MIG_GPU, 428))
+    assert by_uuid[serving.mig_uuid or ""].profile == "3g.40gb"
+    server = next(p for p in on_mig if p.pid == SERVER_PID)
+    assert server.mig_index == 0 and server.used_memory_bytes == 3 * 1024**3
+    whole = [p for p in view.processes if p.gpu_index == 0]
+    assert whole and all(
+        p.mig_uuid is None and p.gpu_instance_id is None and p.mig_index is None for p in whole
+    )
+
+
+def test_gpm_is_read_per_gpu_instance(
+    collector: NvmlCollector, recorded: RecordedNvml, clock: ManualClock
+) -> None:
+    run(collector, clock, ticks=1)
+    assert all(d.gpm is None and "gpm" in d.unavailable for d in collector.view().mig_devices)
+    run(collector, clock, ticks=6)
+    devices = collector.view().mig_devices
+    assert all(d.gpm is not None and "gpm" not in d.unavailable for d in devices)
+    idle = [d for d in devices if not d.memory_used_bytes]
+    assert idle and all(d.gpm is not None and d.gpm.sm_activity_ratio == 0.0 for d in idle)
+    assert recorded.calls[(MIG_GPU, "nvmlGpmMigSampleGet")] == 7 * len(DEMO_LAYOUT), (
+        "one sample per instance per slow read"
+    )
+    assert recorded.calls[(0, "nvmlGpmMigSampleGet")] == 0
+
+
+def test_a_gpu_not_in_mig_mode_has_no_mig_devices_and_is_not_asked_for_them(
+    clock: ManualClock,
+) -> None:
+    recorded = RecordedNvml(2, clock=clock)
+    collector = make_collector(recorded, NvmlSettings(), clock)
+    try:
+        run(collector, clock)
+        view = collector.view()
+        assert view.mig_devices == ()
+        assert all(d.mig_enabled is False for d in view.devices)
+        asked = {fn for _, fn in recorded.calls if "Mig" in fn}
+        assert asked == {"nvmlDeviceGetMigMode"}, "MIG is off: nothing but its mode is asked"
+        assert all(g.utilization_ratio is not None for g in view.gpus)
+    finally:
+        collector.close()
+
+
+def test_mig_reconfigured_while_running_is_seen_at_the_next_tick(
+    collector: NvmlCollector, recorded: RecordedNvml, clock: ManualClock
+) -> None:
+    run(collector, clock)
+    before = {d.uuid for d in collector.view().mig_devices}
+    collector.drain_events()
+    layout = (MigInstance("4g.40gb", 1, 0, (428,)), MigInstance("3g.40gb", 2, 0, (430,)))
+    recorded.reconfigure_mig(MIG_GPU, layout)
+    run(collector, clock)
+    after = collector.view().mig_devices
+    assert [d.profile for d in after] == ["4g.40gb", "3g.40gb"]
+    assert {d.uuid for d in after}.isdisjoint(before)
+    events = [e for e in collector.drain_events() if e.kind is model.EventKind.MIG_CHANGED]
+    assert len(events) == 1 and events[0].gpu_index == MIG_GPU
+    assert "+4g.40gb" in events[0].message and "−1g.10gb" in events[0].message
+    assert recorded.stale_handle_uses == 0
+    # and every instance vanishing leaves none behind
+    recorded.reconfigure_mig(MIG_GPU, ())
+    run(collector, clock, ticks=1)
+    assert collector.view().mig_devices == ()
+
+
+def _metrics(collector: NvmlCollector) -> str:
+    view = collector.view()
+    snapshot = model.Snapshot(
+        timestamp=1.0,
+        node=view.node,
+        devices=view.devices,
+        gpus=view.gpus,
+        processes=view.processes,
+        mig_devices=view.mig_devices,
+    )
+    state = MetricsState()
+    state.observe(snapshot)
+    return MetricsExporter(state).render().decode()
+
+
+def test_mig_devices_on_metrics_carry_their_parent_and_instance_labels(
+    collector: NvmlCollector, clock: ManualClock
+) -> None:
+    run(collector, clock, ticks=4)
+    text = _metrics(collector)
+    used = {
+        s.labels["mig_uuid"]: s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "gpuwatch_mig_memory_used_bytes"
+    }
+    devices = {d.uuid: d for d in collector.view().mig_devices}
+    assert set(used) == set(devices)
+    for uuid, s in used.items():
+        d = devices[uuid]
+        assert s.labels == {
+            "gpu": str(MIG_GPU),
+            "uuid": d.gpu_uuid,
+            "gpu_instance": str(d.gpu_instance_id),
+            "compute_instance": str(d.compute_instance_id),
+            "mig_profile": d.profile,
+            "mig_uuid": uuid,
+        }
+        assert s.value == d.memory_used_bytes
+    assert "gpuwatch_mig_sm_activity_ratio{" in text
+    assert "mig_utilization" not in text, "NVML gives no utilization per MIG device: not exported"
+
+
+@pytest.mark.prometheus
+def test_promtool_finds_nothing_to_complain_about_in_the_mig_series(
+    collector: NvmlCollector, clock: ManualClock
+) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (tests/run.sh installs it)")
+    run(collector, clock, ticks=4)
+    body = _metrics(collector).encode()
+    assert b"gpuwatch_mig_device_info{" in body
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and not result.stdout and not result.stderr, result.stdout + result.stderr
