@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Static
 
 from gpuwatch import model
 from gpuwatch.text import fmt
-from gpuwatch.tui.cells import gpu_cells, gpu_detail
+from gpuwatch.tui.cells import gpu_cells, gpu_detail, mig_cells, mig_detail
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, Row, SyncTable
 
@@ -178,7 +178,7 @@ class GpuPanel(Vertical):
     def action_open(self) -> None:
         key = self.query_one(SyncTable).cursor_key
         if key is not None:
-            self.post_message(self.Opened(int(key)))
+            self.post_message(self.Opened(int(key.split(":")[0])))  # a MIG row opens its GPU
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -221,6 +221,11 @@ class GpuPanel(Vertical):
                     gpu_cells(g, d, fmt.spark(values, low, top), xid.code if xid else None, self.palette),
                 )
             )
+            migs = [m for m in snapshot.mig_devices if m.gpu_uuid == g.uuid]
+            rows += [
+                (f"{g.index}:{m.mig_index}", mig_cells(m, i == len(migs) - 1, self.palette))
+                for i, m in enumerate(migs)
+            ]
         table.show_rows(rows)
         self._draw_detail()
 
@@ -230,6 +235,10 @@ class GpuPanel(Vertical):
         key = self.query_one(SyncTable).cursor_key
         if snapshot is None or key is None:
             detail.update("")
+            return
+        mig = next((m for m in snapshot.mig_devices if f"{m.gpu_index}:{m.mig_index}" == key), None)
+        if mig is not None:
+            detail.update(Text(mig_detail(mig), no_wrap=True, overflow="ellipsis"))
             return
         sample = next((g for g in snapshot.gpus if str(g.index) == key), None)
         if sample is None:
