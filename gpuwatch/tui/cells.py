@@ -139,7 +139,8 @@ def mig_detail(device: model.MigDevice) -> str:
     """The line under the GPU table for a highlighted MIG device."""
     return (
         f"GPU {device.gpu_index} MIG device {device.mig_index} · {device.profile or '?'} · "
-        f"GI {fmt.number(device.gpu_instance_id)} CI {fmt.number(device.compute_instance_id)} · {device.uuid} · "
+        f"GI {fmt.number(device.gpu_instance_id)} CI {fmt.number(device.compute_instance_id)} · "
+        f"{device.uuid} · "
         "utilization, clocks, power and temperature are the whole GPU's"
     )
 
