@@ -205,6 +205,7 @@ def full_snapshot() -> model.Snapshot:
     )
     info = filled(model.GpuInfo, index=0, uuid="GPU-0")
     proc = filled(model.ProcessSample, pid=7, gpu_index=0, gpu_uuid="GPU-0", container_id="ab" * 32)
+    mig = filled(model.MigDevice, gpu_index=0, gpu_uuid="GPU-0", uuid="MIG-0", gpm=gpm, unavailable={})
     event = model.Event(
         1.0, model.EventKind.XID, model.Severity.CRITICAL, "x", gpu_index=0, gpu_uuid="GPU-0", code=79
     )
@@ -217,6 +218,7 @@ def full_snapshot() -> model.Snapshot:
         devices=(info,),
         gpus=(sample,),
         processes=(proc,),
+        mig_devices=(mig,),
         triton=servers,
         events=(event,),
         collectors=(filled(model.CollectorHealth, ok=True, stale=False),),
