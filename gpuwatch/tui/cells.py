@@ -117,8 +117,8 @@ def mig_cells(device: model.MigDevice, last: bool, pal: Palette) -> list[Cell]:
     branch = "└" if last else "├"
     dim = pal.dim
     return [
-        Text(f"{branch}{fmt.gpu_place(device.gpu_index, device.mig_index)}", style=dim),
-        Text(fmt.clip(f"MIG {device.profile or '?'}", 16), style=dim),
+        Text(fmt.gpu_place(device.gpu_index, device.mig_index), style=dim),
+        Text(fmt.clip(f"{branch} MIG {device.profile or '?'}", 16), style=dim),
         fmt.percent(device.utilization_ratio),
         fmt.percent(gpm.tensor_activity_ratio if gpm else None),
         fmt.percent(gpm.dram_bandwidth_ratio if gpm else None),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -27,6 +28,7 @@ from gpuwatch.collect.contract import Job
 from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import NvmlSettings
 from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.nvml_mig import MigInstance
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from tests.conftest import ManualClock, make_collector
@@ -214,10 +216,11 @@ def build_scene(
     triton: bool = True,
     start: float = 1_795_558_200.0,
     hostname: str = HOSTNAME,
+    mig: Mapping[int, Sequence[MigInstance]] | None = None,
 ) -> Scene:
     monkeypatch.setattr(socket, "gethostname", lambda: hostname)
     clock = ManualClock(start)
-    recorded = RecordedNvml(gpus, clock=clock)
+    recorded = RecordedNvml(gpus, clock=clock, mig=mig)
     collector = make_collector(recorded, SCENE_NVML, clock)
     scripted = ScriptedTriton(clock) if triton else None
     engine = Engine(collector, scripted, clock=clock)
