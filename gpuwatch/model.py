@@ -416,6 +416,9 @@ class ModelStats:
     interval: ModelInterval | None = None
     llm_metrics: dict[str, float] = field(default_factory=dict)
     """The LLM backends' own families where present (nv_trt_llm_*, vllm:*), flattened."""
+    mig_uuids: tuple[str, ...] = ()
+    """The MIG devices this model's instances run on, where its GPUs are in MIG mode: from its
+    `gpu_uuids` that are MIG UUIDs, else the MIG devices its server's processes run on there."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpuwatch import model
+from gpuwatch import jsonform, model
 from gpuwatch.collect.host import HostProcess
+from gpuwatch.collect.joins import join
 from gpuwatch.collect.nvml.collector import NvmlCollector
-from gpuwatch.config import NvmlSettings
+from gpuwatch.config import DemoSettings, NvmlSettings, Settings
+from gpuwatch.demo.assemble import DEMO_TRITON_PID, build_demo_sources, build_recorded_gpus
 from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MIB, PROFILES, MigInstance
+from gpuwatch.engine import Engine
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from tests.conftest import ManualClock, make_collector
 
@@ -223,3 +226,43 @@ def test_promtool_finds_nothing_to_complain_about_in_the_mig_series(
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
     )
     assert result.returncode == 0 and not result.stdout and not result.stderr, result.stdout + result.stderr
+
+
+def test_the_demo_shows_its_last_gpu_in_mig_mode_and_links_the_model_on_it() -> None:
+    """`--demo` (4 GPUs): GPU 3 is in MIG mode; the embedder model placed there runs in the
+    tritonserver process on MIG device 3:0, and is linked to that device."""
+    settings = Settings()
+    gpus = build_recorded_gpus(settings)
+    triton = build_demo_sources(settings)[1]
+    engine = Engine(gpus, triton)
+    try:
+        snapshot = engine.collect_once(0.3)
+    finally:
+        engine.stop()
+    assert {m.gpu_index for m in snapshot.mig_devices} == {3}
+    first = next(m for m in snapshot.mig_devices if m.mig_index == 0)
+    server = next(p for p in snapshot.processes if p.pid == DEMO_TRITON_PID and p.gpu_index == 3)
+    assert server.mig_uuid == first.uuid and server.triton_server == "local"
+    models = {m.name: m for m in snapshot.triton[0].models}
+    assert models["embedder"].gpu_indexes == (3,) and models["embedder"].mig_uuids == (first.uuid,)
+    assert models["resnet50"].mig_uuids == ()
+    assert jsonform.decode_snapshot(jsonform.encode_snapshot(snapshot)) == snapshot
+    no_mig = build_recorded_gpus(Settings(demo=DemoSettings(mig=False)))
+    engine = Engine(no_mig, None)
+    try:
+        assert engine.collect_once(0.3).mig_devices == ()
+    finally:
+        engine.stop()
+
+
+def test_a_triton_gpu_uuid_label_naming_a_mig_device_links_the_model_to_it(
+    collector: NvmlCollector, clock: ManualClock
+) -> None:
+    run(collector, clock)
+    view = collector.view()
+    target = view.mig_devices[2]
+    stats = model.ModelStats(server="local", name="m", version="1", gpu_uuids=(target.uuid,))
+    server = model.TritonServerStatus("local", "http://127.0.0.1:8000", model.ServerState.UP, models=(stats,))
+    (linked,) = join(view, (server,)).servers
+    assert linked.models[0].mig_uuids == (target.uuid,)
+    assert linked.models[0].gpu_indexes == (MIG_GPU,)

@@ -13,7 +13,10 @@ What is joined (the rules themselves are in `triton/link.py`):
 - each server's PIDs: the processes linked to it, sorted (`TritonServerStatus.pids`);
 - model → GPUs: each model's `gpu_uuids` (Triton's `gpu_uuid` labels) become NVML indexes of
   the GPUs with those UUIDs; a model with none that NVML knows keeps the `gpu_indexes` its
-  collector took from the config's instance_group `gpus`.
+  collector took from the config's instance_group `gpus`;
+- model → MIG devices: a `gpu_uuid` that is a MIG device's UUID names that device (and its
+  parent joins the model's GPUs); otherwise, on a model's GPUs in MIG mode, the MIG devices its
+  server's processes run on (`ModelStats.mig_uuids`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class GpuPlacement(Protocol):
     def devices(self) -> tuple[model.GpuInfo, ...]: ...
     @property
     def processes(self) -> tuple[model.ProcessSample, ...]: ...
+    @property
+    def mig_devices(self) -> tuple[model.MigDevice, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,35 @@ def join(
     links = link.tritonserver_links(gpus.processes, [(s.name, s.url) for s in servers], local_names)
     processes = link.mark_processes(gpus.processes, links)
     with_pids = tuple(_with_pids(s, links) for s in servers)
-    return Joined(processes, link.resolve_gpu_indexes(with_pids, gpus.devices))
+    placed = link.resolve_gpu_indexes(with_pids, gpus.devices)
+    if gpus.mig_devices:
+        placed = tuple(_on_mig(s, gpus.mig_devices, processes) for s in placed)
+    return Joined(processes, placed)
+
+
+def _on_mig(
+    server: model.TritonServerStatus,
+    migs: tuple[model.MigDevice, ...],
+    processes: tuple[model.ProcessSample, ...],
+) -> model.TritonServerStatus:
+    """Each model's MIG devices: named by its `gpu_uuid` labels, else where its server runs."""
+    by_uuid = {link.normalize_uuid(m.uuid): m for m in migs}
+    served = {p.mig_uuid for p in processes if p.pid in server.pids and p.mig_uuid}
+    models = []
+    for stats in server.models:
+        named = [by_uuid[u] for u in map(link.normalize_uuid, stats.gpu_uuids) if u in by_uuid]
+        if named:
+            found = tuple(sorted({m.uuid for m in named}))
+            indexes = tuple(sorted({*stats.gpu_indexes, *(m.gpu_index for m in named)}))
+        else:
+            found = tuple(
+                sorted(m.uuid for m in migs if m.gpu_index in stats.gpu_indexes and m.uuid in served)
+            )
+            indexes = stats.gpu_indexes
+        if found != stats.mig_uuids or indexes != stats.gpu_indexes:
+            stats = replace(stats, mig_uuids=found, gpu_indexes=indexes)  # noqa: PLW2901 - the linked copy
+        models.append(stats)
+    return replace(server, models=tuple(models))
 
 
 def _with_pids(server: model.TritonServerStatus, links: dict[int, str]) -> model.TritonServerStatus:
