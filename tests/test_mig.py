@@ -8,11 +8,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gpuwatch import jsonform, model
+from gpuwatch import jsonform, model, series
 from gpuwatch.collect.host import HostProcess
 from gpuwatch.collect.joins import join
 from gpuwatch.collect.nvml.collector import NvmlCollector
@@ -23,6 +24,7 @@ from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MIB, PROFILES, MigInstance
 from gpuwatch.engine import Engine
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from tests.conftest import ManualClock, make_collector
+from tests.storekit import open_test_store
 
 MIG_GPU = 1
 SERVER_PID = 900
@@ -266,3 +268,37 @@ def test_a_triton_gpu_uuid_label_naming_a_mig_device_links_the_model_to_it(
     (linked,) = join(view, (server,)).servers
     assert linked.models[0].mig_uuids == (target.uuid,)
     assert linked.models[0].gpu_indexes == (MIG_GPU,)
+
+
+def test_mig_devices_are_kept_in_history_one_series_per_device(
+    collector: NvmlCollector, clock: ManualClock, tmp_path: Path
+) -> None:
+    store = open_test_store(tmp_path / "gpuwatch.db", clock)
+    try:
+        start = clock()
+        for _ in range(6):
+            run(collector, clock, ticks=1)
+            view = collector.view()
+            store.submit(
+                model.Snapshot(
+                    timestamp=float(int(clock())),
+                    node=view.node,
+                    devices=view.devices,
+                    gpus=view.gpus,
+                    mig_devices=view.mig_devices,
+                )
+            )
+        assert store.flush(30)
+        devices = collector.view().mig_devices
+        got = store.history.query("mig_memory_total_bytes", {"gpu": str(MIG_GPU)}, start, clock() + 1, 10)
+        assert {d.key.label("mig_uuid") for d in got} == {d.uuid for d in devices}
+        for data in got:
+            device = next(d for d in devices if d.uuid == data.key.label("mig_uuid"))
+            assert data.key.label("mig_profile") == device.profile
+            assert {p.mean for p in data.points} == {device.memory_total_bytes}
+        one = devices[0]
+        sm = store.history.query("mig_sm_activity_ratio", {"mig_uuid": one.uuid}, start, clock() + 1, 10)
+        assert len(sm) == 1 and sm[0].points, "GPM per GPU instance is kept once it has two samples"
+        assert "mig" in series.KINDS and "mig_memory_used_bytes" in series.entity_series("mig")
+    finally:
+        store.close()

@@ -5,7 +5,7 @@ for its objects in a reading (`each`) and for an object's label values (`key`): 
 label sets, the history for its series keys, the store for its tables (one per kind it keeps),
 the API and the CLI for which labels a series can be filtered by.
 
-The kinds the history keeps (`gpu`, `model`, `server`) name the store's tables and the `entity`
+The kinds the history keeps (`gpu`, `mig`, `model`, `server`) name the store's tables and the `entity`
 of `/api/v1/series`; the others exist for /metrics only.
 """
 

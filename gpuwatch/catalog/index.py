@@ -25,7 +25,7 @@ _KEPT: tuple[Figure[Any], ...] = tuple(f for f in ALL if isinstance(f, Figure) a
 HISTORY_KINDS: tuple[EntityKind[Any], ...] = tuple(
     sorted({f.entity.name: f.entity for f in _KEPT}.values(), key=lambda kind: kind.name)
 )
-"""The entity kinds the history keeps (gpu, model, server), in name order: each has its own
+"""The entity kinds the history keeps (gpu, mig, model, server), in name order: each has its own
 tables, and moving a declaration must not reorder them."""
 
 HISTORY_BY_KIND: dict[str, tuple[Figure[Any], ...]] = {
