@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MIB, PROFILES, MigInstance
 from gpuwatch.engine import Engine
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
-from tests.conftest import ManualClock, make_collector
+from tests.conftest import REPO, ManualClock, make_collector
 from tests.storekit import open_test_store
 
 MIG_GPU = 1
@@ -302,3 +303,19 @@ def test_mig_devices_are_kept_in_history_one_series_per_device(
         assert "mig" in series.KINDS and "mig_memory_used_bytes" in series.entity_series("mig")
     finally:
         store.close()
+
+
+def test_the_device_check_holds_over_the_recorded_source() -> None:
+    """bench/device/mig_check.py, run by the lead on the H200, checks the same over the recorded
+    source here: the recorded answers with MIG off are those the H200 gave."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "device" / "mig_check.py"), "--recorded"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every MIG check holds" in result.stdout
+    assert " NO\n" not in result.stdout

@@ -421,8 +421,8 @@ class RecordedNvml:
     def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> MigHandle:
         gpu = self._device("nvmlDeviceGetMigDeviceHandleByIndex", handle)
         mig = self._mig.get(gpu)
-        if mig is None:
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        if mig is None:  # as the H200 with MIG off answers (bench/device/mig_check.py)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
         with self._lock:
             return mig.handle(index)
 
@@ -436,14 +436,14 @@ class RecordedNvml:
         on_mig = self._mig_device("nvmlDeviceGetGpuInstanceId", handle)
         if on_mig is None:
             self._device("nvmlDeviceGetGpuInstanceId", handle)
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return on_mig[1].gpu_instance_id
 
     def nvmlDeviceGetComputeInstanceId(self, handle: Any) -> int:
         on_mig = self._mig_device("nvmlDeviceGetComputeInstanceId", handle)
         if on_mig is None:
             self._device("nvmlDeviceGetComputeInstanceId", handle)
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return on_mig[1].compute_instance_id
 
     def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: Any) -> _Handle:
@@ -464,7 +464,7 @@ class RecordedNvml:
         gpu = self._device("nvmlGpmMigSampleGet", handle)
         mig = self._mig.get(gpu)
         if mig is None:
-            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         with self._lock:
             mig.by_gpu_instance(gpu_instance_id)
         self._gpm_mig_samples[_address(sample)] = (gpu, gpu_instance_id, self._position(gpu))

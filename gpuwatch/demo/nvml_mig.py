@@ -5,14 +5,15 @@ mode and hands it every call made with a MIG device handle (and the MIG calls ma
 parent's handle). The collector then runs unchanged over what NVML would answer.
 
 Modelled on NVML's documented behaviour (nvml.h, the NVML API reference, and how nvitop reads
-MIG through nvidia-ml-py):
+MIG through nvidia-ml-py), and on what an H200 with MIG off answered (driver 580.159.04, read
+by bench/device/mig_check.py; marked "H200" below):
 
-- `nvmlDeviceGetMigMode(parent)` answers [current, pending], 1 = enabled;
-  `nvmlDeviceGetMaxMigDeviceCount(parent)` answers 0 when MIG is off, else the most MIG devices
-  the GPU can hold (7 on an H100/H200);
+- `nvmlDeviceGetMigMode(parent)` answers [current, pending], 1 = enabled ([0, 0] on the H200);
+  `nvmlDeviceGetMaxMigDeviceCount(parent)` answers 0 when MIG is off (H200), else the most MIG
+  devices the GPU can hold (7 on an H100/H200);
 - `nvmlDeviceGetMigDeviceHandleByIndex(parent, i)` gives the handle of the i-th MIG device (one
-  per compute instance), `NotFound` for an index with none, `NotSupported`/`InvalidArgument`
-  when MIG is off. A handle of a destroyed instance stays invalid (`InvalidArgument` here), and
+  per compute instance), `NotFound` for an index with none — and for every index when MIG is
+  off (H200). A handle of a destroyed instance stays invalid (`InvalidArgument` here), and
   handles may be reused for other instances later;
 - a MIG handle answers `nvmlDeviceGetUUID` (`MIG-<uuid>`, the R470+ form), `nvmlDeviceGetName`
   ("<parent name> MIG 1g.10gb"), `nvmlDeviceGetMemoryInfo` (the instance's own memory),
@@ -27,9 +28,16 @@ MIG through nvidia-ml-py):
   process carrying its `gpuInstanceId` / `computeInstanceId` (0xFFFFFFFF off MIG);
 - GPM per GPU instance is `nvmlGpmMigSampleGet(parent, gpuInstanceId, sample)`; metrics
   between two such samples come from `nvmlGpmMetricsGet` as for a whole GPU;
-- on a handle that is not a MIG handle, `nvmlDeviceGetGpuInstanceId` and
-  `nvmlDeviceGetComputeInstanceId` are `NotSupported`, and
-  `nvmlDeviceGetDeviceHandleFromMigDeviceHandle` is `InvalidArgument`.
+- on a whole GPU's handle (H200): `nvmlDeviceIsMigDeviceHandle` is 0,
+  `nvmlDeviceGetGpuInstanceId`, `nvmlDeviceGetComputeInstanceId` and
+  `nvmlDeviceGetDeviceHandleFromMigDeviceHandle` are `InvalidArgument`,
+  `nvmlDeviceGetAttributes_v2` is `NotSupported`, and with MIG off `nvmlGpmMigSampleGet` is
+  `InvalidArgument`; processes carry 0xFFFFFFFF for both instance ids.
+
+The H200's GPU instance profiles (`nvmlDeviceGetGpuInstanceProfileInfo`, readable with MIG
+off): 1g.18gb (id 19, 16384 MiB, 16 SMs, 7 of them), 1g.18gb+me (20), 1g.35gb (15, 33280 MiB),
+2g.35gb (14), 3g.71gb (9, 71424 MiB, 60 SMs), 4g.71gb (5, 64 SMs), 7g.141gb (0, 143360 MiB,
+132 SMs). The recorded GPU is an H100 80GB, so its layout uses the H100's profiles below.
 
 `RecordedNvml.reconfigure_mig` replaces a GPU's layout while it runs (instances destroyed and
 created), as `nvidia-smi mig -dci/-dgi/-cgi/-cci` does.
