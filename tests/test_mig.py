@@ -5,7 +5,9 @@ its /metrics series (promtool clean)."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MIB, PROFILES, MigInstance
 from gpuwatch.engine import Engine
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from tests.conftest import REPO, ManualClock, make_collector
-from tests.storekit import open_test_store
+from tests.storekit import open_test_store, rows
 
 MIG_GPU = 1
 SERVER_PID = 900
@@ -319,3 +321,23 @@ def test_the_device_check_holds_over_the_recorded_source() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every MIG check holds" in result.stdout
     assert " NO\n" not in result.stdout
+
+
+def test_a_database_from_before_mig_gets_the_mig_tables_when_opened(
+    clock: ManualClock, tmp_path: Path
+) -> None:
+    db = tmp_path / "gpuwatch.db"
+    open_test_store(db, clock).close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        mig_tables = [
+            r[0]
+            for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'mig_%'")
+        ]
+        assert mig_tables, "a new database has the mig tables"
+        for name in mig_tables:
+            conn.execute(f"DROP TABLE {name}")  # as a database written before MIG support
+        conn.commit()
+    open_test_store(db, clock).close()
+    assert sorted(
+        r[0] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'mig_%'")
+    ) == sorted(mig_tables)
