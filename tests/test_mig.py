@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MIB, PROFILES, MigInstance
 from gpuwatch.engine import Engine
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
+from gpuwatch.text import report
 from tests.conftest import REPO, ManualClock, make_collector
 from tests.storekit import open_test_store, rows
 
@@ -341,3 +343,56 @@ def test_a_database_from_before_mig_gets_the_mig_tables_when_opened(
     assert sorted(
         r[0] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'mig_%'")
     ) == sorted(mig_tables)
+
+
+def test_a_lost_mig_gpu_takes_its_mig_devices_and_brings_them_back(
+    recorded: RecordedNvml, clock: ManualClock, fast_nvml_settings: NvmlSettings
+) -> None:
+    collector = make_collector(recorded, fast_nvml_settings, clock)
+    try:
+        _lost_and_back(collector, recorded, clock)
+    finally:
+        collector.close()
+
+
+def _lost_and_back(collector: NvmlCollector, recorded: RecordedNvml, clock: ManualClock) -> None:
+    run(collector, clock, ticks=4)
+    before = [d.uuid for d in collector.view().mig_devices]
+    buffers = len(recorded._gpm_buffers)
+    fault = recorded.inject("GPU_IS_LOST", gpu=MIG_GPU)
+    run(collector, clock, ticks=2)
+    view = collector.view()
+    assert view.gpus[MIG_GPU].state is model.GpuState.LOST
+    assert view.mig_devices == (), "a lost GPU's MIG devices are not shown as if they answered"
+    freed = buffers - len(recorded._gpm_buffers)
+    assert freed == 2 * (1 + len(DEMO_LAYOUT)), "the GPU's two GPM buffers and two per GPU instance are freed"
+    recorded.clear(fault)
+    deadline = time.monotonic() + 5.0  # the retry waits real seconds (backoff from 0.2 s)
+    while not collector.view().mig_devices and time.monotonic() < deadline:
+        run(collector, clock, ticks=1)
+        time.sleep(0.05)
+    assert [d.uuid for d in collector.view().mig_devices] == before
+    assert recorded.stale_handle_uses == 0
+
+
+def test_snapshot_text_nests_mig_devices_under_their_gpu(
+    collector: NvmlCollector, clock: ManualClock
+) -> None:
+    run(collector, clock, ticks=4)
+    view = collector.view()
+    snapshot = model.Snapshot(
+        timestamp=clock(),
+        node=view.node,
+        devices=view.devices,
+        gpus=view.gpus,
+        processes=view.processes,
+        mig_devices=view.mig_devices,
+    )
+    lines = report.render(snapshot).splitlines()
+    parent = next(i for i, line in enumerate(lines) if line.startswith(f"  {MIG_GPU}  "))
+    rows = [line for line in lines[parent:] if "MIG-" in line]
+    assert [r.split()[1] for r in rows] == [f"{MIG_GPU}:{i}" for i in range(len(DEMO_LAYOUT))]
+    assert rows[0].split()[2] == "3g.40gb" and rows[-1].lstrip().startswith("└")
+    assert all(r.split()[3] == "—" for r in rows), "no utilization per MIG device: —, never 0%"
+    server = next(line for line in lines if line.lstrip().startswith(f"{SERVER_PID} {MIG_GPU}:0 "))
+    assert "tritonserver" in server

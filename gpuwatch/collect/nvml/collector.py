@@ -33,7 +33,7 @@ from gpuwatch.collect.host import ProcessInfoSource
 from gpuwatch.collect.nvml.events import EventLog, gpu_for_handle, record_nvml_event, waiting_events
 from gpuwatch.collect.nvml.gateway import GpuLostError, NvmlGateway, NvmlUnavailableError
 from gpuwatch.collect.nvml.lifecycle import NvmlLifecycle
-from gpuwatch.collect.nvml.mig import MigState, changes, mig_devices, read_mig, read_mig_gpm
+from gpuwatch.collect.nvml.mig import MigState, changes, mig_devices, read_mig, read_mig_gpm, release_mig
 from gpuwatch.collect.nvml.readers import read_fast, read_slow
 from gpuwatch.collect.nvml.tracked import TrackedGpu
 from gpuwatch.collect.nvml.view import NvmlView, gpu_sample, process_samples
@@ -213,7 +213,7 @@ class NvmlCollector:
                 read_mig(self._gateway, gpu.uuid, gpu.handle) if gpu.info.mig_enabled and gpu.handle else None
             )
         except GpuLostError as exc:
-            self._life.lose(gpu, str(exc))
+            self._lose(gpu, str(exc))
             return
         except NvmlUnavailableError as exc:
             self._life.note_library_failure(str(exc))
@@ -240,6 +240,14 @@ class NvmlCollector:
                 gpu_uuid=gpu.uuid,
             )
 
+    def _lose(self, gpu: TrackedGpu, reason: str) -> None:
+        """A lost GPU's MIG devices go with it (their GPM buffers freed); then it is isolated."""
+        with self._life.lock:
+            state, gpu.mig = gpu.mig, None
+        if state is not None:
+            release_mig(self._gateway, gpu.uuid, state)
+        self._life.lose(gpu, reason)
+
     def _refresh_slow(self, gpu: TrackedGpu) -> None:
         try:
             now = self._interval_clock()
@@ -249,7 +257,7 @@ class NvmlCollector:
             if state is not None and gpu.cursors.gpm_samples and gpu.handle is not None:
                 mig_gpm = read_mig_gpm(self._gateway, gpu.uuid, gpu.handle, state, now)
         except GpuLostError as exc:
-            self._life.lose(gpu, str(exc))
+            self._lose(gpu, str(exc))
             return
         except NvmlUnavailableError as exc:
             self._life.note_library_failure(str(exc))

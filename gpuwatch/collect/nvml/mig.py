@@ -153,8 +153,7 @@ def read_mig_gpm(
     collector's interval clock). An instance seen for the first time has none yet."""
     instances = {d.gpu_instance_id for d in state.devices if d.gpu_instance_id is not None}
     for gone in set(state.cursors) - instances:  # destroyed: release its buffers
-        for sample in state.cursors.pop(gone).samples:
-            gateway.call(parent_uuid, "gpm_free", "nvmlGpmSampleFree", sample)
+        _free(gateway, parent_uuid, state.cursors.pop(gone))
     out: dict[int, model.GpmActivity] = {}
     for gi in sorted(instances):
         cursor = state.cursors.get(gi)
@@ -167,6 +166,17 @@ def read_mig_gpm(
         if activity is not None:
             out[gi] = activity
     return out
+
+
+def release_mig(gateway: NvmlGateway, parent_uuid: str, state: MigState) -> None:
+    """Free every GPM buffer of a GPU's instances (host memory: no handle is needed)."""
+    for gi in list(state.cursors):
+        _free(gateway, parent_uuid, state.cursors.pop(gi))
+
+
+def _free(gateway: NvmlGateway, parent_uuid: str, cursor: MigGpmCursor) -> None:
+    for sample in cursor.samples:
+        gateway.call(parent_uuid, "gpm_free", "nvmlGpmSampleFree", sample)
 
 
 def _gpm_once(
