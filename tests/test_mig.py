@@ -24,7 +24,7 @@ from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import DemoSettings, NvmlSettings, Settings
 from gpuwatch.demo.assemble import DEMO_TRITON_PID, build_demo_sources, build_recorded_gpus
 from gpuwatch.demo.nvml import RecordedNvml
-from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MIB, PROFILES, MigInstance
+from gpuwatch.demo.nvml_mig import MIB, MIXED_LAYOUT, PROFILES, MigInstance
 from gpuwatch.engine import Engine
 from gpuwatch.serve.metrics import MetricsExporter, MetricsState
 from gpuwatch.text import report
@@ -39,7 +39,7 @@ SERVER_PID = 900
 def recorded(clock: ManualClock) -> Iterator[RecordedNvml]:
     host = HostProcess("triton-server", "tritonserver", "tritonserver --model-repository=/models", None, 0.0)
     extra = [(0, SERVER_PID, 2 * 1024**3, host), (MIG_GPU, SERVER_PID, 3 * 1024**3, host)]
-    source = RecordedNvml(2, clock=clock, mig={MIG_GPU: DEMO_LAYOUT}, extra_processes=extra)
+    source = RecordedNvml(2, clock=clock, mig={MIG_GPU: MIXED_LAYOUT}, extra_processes=extra)
     yield source
     source.close()
 
@@ -64,14 +64,14 @@ def test_a_gpu_in_mig_mode_shows_each_mig_device_under_it(
     run(collector, clock)
     view = collector.view()
     devices = view.mig_devices
-    assert [d.gpu_index for d in devices] == [MIG_GPU] * len(DEMO_LAYOUT)
-    assert [d.mig_index for d in devices] == list(range(len(DEMO_LAYOUT)))
+    assert [d.gpu_index for d in devices] == [MIG_GPU] * len(MIXED_LAYOUT)
+    assert [d.mig_index for d in devices] == list(range(len(MIXED_LAYOUT)))
     assert [(d.gpu_instance_id, d.compute_instance_id, d.profile) for d in devices] == [
-        (i.gpu_instance_id, i.compute_instance_id, i.profile) for i in DEMO_LAYOUT
+        (i.gpu_instance_id, i.compute_instance_id, i.profile) for i in MIXED_LAYOUT
     ]
     assert [d.uuid for d in devices] == recorded.mig_device_uuids(MIG_GPU)
     assert all(d.uuid.startswith("MIG-") and d.gpu_uuid == view.gpus[MIG_GPU].uuid for d in devices)
-    assert [d.memory_total_bytes for d in devices] == [PROFILES[i.profile][1] * MIB for i in DEMO_LAYOUT]
+    assert [d.memory_total_bytes for d in devices] == [PROFILES[i.profile][1] * MIB for i in MIXED_LAYOUT]
     for d in devices:
         assert d.memory_used_bytes is not None and d.memory_free_bytes is not None
         assert d.memory_used_bytes + d.memory_free_bytes <= (d.memory_total_bytes or 0)
@@ -131,7 +131,7 @@ def test_gpm_is_read_per_gpu_instance(
     assert all(d.gpm is not None and "gpm" not in d.unavailable for d in devices)
     idle = [d for d in devices if not d.memory_used_bytes]
     assert idle and all(d.gpm is not None and d.gpm.sm_activity_ratio == 0.0 for d in idle)
-    assert recorded.calls[(MIG_GPU, "nvmlGpmMigSampleGet")] == 7 * len(DEMO_LAYOUT), (
+    assert recorded.calls[(MIG_GPU, "nvmlGpmMigSampleGet")] == 7 * len(MIXED_LAYOUT), (
         "one sample per instance per slow read"
     )
     assert recorded.calls[(0, "nvmlGpmMigSampleGet")] == 0
@@ -365,7 +365,9 @@ def _lost_and_back(collector: NvmlCollector, recorded: RecordedNvml, clock: Manu
     assert view.gpus[MIG_GPU].state is model.GpuState.LOST
     assert view.mig_devices == (), "a lost GPU's MIG devices are not shown as if they answered"
     freed = buffers - len(recorded._gpm_buffers)
-    assert freed == 2 * (1 + len(DEMO_LAYOUT)), "the GPU's two GPM buffers and two per GPU instance are freed"
+    assert freed == 2 * (1 + len(MIXED_LAYOUT)), (
+        "the GPU's two GPM buffers and two per GPU instance are freed"
+    )
     recorded.clear(fault)
     deadline = time.monotonic() + 5.0  # the retry waits real seconds (backoff from 0.2 s)
     while not collector.view().mig_devices and time.monotonic() < deadline:
@@ -391,7 +393,7 @@ def test_snapshot_text_nests_mig_devices_under_their_gpu(
     lines = report.render(snapshot).splitlines()
     parent = next(i for i, line in enumerate(lines) if line.startswith(f"  {MIG_GPU}  "))
     rows = [line for line in lines[parent:] if "MIG-" in line]
-    assert [r.split()[1] for r in rows] == [f"{MIG_GPU}:{i}" for i in range(len(DEMO_LAYOUT))]
+    assert [r.split()[1] for r in rows] == [f"{MIG_GPU}:{i}" for i in range(len(MIXED_LAYOUT))]
     assert rows[0].split()[2] == "3g.40gb" and rows[-1].lstrip().startswith("└")
     assert all(r.split()[3] == "—" for r in rows), "no utilization per MIG device: —, never 0%"
     server = next(line for line in lines if line.lstrip().startswith(f"{SERVER_PID} {MIG_GPU}:0 "))

@@ -80,13 +80,20 @@ class MigInstance:
     """The recorded trace's PIDs that run on this instance (their memory scaled to its size)."""
 
 
-DEMO_LAYOUT: tuple[MigInstance, ...] = (
+MIXED_LAYOUT: tuple[MigInstance, ...] = (
     MigInstance("3g.40gb", 2, 0, (428,)),
     MigInstance("2g.20gb", 3, 0),
     MigInstance("1g.10gb", 9, 0, (430,)),
     MigInstance("1g.10gb", 10, 0),
 )
-"""The demo's MIG GPU: 3 + 2 + 1 + 1 of 7 slices, the serving process on the 3g instance."""
+"""3 + 2 + 1 + 1 of 7 slices, the serving process on the 3g instance and two instances idle:
+what the tests and the dashboard's snapshots split a GPU into."""
+DEMO_LAYOUT: tuple[MigInstance, ...] = (
+    MigInstance("4g.40gb", 1, 0, (428,)),
+    MigInstance("3g.40gb", 2, 0, (430,)),
+)
+"""The `--demo` MIG GPU: 4 + 3 slices, a serving process on each; two rows, so that `top
+--demo` at 80×24 still shows every model in its overview."""
 
 
 class MigHandle:

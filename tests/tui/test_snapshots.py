@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from gpuwatch.demo.nvml_mig import DEMO_LAYOUT
+from gpuwatch.demo.nvml_mig import MIXED_LAYOUT
 from gpuwatch.tui.app import TopApp
 from tests.tui.conftest import settle
 from tests.tui.scene import Scene, build_scene
@@ -96,8 +96,8 @@ def test_cluster(snap_compare: SnapCompare, scene: Scene, monkeypatch: pytest.Mo
 
 @pytest.fixture
 def mig_scene(monkeypatch: pytest.MonkeyPatch, utc: None, no_color_unset: None) -> Iterator[Scene]:
-    """Two GPUs, the second in MIG mode (the demo's layout: 3g + 2g + 1g + 1g), no faults."""
-    s = build_scene(monkeypatch, gpus=2, faults=False, mig={1: DEMO_LAYOUT})
+    """Two GPUs, the second in MIG mode (3g + 2g + 1g + 1g, two idle), no faults."""
+    s = build_scene(monkeypatch, gpus=2, faults=False, mig={1: MIXED_LAYOUT})
     yield s
     s.close()
 
