@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pynvml
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -398,3 +399,18 @@ def test_snapshot_text_nests_mig_devices_under_their_gpu(
     assert all(r.split()[3] == "—" for r in rows), "no utilization per MIG device: —, never 0%"
     server = next(line for line in lines if line.lstrip().startswith(f"{SERVER_PID} {MIG_GPU}:0 "))
     assert "tritonserver" in server
+
+
+def test_a_mig_device_whose_name_lacks_its_profile_is_named_from_the_parents_profiles(
+    recorded: RecordedNvml, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = recorded.nvmlDeviceGetName
+    monkeypatch.setattr(recorded, "nvmlDeviceGetName", lambda h: named(h).split(" MIG ")[0])
+    collector = make_collector(recorded, NvmlSettings(), clock)
+    try:
+        run(collector, clock, ticks=2)
+        assert [d.profile for d in collector.view().mig_devices] == [i.profile for i in MIXED_LAYOUT]
+        asked = recorded.calls[(MIG_GPU, "nvmlDeviceGetGpuInstanceProfileInfo")]
+        assert asked == pynvml.NVML_GPU_INSTANCE_PROFILE_COUNT, "the profiles are read once per GPU"
+    finally:
+        collector.close()

@@ -36,7 +36,7 @@ import pynvml
 
 from gpuwatch.collect.host import HostProcess
 from gpuwatch.demo.nvml_faults import LOSING_KINDS, Fault, NvmlFaults, Override
-from gpuwatch.demo.nvml_mig import MAX_MIG_DEVICES, NO_INSTANCE, MigGpu, MigHandle, MigInstance
+from gpuwatch.demo.nvml_mig import MAX_MIG_DEVICES, NO_INSTANCE, MigGpu, MigHandle, MigInstance, profile_info
 
 TRACE_PERIOD_SECONDS = 0.5
 """The recorded trace was sampled at 2 Hz."""
@@ -413,6 +413,12 @@ class RecordedNvml:
         return [1, 1] if gpu in self._mig else list(self._probe["mig_mode"])
 
     # -- MIG (demo/nvml_mig.py says what NVML answers) ---------------------------------------
+
+    def nvmlDeviceGetGpuInstanceProfileInfo(
+        self, handle: Any, profile: int, version: int = 2
+    ) -> SimpleNamespace:
+        self._device("nvmlDeviceGetGpuInstanceProfileInfo", handle)  # answered with MIG off too
+        return profile_info(profile)
 
     def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
         gpu = self._device("nvmlDeviceGetMaxMigDeviceCount", handle)

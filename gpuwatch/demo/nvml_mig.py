@@ -69,6 +69,35 @@ PROFILES: dict[str, tuple[int, int, int]] = {
 }
 
 
+PROFILE_INFO: dict[int, tuple[str, int, int]] = {
+    pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE: ("1g.10gb", 19, 7),
+    pynvml.NVML_GPU_INSTANCE_PROFILE_2_SLICE: ("2g.20gb", 14, 3),
+    pynvml.NVML_GPU_INSTANCE_PROFILE_3_SLICE: ("3g.40gb", 9, 2),
+    pynvml.NVML_GPU_INSTANCE_PROFILE_4_SLICE: ("4g.40gb", 5, 1),
+    pynvml.NVML_GPU_INSTANCE_PROFILE_7_SLICE: ("7g.80gb", 0, 1),
+    pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1: ("1g.10gb+me", 20, 1),
+    pynvml.NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV2: ("1g.20gb", 15, 4),
+}
+"""`nvmlDeviceGetGpuInstanceProfileInfo(parent, profile)`: profile → (name, profile id, how many
+fit); the other profiles are `NotSupported`, as on the H200."""
+
+
+def profile_info(profile: int) -> SimpleNamespace:
+    """What NVML's v2 profile info holds for one of `PROFILE_INFO`'s profiles."""
+    if profile not in PROFILE_INFO:
+        raise _error(pynvml.NVML_ERROR_NOT_SUPPORTED)
+    name, profile_id, count = PROFILE_INFO[profile]
+    slices, memory_mib, sms = PROFILES[name.removesuffix("+me")]
+    return SimpleNamespace(
+        id=profile_id,
+        sliceCount=slices,
+        instanceCount=count,
+        multiprocessorCount=sms,
+        memorySizeMB=memory_mib,
+        name=f"MIG {name}".encode(),
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class MigInstance:
     """One MIG device (a compute instance in its GPU instance) of a recorded GPU."""

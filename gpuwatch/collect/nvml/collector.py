@@ -33,7 +33,15 @@ from gpuwatch.collect.host import ProcessInfoSource
 from gpuwatch.collect.nvml.events import EventLog, gpu_for_handle, record_nvml_event, waiting_events
 from gpuwatch.collect.nvml.gateway import GpuLostError, NvmlGateway, NvmlUnavailableError
 from gpuwatch.collect.nvml.lifecycle import NvmlLifecycle
-from gpuwatch.collect.nvml.mig import MigState, changes, mig_devices, read_mig, read_mig_gpm, release_mig
+from gpuwatch.collect.nvml.mig import (
+    MigState,
+    changes,
+    mig_devices,
+    read_mig,
+    read_mig_gpm,
+    read_profiles,
+    release_mig,
+)
 from gpuwatch.collect.nvml.readers import read_fast, read_slow
 from gpuwatch.collect.nvml.tracked import TrackedGpu
 from gpuwatch.collect.nvml.view import NvmlView, gpu_sample, process_samples
@@ -209,9 +217,11 @@ class NvmlCollector:
     def _refresh_fast(self, gpu: TrackedGpu) -> None:
         try:
             reading = read_fast(self._gateway, gpu)
-            mig = (
-                read_mig(self._gateway, gpu.uuid, gpu.handle) if gpu.info.mig_enabled and gpu.handle else None
-            )
+            mig, profiles = None, gpu.mig.profiles if gpu.mig is not None else None
+            if gpu.info.mig_enabled and gpu.handle is not None:
+                if profiles is None:  # once per GPU: its GPU instance profiles, to name a device by
+                    profiles = read_profiles(self._gateway, gpu.uuid, gpu.handle)
+                mig = read_mig(self._gateway, gpu.uuid, gpu.handle, profiles)
         except GpuLostError as exc:
             self._lose(gpu, str(exc))
             return
@@ -226,6 +236,7 @@ class NvmlCollector:
             gpu.hung_reported = False
             if mig is not None:
                 state = gpu.mig if gpu.mig is not None else MigState()
+                state.profiles = profiles
                 changed = changes(state.devices, mig) if state.seen_once else None
                 state.devices, state.seen_once = mig, True
                 gpu.mig = state

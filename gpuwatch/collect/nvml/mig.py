@@ -63,6 +63,8 @@ class MigState:
     """What a GPU's MIG reads carry from one read to the next (kept on its `TrackedGpu`)."""
 
     devices: tuple[MigReading, ...] = ()
+    profiles: dict[tuple[int, int], str] | None = None
+    """The parent's GPU instance profiles by (slices, memory MiB), read at the first MIG read."""
     seen_once: bool = False
     """A first read has happened: a change after it is a reconfiguration."""
     gpm: dict[int, model.GpmActivity] = field(default_factory=dict)
@@ -84,8 +86,41 @@ def profile_from_name(name: Any) -> str | None:
     return match.group(1) if match else None
 
 
-def read_mig(gateway: NvmlGateway, parent_uuid: str, h: Any) -> tuple[MigReading, ...]:
-    """Every MIG device under the parent handle `h` now, in index order."""
+def read_profiles(gateway: NvmlGateway, parent_uuid: str, h: Any) -> dict[tuple[int, int], str]:
+    """The parent's GPU instance profiles, (slices, memory MiB) → name ("1g.18gb"); read once
+    per GPU (unprivileged, and answered with MIG off too: bench/device/mig_check.py)."""
+    out: dict[tuple[int, int], str] = {}
+    for profile in range(int(getattr(pynvml, "NVML_GPU_INSTANCE_PROFILE_COUNT", 0))):
+        info = gateway.call(
+            parent_uuid, f"mig_profile_{profile}", "nvmlDeviceGetGpuInstanceProfileInfo", h, profile
+        )
+        name = profile_from_name(getattr(info, "name", None)) if info is not None else None
+        slices = uint_or_none(getattr(info, "sliceCount", None))
+        memory = uint_or_none(getattr(info, "memorySizeMB", None))
+        if name and slices is not None and memory is not None:
+            out.setdefault((slices, memory), name)
+    return out
+
+
+def _profile(
+    gateway: NvmlGateway, uuid: str, mh: Any, profiles: dict[tuple[int, int], str] | None
+) -> str | None:
+    """The MIG device's profile: from its name ("… MIG 1g.10gb"), else its slices and memory
+    (`nvmlDeviceGetAttributes_v2`) matched to the parent's profiles."""
+    named = profile_from_name(gateway.call(uuid, "name", "nvmlDeviceGetName", mh))
+    if named is not None or not profiles:
+        return named
+    attrs = gateway.call(uuid, "attributes", "nvmlDeviceGetAttributes_v2", mh)
+    slices = uint_or_none(getattr(attrs, "gpuInstanceSliceCount", None))
+    memory = uint_or_none(getattr(attrs, "memorySizeMB", None))
+    return profiles.get((slices, memory)) if slices is not None and memory is not None else None
+
+
+def read_mig(
+    gateway: NvmlGateway, parent_uuid: str, h: Any, profiles: dict[tuple[int, int], str] | None = None
+) -> tuple[MigReading, ...]:
+    """Every MIG device under the parent handle `h` now, in index order; `profiles` (from
+    `read_profiles`) names a device whose name does not carry its profile."""
     c = gateway.call
     count = uint_or_none(c(parent_uuid, "mig_device_count", "nvmlDeviceGetMaxMigDeviceCount", h)) or 0
     out = []
@@ -116,7 +151,7 @@ def read_mig(gateway: NvmlGateway, parent_uuid: str, h: Any) -> tuple[MigReading
                 compute_instance_id=instance_id(
                     c(uuid, "compute_instance_id", "nvmlDeviceGetComputeInstanceId", mh)
                 ),
-                profile=profile_from_name(c(uuid, "name", "nvmlDeviceGetName", mh)),
+                profile=_profile(gateway, uuid, mh, profiles),
                 memory_total_bytes=uint_or_none(getattr(mem, "total", None)),
                 memory_used_bytes=uint_or_none(getattr(mem, "used", None)),
                 memory_free_bytes=uint_or_none(getattr(mem, "free", None)),
