@@ -36,6 +36,8 @@ import pynvml  # noqa: E402
 from gpuwatch import model  # noqa: E402
 from gpuwatch.collect.host import HostProcesses  # noqa: E402
 from gpuwatch.collect.nvml.collector import NvmlCollector, open_real_nvml  # noqa: E402
+from gpuwatch.collect.nvml.gateway import NvmlGateway  # noqa: E402
+from gpuwatch.collect.nvml.mig import read_profiles  # noqa: E402
 from gpuwatch.config import NvmlSettings  # noqa: E402
 from gpuwatch.demo.nvml import RecordedNvml  # noqa: E402
 
@@ -96,6 +98,8 @@ def mig_answers(api: Any, handle: Any) -> dict[str, str]:
     procs = []
     with contextlib.suppress(pynvml.NVMLError):
         procs = api.nvmlDeviceGetComputeRunningProcesses(handle)
+    profiles = read_profiles(NvmlGateway(api), "check", handle)
+    out["GPU instance profiles"] = " ".join(sorted(set(profiles.values()))) or "none"
     ids = {(getattr(p, "gpuInstanceId", None), getattr(p, "computeInstanceId", None)) for p in procs}
     out["process instance ids"] = json.dumps(sorted(str(i) for i in ids)) if ids else "no processes"
     return out
@@ -233,7 +237,8 @@ def main() -> int:
             print(f"  {'call':<48} {'this GPU':<28} {'recorded (MIG off)':<28} same")
             for call, value in real.items():
                 mine = ours.get(call, "—")
-                same = "yes" if value == mine else ("—" if call == "process instance ids" else "NO")
+                differs_by_model = call in ("process instance ids", "GPU instance profiles")
+                same = "yes" if value == mine else ("—" if differs_by_model else "NO")
                 print(f"  {call:<48} {value:<28} {mine:<28} {same}")
             bad = [f"GPU {index}: {b}" for b in disabled(real)]
             failures += bad
