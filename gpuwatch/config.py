@@ -215,6 +215,7 @@ class DemoSettings:
         choices=("", *DEMO_SCENARIOS),
     )
     triton: bool = _setting(True, "replay recorded Triton models beside the GPUs in --demo")
+    mig: bool = _setting(True, "show the last recorded GPU in MIG mode in --demo (with 2 GPUs or more)")
 
 
 DEFAULT_POD_RESOURCES_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock"

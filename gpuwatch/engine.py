@@ -252,6 +252,7 @@ class Engine:
             store=self._store_health() if self._store_health else None,
             nvml_status=view.status,
             topology=view.topology,
+            mig_devices=view.mig_devices,
         )
         state = assess(snapshot, self._assessed, timestamp, immediate=immediate)
         self._assessed = state

@@ -252,6 +252,56 @@ class Topology:
     rows: tuple[GpuTopology, ...]
 
 
+# --------------------------------------------------------------------------- MIG devices
+
+
+MIG_NOT_PER_DEVICE: dict[str, str] = {
+    "utilization_ratio": "NVML gives no utilization rates per MIG device (nor for its GPU in MIG mode)",
+    "encoder_utilization_ratio": "NVML gives encoder utilization for the whole GPU only",
+    "decoder_utilization_ratio": "NVML gives decoder utilization for the whole GPU only",
+    "sm_clock_mhz": "clocks belong to the whole GPU: see its sample",
+    "power_watts": "power belongs to the whole GPU: see its sample",
+    "temperature_celsius": "temperature belongs to the whole GPU: see its sample",
+}
+"""The figures NVML does not give per MIG device, and why: `MigDevice.unavailable` carries these."""
+
+
+@dataclass(frozen=True, slots=True)
+class MigDevice:
+    """One MIG device (a compute instance of a GPU instance) of a GPU in MIG mode, at one tick.
+
+    NVML answers a MIG device handle for its UUID, instance ids, name (which carries the
+    profile), memory and processes; GPM comes per GPU instance from the parent. Everything else
+    (utilization, encoder/decoder, clocks, power, temperature) is the parent GPU's: `None` here,
+    with the reason in `unavailable`."""
+
+    gpu_index: int
+    """The parent GPU's NVML index."""
+    gpu_uuid: str
+    """The parent GPU's UUID."""
+    mig_index: int
+    """Its index under the parent (`nvmlDeviceGetMigDeviceHandleByIndex`; nvidia-smi -L's "Device N")."""
+    uuid: str
+    """The MIG device's own UUID, "MIG-…": what CUDA_VISIBLE_DEVICES and the kubelet name it by."""
+    gpu_instance_id: int | None = None
+    compute_instance_id: int | None = None
+    profile: str | None = None
+    """The GPU instance profile, e.g. "1g.10gb" (slices and memory)."""
+    memory_total_bytes: int | None = None
+    memory_used_bytes: int | None = None
+    memory_free_bytes: int | None = None
+    gpm: GpmActivity | None = None
+    """GPM activity of its GPU instance (`nvmlGpmMigSampleGet`), where the parent has GPM."""
+    utilization_ratio: float | None = None
+    """Always None: NVML gives no utilization per MIG device (see `unavailable`)."""
+    encoder_utilization_ratio: float | None = None
+    """Always None: the whole GPU's figure."""
+    decoder_utilization_ratio: float | None = None
+    """Always None: the whole GPU's figure."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Why each figure that is None is None, by field name."""
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -283,6 +333,14 @@ class ProcessSample:
     pod: PodRef | None = None
     """Its pod's namespace and name and its container's name, from the container runtime's
     CRI labels (`[kubernetes] cri_socket`); None where no runtime answered for it."""
+    gpu_instance_id: int | None = None
+    """On a GPU in MIG mode: the GPU instance the process runs in (None off MIG)."""
+    compute_instance_id: int | None = None
+    """On a GPU in MIG mode: the compute instance the process runs in (None off MIG)."""
+    mig_index: int | None = None
+    """The MIG device (`MigDevice.mig_index`) the process runs on; None off MIG."""
+    mig_uuid: str | None = None
+    """The UUID of that MIG device; None off MIG."""
 
 
 # --------------------------------------------------------------------------- events
@@ -300,6 +358,8 @@ class EventKind(StrEnum):
     NVLINK_DOWN = "nvlink_down"
     NVLINK_UP = "nvlink_up"
     NVLINK_ERRORS = "nvlink_errors"
+    MIG_CHANGED = "mig_changed"
+    """A GPU's MIG devices appeared or vanished (instances created or destroyed)."""
     NVML_UNAVAILABLE = "nvml_unavailable"
     NVML_BACK = "nvml_back"
     TRITON_DOWN = "triton_down"
@@ -458,6 +518,9 @@ class ModelStats:
     interval: ModelInterval | None = None
     llm_metrics: dict[str, float] = field(default_factory=dict)
     """The LLM backends' own families where present (nv_trt_llm_*, vllm:*), flattened."""
+    mig_uuids: tuple[str, ...] = ()
+    """The MIG devices this model's instances run on, where its GPUs are in MIG mode: from its
+    `gpu_uuids` that are MIG UUIDs, else the MIG devices its server's processes run on there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,3 +681,5 @@ class Snapshot:
     """What needs a look at this tick (gpuwatch/assess/), most severe first."""
     topology: Topology | None = None
     """How the GPUs connect (NVLink, PCIe) and their CPU and NUMA affinity; None before it is read."""
+    mig_devices: tuple[MigDevice, ...] = ()
+    """The MIG devices of every GPU in MIG mode, by parent index then MIG device index."""

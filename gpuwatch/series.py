@@ -99,7 +99,7 @@ class History(Protocol):
 CATALOG: tuple[Figure[Any], ...] = HISTORY
 """Every series, in catalog order."""
 KINDS: tuple[str, ...] = tuple(kind.name for kind in HISTORY_KINDS)
-"""The entity kinds of series ("gpu", "model", "server")."""
+"""The entity kinds of series ("gpu", "mig", "model", "server")."""
 _BY_NAME: dict[str, Figure[Any]] = {f.name: f for f in HISTORY}
 
 
@@ -151,7 +151,7 @@ def extract(
 
 
 def entity_series(kind: str) -> tuple[str, ...]:
-    """The series of one entity kind ("gpu", "model", "server"), in catalog order."""
+    """The series of one entity kind ("gpu", "mig", "model", "server"), in catalog order."""
     return tuple(f.name for f in HISTORY_BY_KIND.get(kind, ()))
 
 

@@ -226,6 +226,7 @@ def full_snapshot() -> model.Snapshot:
         container_id="ab" * 32,
         pod=model.PodRef("ml", "llama-0", "server"),
     )
+    mig = filled(model.MigDevice, gpu_index=0, gpu_uuid="GPU-0", uuid="MIG-0", gpm=gpm, unavailable={})
     event = model.Event(
         1.0, model.EventKind.XID, model.Severity.CRITICAL, "x", gpu_index=0, gpu_uuid="GPU-0", code=79
     )
@@ -238,6 +239,7 @@ def full_snapshot() -> model.Snapshot:
         devices=(info,),
         gpus=(sample,),
         processes=(proc,),
+        mig_devices=(mig,),
         triton=servers,
         events=(event,),
         collectors=(filled(model.CollectorHealth, ok=True, stale=False),),

@@ -123,7 +123,8 @@ def test_every_column_keeps_the_scale_databases_were_written_with() -> None:
             assert declared[kind].get(name) == scale, (
                 f"{kind}.{name}: stored at {scale}, now {declared[kind].get(name)}"
             )
-    assert figures.KINDS == ("gpu", "model", "server")
+    # A kind added later (mig) is new tables, made when a database is opened: nothing of v1 moves.
+    assert figures.KINDS == ("gpu", "mig", "model", "server")
 
 
 def test_the_stored_scale_is_the_one_the_writer_and_the_reader_use(

@@ -5,7 +5,7 @@ for its objects in a reading (`each`) and for an object's label values (`key`): 
 label sets, the history for its series keys, the store for its tables (one per kind it keeps),
 the API and the CLI for which labels a series can be filtered by.
 
-The kinds the history keeps (`gpu`, `model`, `server`) name the store's tables and the `entity`
+The kinds the history keeps (`gpu`, `mig`, `model`, `server`) name the store's tables and the `entity`
 of `/api/v1/series`; the others exist for /metrics only.
 """
 
@@ -262,3 +262,24 @@ GPU_TOPOLOGY: EntityKind[TopologyRow] = EntityKind(
     "gpu_topology", GPU.labels, _topology_rows, lambda item: (str(item[0].gpu_index), item[1])
 )
 """A GPU's row of the topology matrix."""
+
+
+def _mig_devices(r: Reading) -> tuple[model.MigDevice, ...]:
+    return r.snapshot.mig_devices if r.snapshot is not None else ()
+
+
+def _mig_key(d: model.MigDevice) -> tuple[str, ...]:
+    return tuple(
+        _label(v)
+        for v in (d.gpu_index, d.gpu_uuid, d.gpu_instance_id, d.compute_instance_id, d.profile, d.uuid)
+    )
+
+
+MIG: EntityKind[model.MigDevice] = EntityKind(
+    "mig",
+    ("gpu", "uuid", "gpu_instance", "compute_instance", "mig_profile", "mig_uuid"),
+    _mig_devices,
+    _mig_key,
+)
+"""A MIG device of a GPU in MIG mode: its parent's `gpu`/`uuid`, then its own instance ids,
+profile and MIG UUID (dcgm-exporter's GPU_I_ID / GPU_I_PROFILE, in Prometheus's spelling)."""

@@ -15,6 +15,9 @@ What is joined (the rules themselves are in `triton/link.py`):
   the GPUs with those UUIDs; a model with none that NVML knows keeps the `gpu_indexes` its
   collector took from the config's instance_group `gpus`;
 - GPU → pods and process → pod (`kubernetes/attribute.py`), when the Kubernetes collector runs.
+- model → MIG devices: a `gpu_uuid` that is a MIG device's UUID names that device (and its
+  parent joins the model's GPUs); otherwise, on a model's GPUs in MIG mode, the MIG devices its
+  server's processes run on (`ModelStats.mig_uuids`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class GpuPlacement(Protocol):
     def processes(self) -> tuple[model.ProcessSample, ...]: ...
     @property
     def gpus(self) -> tuple[model.GpuSample, ...]: ...
+    @property
+    def mig_devices(self) -> tuple[model.MigDevice, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +69,38 @@ def join(
     processes = link.mark_processes(gpus.processes, links)
     samples = gpus.gpus
     if kubernetes is not None:
-        samples, processes = attribute(samples, processes, kubernetes)
+        parents = {m.uuid: m.gpu_uuid for m in gpus.mig_devices}
+        samples, processes = attribute(samples, processes, kubernetes, parents)
     with_pids = tuple(_with_pids(s, links) for s in servers)
-    return Joined(processes, link.resolve_gpu_indexes(with_pids, gpus.devices), samples)
+    placed = link.resolve_gpu_indexes(with_pids, gpus.devices)
+    if gpus.mig_devices:
+        placed = tuple(_on_mig(s, gpus.mig_devices, processes) for s in placed)
+    return Joined(processes, placed, samples)
+
+
+def _on_mig(
+    server: model.TritonServerStatus,
+    migs: tuple[model.MigDevice, ...],
+    processes: tuple[model.ProcessSample, ...],
+) -> model.TritonServerStatus:
+    """Each model's MIG devices: named by its `gpu_uuid` labels, else where its server runs."""
+    by_uuid = {link.normalize_uuid(m.uuid): m for m in migs}
+    served = {p.mig_uuid for p in processes if p.pid in server.pids and p.mig_uuid}
+    models = []
+    for stats in server.models:
+        named = [by_uuid[u] for u in map(link.normalize_uuid, stats.gpu_uuids) if u in by_uuid]
+        if named:
+            found = tuple(sorted({m.uuid for m in named}))
+            indexes = tuple(sorted({*stats.gpu_indexes, *(m.gpu_index for m in named)}))
+        else:
+            found = tuple(
+                sorted(m.uuid for m in migs if m.gpu_index in stats.gpu_indexes and m.uuid in served)
+            )
+            indexes = stats.gpu_indexes
+        if found != stats.mig_uuids or indexes != stats.gpu_indexes:
+            stats = replace(stats, mig_uuids=found, gpu_indexes=indexes)  # noqa: PLW2901 - the linked copy
+        models.append(stats)
+    return replace(server, models=tuple(models))
 
 
 def _with_pids(server: model.TritonServerStatus, links: dict[int, str]) -> model.TritonServerStatus:

@@ -20,6 +20,7 @@ from gpuwatch.demo import scenarios
 from gpuwatch.demo.nvlink import NODE_NAME as NVLINK_NODE
 from gpuwatch.demo.nvlink import RecordedNvlinkNode
 from gpuwatch.demo.nvml import RecordedNvml, recorded_gpu_uuid
+from gpuwatch.demo.nvml_mig import DEMO_LAYOUT, MigInstance
 from gpuwatch.demo.processes import RecordedProcesses
 from gpuwatch.demo.triton import DEMO_PLACEMENT, RecordedTriton
 
@@ -54,7 +55,9 @@ def build_recorded_gpus(settings: Settings, clock: Callable[[], float] = time.ti
     if settings.demo.node == NVLINK_NODE:
         recorded = RecordedNvlinkNode(clock=clock, tick_seconds=tick, extra_processes=extra)
     else:
-        recorded = RecordedNvml(settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra)
+        recorded = RecordedNvml(
+            settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra, mig=demo_mig(settings)
+        )
     scenario = scenarios.get(settings.demo.scenario)
     if scenario is not None:
         scenarios.apply_to_gpus(scenario, recorded, tick_seconds=tick)
@@ -65,6 +68,14 @@ def build_recorded_gpus(settings: Settings, clock: Callable[[], float] = time.ti
         source_name="recorded",
         clock=clock,
     )
+
+
+def demo_mig(settings: Settings) -> dict[int, tuple[MigInstance, ...]]:
+    """The demo's GPUs in MIG mode: the last one, split as `DEMO_LAYOUT`, where there are two or
+    more (so a demo of one GPU stays a whole GPU, and GPU 0 is always one)."""
+    if not settings.demo.mig or settings.demo.gpus < 2:
+        return {}
+    return {settings.demo.gpus - 1: DEMO_LAYOUT}
 
 
 def demo_triton_processes(settings: Settings, now: float) -> list[tuple[int, int, int, HostProcess]]:

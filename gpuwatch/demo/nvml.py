@@ -27,7 +27,7 @@ import threading
 import time
 import uuid as uuid_module
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +36,7 @@ import pynvml
 
 from gpuwatch.collect.host import HostProcess
 from gpuwatch.demo.nvml_faults import LOSING_KINDS, Fault, NvmlFaults, Override
+from gpuwatch.demo.nvml_mig import MAX_MIG_DEVICES, NO_INSTANCE, MigGpu, MigHandle, MigInstance, profile_info
 
 TRACE_PERIOD_SECONDS = 0.5
 """The recorded trace was sampled at 2 Hz."""
@@ -114,10 +115,12 @@ class RecordedNvml:
         tick_seconds: float = 1.0,
         on_call: Callable[[str], None] | None = None,
         extra_processes: Iterable[tuple[int, int, int, HostProcess]] = (),
+        mig: Mapping[int, Sequence[MigInstance]] | None = None,
     ) -> None:
         """`on_call(function_name)` runs at the start of every call (bench/nvml_cost_model.py
         burns the driver's measured CPU cost there); `extra_processes` adds (gpu, pid, used_bytes,
-        host facts) rows, e.g. a tritonserver."""
+        host facts) rows, e.g. a tritonserver; `mig` puts GPUs in MIG mode, each with its layout
+        (`demo/nvml_mig.py`; an extra process on such a GPU runs on its first instance)."""
         self.gpu_count = gpus
         self._clock = clock
         self._t0 = clock()
@@ -135,6 +138,11 @@ class RecordedNvml:
         self._registered: dict[int, int] = {}
         self._gpm_samples: dict[int, tuple[int, int]] = {}
         self._gpm_buffers: dict[int, Any] = {}
+        self._gpm_mig_samples: dict[int, tuple[int, int, int]] = {}
+        self._mig: dict[int, MigGpu] = {
+            gpu: MigGpu(gpu, recorded_gpu_uuid(gpu, self._probe), layout)
+            for gpu, layout in (mig or {}).items()
+        }
         self._energy_loop_mj = (
             self._trace[-1]["energy_mj"]
             - self._trace[0]["energy_mj"]
@@ -179,6 +187,17 @@ class RecordedNvml:
         kind = pynvml.nvmlEventTypeDoubleBitEccError if uncorrected else pynvml.nvmlEventTypeSingleBitEccError
         self._faults.schedule_event(gpu, kind, 0, at_tick)
 
+    def reconfigure_mig(self, gpu: int, layout: Sequence[MigInstance]) -> None:
+        """Destroy GPU `gpu`'s MIG instances and create `layout`'s (MIG mode stays on): the
+        old MIG handles are invalid from now on, as NVML's are."""
+        with self._lock:
+            self._mig[gpu].set_layout(layout)
+
+    def mig_device_uuids(self, gpu: int) -> list[str]:
+        """The MIG UUIDs GPU `gpu` reports now, in MIG device index order."""
+        mig = self._mig[gpu]
+        return [mig.uuid(i) for i in mig.layout]
+
     def current_line(self, gpu: int) -> dict[str, Any]:
         """The trace values GPU `gpu` reports now (with overrides): what tests expect to see."""
         return self._line(gpu)
@@ -221,6 +240,9 @@ class RecordedNvml:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_UNINITIALIZED)
 
     def _device(self, fn: str, handle: Any) -> int:
+        if isinstance(handle, MigHandle) and 0 <= handle.gpu < self.gpu_count:
+            self._enter(fn, handle.gpu)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)  # not answered per MIG device
         if not isinstance(handle, _Handle) or not 0 <= handle.index < self.gpu_count:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         self._enter(fn, handle.index)
@@ -230,6 +252,56 @@ class RecordedNvml:
         with self._lock:
             self._lost_seen[handle.index] = False
         return handle.index
+
+    def _mig_device(self, fn: str, handle: Any) -> tuple[MigGpu, MigInstance] | None:
+        """For a MIG handle: its GPU's MIG state and its instance (None for a GPU's own handle)."""
+        if not isinstance(handle, MigHandle):
+            return None
+        if not 0 <= handle.gpu < self.gpu_count:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        self._enter(fn, handle.gpu)
+        mig = self._mig.get(handle.gpu)
+        if mig is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        with self._lock:
+            return mig, mig.instance(handle)
+
+    def _mig_processes(self, gpu: int, only: MigInstance | None = None) -> list[SimpleNamespace]:
+        """The processes on a MIG GPU (or one of its instances), with their instance ids."""
+        mig = self._mig[gpu]
+        total = int(self._line(gpu)["mem"]["total"])
+        out = []
+        for p in self._line(gpu)["procs"]:
+            instance = mig.instance_of_pid(p["pid"])
+            if instance is None or (only is not None and instance != only):
+                continue
+            used = mig.process_bytes(instance, p["used_bytes"], total)
+            out.append(self._process_row(self._pid(gpu, p["pid"]), used, instance))
+        first = mig.layout[0] if mig.layout else None
+        for g, pid, used, _ in self._extra:
+            if g == gpu and first is not None and (only is None or only == first):
+                out.append(self._process_row(pid, used, first))
+        return out
+
+    @staticmethod
+    def _process_row(pid: int, used: int, instance: MigInstance | None) -> SimpleNamespace:
+        return SimpleNamespace(
+            pid=pid,
+            usedGpuMemory=used,
+            gpuInstanceId=instance.gpu_instance_id if instance else NO_INSTANCE,
+            computeInstanceId=instance.compute_instance_id if instance else NO_INSTANCE,
+        )
+
+    def _mig_memory(self, gpu: int, instance: MigInstance, version: int | None) -> SimpleNamespace:
+        mig = self._mig[gpu]
+        procs = self._mig_processes(gpu, instance)
+        total = mig.memory_total_bytes(instance)
+        reserved = 32 * 1024 * 1024
+        used = min(total - reserved, sum(int(p.usedGpuMemory) for p in procs))
+        free = total - reserved - used
+        if version:
+            return SimpleNamespace(version=version, total=total, reserved=reserved, free=free, used=used)
+        return SimpleNamespace(total=total, free=free, used=used + reserved)
 
     # -- the trace -----------------------------------------------------------------------
 
@@ -303,9 +375,15 @@ class RecordedNvml:
     # -- static facts ----------------------------------------------------------------------
 
     def nvmlDeviceGetUUID(self, handle: Any) -> str:
+        on_mig = self._mig_device("nvmlDeviceGetUUID", handle)
+        if on_mig is not None:
+            return on_mig[0].uuid(on_mig[1])
         return self._uuid(self._device("nvmlDeviceGetUUID", handle))
 
     def nvmlDeviceGetName(self, handle: Any) -> str:
+        on_mig = self._mig_device("nvmlDeviceGetName", handle)
+        if on_mig is not None:
+            return f"{self._probe['name']} MIG {on_mig[1].profile}"
         self._device("nvmlDeviceGetName", handle)
         return str(self._probe["name"])
 
@@ -331,8 +409,72 @@ class RecordedNvml:
         return list(self._probe["ecc_mode"])
 
     def nvmlDeviceGetMigMode(self, handle: Any) -> list[int]:
-        self._device("nvmlDeviceGetMigMode", handle)
-        return list(self._probe["mig_mode"])
+        gpu = self._device("nvmlDeviceGetMigMode", handle)
+        return [1, 1] if gpu in self._mig else list(self._probe["mig_mode"])
+
+    # -- MIG (demo/nvml_mig.py says what NVML answers) ---------------------------------------
+
+    def nvmlDeviceGetGpuInstanceProfileInfo(
+        self, handle: Any, profile: int, version: int = 2
+    ) -> SimpleNamespace:
+        self._device("nvmlDeviceGetGpuInstanceProfileInfo", handle)  # answered with MIG off too
+        return profile_info(profile)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
+        gpu = self._device("nvmlDeviceGetMaxMigDeviceCount", handle)
+        return MAX_MIG_DEVICES if gpu in self._mig else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> MigHandle:
+        gpu = self._device("nvmlDeviceGetMigDeviceHandleByIndex", handle)
+        mig = self._mig.get(gpu)
+        if mig is None:  # as the H200 with MIG off answers (bench/device/mig_check.py)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        with self._lock:
+            return mig.handle(index)
+
+    def nvmlDeviceIsMigDeviceHandle(self, handle: Any) -> int:
+        if self._mig_device("nvmlDeviceIsMigDeviceHandle", handle) is not None:
+            return 1
+        self._device("nvmlDeviceIsMigDeviceHandle", handle)
+        return 0
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: Any) -> int:
+        on_mig = self._mig_device("nvmlDeviceGetGpuInstanceId", handle)
+        if on_mig is None:
+            self._device("nvmlDeviceGetGpuInstanceId", handle)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return on_mig[1].gpu_instance_id
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: Any) -> int:
+        on_mig = self._mig_device("nvmlDeviceGetComputeInstanceId", handle)
+        if on_mig is None:
+            self._device("nvmlDeviceGetComputeInstanceId", handle)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return on_mig[1].compute_instance_id
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: Any) -> _Handle:
+        on_mig = self._mig_device("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", handle)
+        if on_mig is None:
+            self._device("nvmlDeviceGetDeviceHandleFromMigDeviceHandle", handle)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        return self._handle(on_mig[0].gpu)
+
+    def nvmlDeviceGetAttributes_v2(self, handle: Any) -> SimpleNamespace:
+        on_mig = self._mig_device("nvmlDeviceGetAttributes_v2", handle)
+        if on_mig is None:
+            self._device("nvmlDeviceGetAttributes_v2", handle)
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        return on_mig[0].attributes(on_mig[1])
+
+    def nvmlGpmMigSampleGet(self, handle: Any, gpu_instance_id: int, sample: Any) -> Any:
+        gpu = self._device("nvmlGpmMigSampleGet", handle)
+        mig = self._mig.get(gpu)
+        if mig is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        with self._lock:
+            mig.by_gpu_instance(gpu_instance_id)
+        self._gpm_mig_samples[_address(sample)] = (gpu, gpu_instance_id, self._position(gpu))
+        return sample
 
     def nvmlDeviceGetPersistenceMode(self, handle: Any) -> int:
         self._device("nvmlDeviceGetPersistenceMode", handle)
@@ -375,12 +517,28 @@ class RecordedNvml:
     # -- fast fields -----------------------------------------------------------------------
 
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> SimpleNamespace:
-        line = self._line(self._device("nvmlDeviceGetUtilizationRates", handle))
+        gpu = self._device("nvmlDeviceGetUtilizationRates", handle)
+        if gpu in self._mig:  # "not currently supported" on MIG-enabled GPUs
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        line = self._line(gpu)
         return SimpleNamespace(gpu=line["util"]["gpu"], memory=line["util"]["memory"])
 
     def nvmlDeviceGetMemoryInfo(self, handle: Any, version: int | None = None) -> SimpleNamespace:
-        line = self._line(self._device("nvmlDeviceGetMemoryInfo", handle))
-        m = line["mem"]
+        on_mig = self._mig_device("nvmlDeviceGetMemoryInfo", handle)
+        if on_mig is not None:
+            return self._mig_memory(on_mig[0].gpu, on_mig[1], version)
+        gpu = self._device("nvmlDeviceGetMemoryInfo", handle)
+        m = self._line(gpu)["mem"]
+        if gpu in self._mig:  # the aggregate of the instances
+            parts = [self._mig_memory(gpu, i, 1) for i in self._mig[gpu].layout]
+            used = sum(int(p.used) for p in parts)
+            reserved = int(m["reserved"]) + sum(int(p.reserved) for p in parts)
+            m = {
+                "total": m["total"],
+                "reserved": reserved,
+                "used": used,
+                "free": m["total"] - reserved - used,
+            }
         if version:
             return SimpleNamespace(
                 version=version, total=m["total"], reserved=m["reserved"], free=m["free"], used=m["used"]
@@ -427,7 +585,12 @@ class RecordedNvml:
         return list(self._probe["decoder_util"])
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[SimpleNamespace]:
+        on_mig = self._mig_device("nvmlDeviceGetComputeRunningProcesses", handle)
+        if on_mig is not None:
+            return self._mig_processes(on_mig[0].gpu, on_mig[1])
         gpu = self._device("nvmlDeviceGetComputeRunningProcesses", handle)
+        if gpu in self._mig:
+            return self._mig_processes(gpu)
         procs = [
             SimpleNamespace(
                 pid=self._pid(gpu, p["pid"]),
@@ -447,7 +610,8 @@ class RecordedNvml:
         return procs
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: Any) -> list[SimpleNamespace]:
-        self._device("nvmlDeviceGetGraphicsRunningProcesses", handle)
+        if self._mig_device("nvmlDeviceGetGraphicsRunningProcesses", handle) is None:
+            self._device("nvmlDeviceGetGraphicsRunningProcesses", handle)
         return []
 
     # -- slow fields -----------------------------------------------------------------------
@@ -488,6 +652,8 @@ class RecordedNvml:
 
     def nvmlDeviceGetProcessesUtilizationInfo(self, handle: Any, last_seen_us: int) -> list[SimpleNamespace]:
         gpu = self._device("nvmlDeviceGetProcessesUtilizationInfo", handle)
+        if gpu in self._mig:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         samples = self._line(gpu)["proc_util"]
         now_us = int(self._clock() * 1e6)
         if not isinstance(samples, list) or now_us <= last_seen_us:
@@ -525,6 +691,10 @@ class RecordedNvml:
         return sample
 
     def nvmlGpmMetricsGet(self, request: Any) -> Any:
+        mig_first = self._gpm_mig_samples.get(_address(request.sample1))
+        mig_second = self._gpm_mig_samples.get(_address(request.sample2))
+        if mig_first is not None or mig_second is not None:
+            return self._mig_gpm_metrics(request, mig_first, mig_second)
         first = self._gpm_samples.get(_address(request.sample1))
         second = self._gpm_samples.get(_address(request.sample2))
         self._enter("nvmlGpmMetricsGet", second[0] if second else None)
@@ -533,18 +703,34 @@ class RecordedNvml:
         gpu = second[0]
         positions = range(first[1] + 1, second[1] + 1) if second[1] > first[1] else [second[1]]
         lines: list[dict[str, Any]] = [g for p in positions if (g := self._line(gpu, p).get("gpm"))] or [{}]
-        for i in range(request.numMetrics):
-            metric = request.metrics[i]
-            key = _GPM_KEYS.get(metric.metricId)
-            values = [g.get(key) for g in lines if key]
-            numbers = [v for v in values if isinstance(v, int | float)]
-            if key is None:
-                metric.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
-                metric.value = 0.0
-            else:
-                metric.nvmlReturn = pynvml.NVML_SUCCESS
-                metric.value = sum(numbers) / len(numbers) if numbers else float("nan")
-        return request
+        return _fill_gpm(request, lines)
+
+    def _mig_gpm_metrics(
+        self, request: Any, first: tuple[int, int, int] | None, second: tuple[int, int, int] | None
+    ) -> Any:
+        """GPM of one GPU instance: the trace's activity (offset per instance) where the
+        instance runs a recorded process, none where it runs nothing."""
+        self._enter("nvmlGpmMetricsGet", second[0] if second else None)
+        if first is None or second is None or first[:2] != second[:2]:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
+        gpu, gpu_instance_id, end = second
+        mig = self._mig.get(gpu)
+        if mig is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_FOUND)
+        with self._lock:
+            instance = mig.by_gpu_instance(gpu_instance_id)
+            first_instance = mig.layout[0] if mig.layout else None
+        busy = bool(instance.trace_pids) or (
+            instance == first_instance and any(g == gpu for g, *_ in self._extra)
+        )
+        shift = 7 * gpu_instance_id
+        positions = range(first[2] + 1, end + 1) if end > first[2] else [end]
+        lines: list[dict[str, Any]] = [
+            {k: (v if busy else 0.0) for k, v in g.items()}
+            for p in positions
+            if (g := self._line(gpu, p + shift).get("gpm"))
+        ] or [{}]
+        return _fill_gpm(request, lines)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -581,3 +767,19 @@ class RecordedNvml:
 
 def _address(pointer: Any) -> int:
     return int(ctypes.cast(pointer, ctypes.c_void_p).value or 0)
+
+
+def _fill_gpm(request: Any, lines: list[dict[str, Any]]) -> Any:
+    """Each requested metric of `request` as the mean of `lines`' recorded values."""
+    for i in range(request.numMetrics):
+        metric = request.metrics[i]
+        key = _GPM_KEYS.get(metric.metricId)
+        values = [g.get(key) for g in lines if key]
+        numbers = [v for v in values if isinstance(v, int | float)]
+        if key is None:
+            metric.nvmlReturn = pynvml.NVML_ERROR_NOT_SUPPORTED
+            metric.value = 0.0
+        else:
+            metric.nvmlReturn = pynvml.NVML_SUCCESS
+            metric.value = sum(numbers) / len(numbers) if numbers else float("nan")
+    return request

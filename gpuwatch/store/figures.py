@@ -2,7 +2,7 @@
 
 Place in the flow: snapshot → `series.entity_values` → **figures** (encode) → rows of the raw
 tier; query results → **figures** (decode) → `Point`s. Every figure the history keeps
-(`gpuwatch.catalog.index.HISTORY`) is a column of its entity kind's tables (gpu, model,
+(`gpuwatch.catalog.index.HISTORY`) is a column of its entity kind's tables (gpu, mig, model,
 server), named after the series; its declaration states the integer scale (`stored_scale`), so
 this module holds only the mechanics of encoding and decoding.
 

@@ -196,3 +196,8 @@ def duration(seconds_: float) -> str:
             value = seconds_ / size_
             return f"{value:.0f} {unit}" if value == round(value) or value >= 10 else f"{value:.1f} {unit}"
     return f"{seconds_:.0f} s"
+
+
+def gpu_place(gpu_index: int, mig_index: int | None) -> str:
+    """Where a process runs: "0" on a whole GPU, "0:1" on MIG device 1 of GPU 0 (nvitop's form)."""
+    return str(gpu_index) if mig_index is None else f"{gpu_index}:{mig_index}"

@@ -98,6 +98,29 @@ def _gpus(s: model.Snapshot) -> list[str]:
         detail = _detail(g, found)
         if detail:
             out.append(fmt.clip("     " + detail, WIDTH))
+        out += _mig_rows([m for m in s.mig_devices if m.gpu_uuid == g.uuid])
+    return out
+
+
+def _mig_rows(devices: list[model.MigDevice]) -> list[str]:
+    """A GPU's MIG devices, nested under it: utilization is the parent's (None per device)."""
+    out = []
+    for i, m in enumerate(devices):
+        branch = "└" if i == len(devices) - 1 else "├"
+        name = fmt.clip(f"{branch} {fmt.gpu_place(m.gpu_index, m.mig_index)} {m.profile or '?'}", 18).ljust(
+            18
+        )
+        gpm = m.gpm
+        mem = f"{fmt.gib(m.memory_used_bytes)}/{fmt.gib(m.memory_total_bytes)}"
+        out.append(
+            fmt.clip(
+                f"{'':>3}  {name}{fmt.percent(m.utilization_ratio):>5}"
+                f"{fmt.percent(gpm.tensor_activity_ratio if gpm else None):>7}"
+                f"{fmt.percent(gpm.dram_bandwidth_ratio if gpm else None):>6}  {mem:>11}  "
+                f"GI {fmt.number(m.gpu_instance_id)} CI {fmt.number(m.compute_instance_id)} · {m.uuid}",
+                WIDTH,
+            )
+        )
     return out
 
 
@@ -128,7 +151,7 @@ def _processes(processes: Iterable[model.ProcessSample]) -> list[str]:
     for p in rows:
         command = p.command or p.name
         line = (
-            f"{p.pid:>7} {p.gpu_index:>3}  {fmt.clip(p.user, 10):<10} "
+            f"{p.pid:>7} {fmt.gpu_place(p.gpu_index, p.mig_index):>3}  {fmt.clip(p.user, 10):<10} "
             f"{fmt.clip(fmt.container_of(p), 12):<12} {fmt.size(p.used_memory_bytes):>8} "
             f"{fmt.percent(p.sm_utilization_ratio):>4}  "
         )

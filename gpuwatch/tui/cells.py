@@ -120,6 +120,41 @@ def gpu_cells(
     ]
 
 
+def mig_cells(device: model.MigDevice, last: bool, pal: Palette) -> list[Cell]:
+    """A MIG device's cells in GPU_COLUMNS order, nested under its GPU's row: what NVML does not
+    give per MIG device (utilization, temperature, power, clocks, PCIe) is the parent's: —."""
+    gpm = device.gpm
+    branch = "└" if last else "├"
+    dim = pal.dim
+    return [
+        Text(fmt.gpu_place(device.gpu_index, device.mig_index), style=dim),
+        Text(fmt.clip(f"{branch} MIG {device.profile or '?'}", 16), style=dim),
+        fmt.percent(device.utilization_ratio),
+        fmt.percent(gpm.tensor_activity_ratio if gpm else None),
+        fmt.percent(gpm.dram_bandwidth_ratio if gpm else None),
+        fmt.percent(gpm.sm_occupancy_ratio if gpm else None),
+        fmt.gib_of(device.memory_used_bytes, device.memory_total_bytes),
+        Text(fmt.MISSING, style=dim),
+        Text(fmt.MISSING, style=dim),
+        Text(fmt.MISSING, style=dim),
+        Text(
+            f"GI {fmt.number(device.gpu_instance_id)} CI {fmt.number(device.compute_instance_id)}", style=dim
+        ),
+        Text(""),
+        Text(""),
+    ]
+
+
+def mig_detail(device: model.MigDevice) -> str:
+    """The line under the GPU table for a highlighted MIG device."""
+    return (
+        f"GPU {device.gpu_index} MIG device {device.mig_index} · {device.profile or '?'} · "
+        f"GI {fmt.number(device.gpu_instance_id)} CI {fmt.number(device.compute_instance_id)} · "
+        f"{device.uuid} · "
+        "utilization, clocks, power and temperature are the whole GPU's"
+    )
+
+
 def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.Event | None) -> str:
     """One line about the GPU under the cursor: what the row has no room for."""
     name = (info.name if info else None) or "GPU"
@@ -183,7 +218,7 @@ def process_cells(p: model.ProcessSample, pal: Palette) -> list[Cell]:
         str(p.pid),
         Text(fmt.clip(p.user, 10)),
         Text(fmt.container_of(p) or fmt.MISSING, style=pal.dim),  # the table clips it to its column
-        str(p.gpu_index),
+        fmt.gpu_place(p.gpu_index, p.mig_index),
         fmt.size(p.used_memory_bytes),
         fmt.percent(p.sm_utilization_ratio),
         Text(process_command(p)),

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Static
 
 from gpuwatch import model
 from gpuwatch.text import findings, fmt
-from gpuwatch.tui.cells import gpu_cells, gpu_detail
+from gpuwatch.tui.cells import gpu_cells, gpu_detail, mig_cells, mig_detail
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, Row, SyncTable
 
@@ -183,7 +183,7 @@ class GpuPanel(Vertical):
     def action_open(self) -> None:
         key = self.query_one(SyncTable).cursor_key
         if key is not None:
-            self.post_message(self.Opened(int(key)))
+            self.post_message(self.Opened(int(key.split(":")[0])))  # a MIG row opens its GPU
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -227,6 +227,11 @@ class GpuPanel(Vertical):
             rows.append(
                 (str(g.index), gpu_cells(g, d, spark, xid.code if xid else None, self.palette, found=found))
             )
+            migs = [m for m in snapshot.mig_devices if m.gpu_uuid == g.uuid]
+            rows += [
+                (f"{g.index}:{m.mig_index}", mig_cells(m, i == len(migs) - 1, self.palette))
+                for i, m in enumerate(migs)
+            ]
         table.show_rows(rows)
         self._draw_detail()
 
@@ -236,6 +241,10 @@ class GpuPanel(Vertical):
         key = self.query_one(SyncTable).cursor_key
         if snapshot is None or key is None:
             detail.update("")
+            return
+        mig = next((m for m in snapshot.mig_devices if f"{m.gpu_index}:{m.mig_index}" == key), None)
+        if mig is not None:
+            detail.update(Text(mig_detail(mig), no_wrap=True, overflow="ellipsis"))
             return
         sample = next((g for g in snapshot.gpus if str(g.index) == key), None)
         if sample is None:

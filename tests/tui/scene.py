@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -28,6 +29,7 @@ from gpuwatch.collect.kubernetes.collector import KubernetesCollector
 from gpuwatch.collect.nvml.collector import NvmlCollector
 from gpuwatch.config import KubernetesSettings, NvmlSettings
 from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.nvml_mig import MigInstance
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from tests.conftest import ManualClock, make_collector
@@ -225,12 +227,13 @@ def build_scene(
     start: float = 1_795_558_200.0,
     hostname: str = HOSTNAME,
     pods: Servers | None = None,
+    mig: Mapping[int, Sequence[MigInstance]] | None = None,
 ) -> Scene:
     """`pods`: running PodResources and CRI servers, told here that the recorded containers are
     pods' (one pod per GPU) and that the pods hold GPUs 0 and 1."""
     monkeypatch.setattr(socket, "gethostname", lambda: hostname)
     clock = ManualClock(start)
-    recorded = RecordedNvml(gpus, clock=clock)
+    recorded = RecordedNvml(gpus, clock=clock, mig=mig)
     collector = make_collector(recorded, SCENE_NVML, clock)
     scripted = ScriptedTriton(clock) if triton else None
     kubernetes = None

@@ -62,7 +62,20 @@ async def test_one_daemons_dashboard(daemon: Daemon) -> None:
             header, gpus = screen.query_one(NodeHeader), screen.query_one(GpuPanel)
             await until(pilot, lambda: header.snapshot is not None and gpus.sparks)
             served = daemon.get("snapshot").json()
-            assert gpus.query_one(SyncTable).row_keys == [str(g["index"]) for g in served["gpus"]]
+            # each GPU, then the MIG devices of one in MIG mode (the demo's last), from the JSON API
+            assert gpus.query_one(SyncTable).row_keys == [
+                key
+                for g in served["gpus"]
+                for key in [
+                    str(g["index"]),
+                    *(
+                        f"{g['index']}:{m['mig_index']}"
+                        for m in served["mig_devices"]
+                        if m["gpu_uuid"] == g["uuid"]
+                    ),
+                ]
+            ]
+            assert len(served["mig_devices"]) == 2
             line = header.render().plain
             assert f"daemon {daemon.url}" in line and "LIVE" in line and "demo" in line
             # Sparklines from the daemon's history: a value for the busy GPU 1 (the matmul).

@@ -8,12 +8,13 @@ shows up here as a diff to review (`pytest --snapshot-update` to accept it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
+from gpuwatch.demo.nvml_mig import MIXED_LAYOUT
 from gpuwatch.tui.app import TopApp
 from tests.kube_servers import running_servers
 from tests.tui.conftest import settle
@@ -106,3 +107,19 @@ def test_cluster(snap_compare: SnapCompare, scene: Scene, monkeypatch: pytest.Mo
     finally:
         quiet.close()
         gone.close()
+
+
+@pytest.fixture
+def mig_scene(monkeypatch: pytest.MonkeyPatch, utc: None, no_color_unset: None) -> Iterator[Scene]:
+    """Two GPUs, the second in MIG mode (3g + 2g + 1g + 1g, two idle), no faults."""
+    s = build_scene(monkeypatch, gpus=2, faults=False, mig={1: MIXED_LAYOUT})
+    yield s
+    s.close()
+
+
+def test_mig_devices_nested_under_their_gpu(snap_compare: SnapCompare, mig_scene: Scene) -> None:
+    assert snap_compare(app_for(mig_scene), terminal_size=(120, 40), run_before=keys())
+
+
+def test_processes_on_mig_devices_read_gpu_colon_device(snap_compare: SnapCompare, mig_scene: Scene) -> None:
+    assert snap_compare(app_for(mig_scene), terminal_size=(120, 40), run_before=keys("2"))

@@ -19,7 +19,8 @@ from tests.daemons import Daemon
 
 pytestmark = pytest.mark.tmux
 
-GPU_ROW = re.compile(r"^\s+([0-3])\s+\d+%\s")
+GPU_ROW = re.compile(r"^\s+([0-3])\s+(?:\d+%|—)\s")
+"""A GPU's row: its index, then its utilization ("—" for the demo's GPU 3, in MIG mode)."""
 
 
 class Tmux:

@@ -34,6 +34,15 @@ from gpuwatch.collect.nvml.events import EventLog, gpu_for_handle, record_nvml_e
 from gpuwatch.collect.nvml.gateway import GpuLostError, NvmlGateway, NvmlUnavailableError
 from gpuwatch.collect.nvml.lifecycle import NvmlLifecycle
 from gpuwatch.collect.nvml.links import link_events
+from gpuwatch.collect.nvml.mig import (
+    MigState,
+    changes,
+    mig_devices,
+    read_mig,
+    read_mig_gpm,
+    read_profiles,
+    release_mig,
+)
 from gpuwatch.collect.nvml.readers import read_fast, read_slow
 from gpuwatch.collect.nvml.topology import TopologyGpu, TopologyReader, with_remotes
 from gpuwatch.collect.nvml.tracked import TrackedGpu
@@ -103,6 +112,7 @@ class NvmlCollector:
         life = self._life
         now_m = time.monotonic()
         devices, gpus, processes = [], [], []
+        migs: list[model.MigDevice] = []
         hung_events = []
         with life.lock:
             ready = life.ready
@@ -131,10 +141,20 @@ class NvmlCollector:
                     continue
                 gpus.append(with_remotes(gpu_sample(gpu), self._topology.remotes))
                 processes.extend(process_samples(gpu, self._host))
+                if gpu.mig is not None:
+                    migs.extend(mig_devices(gpu.index, gpu.uuid, gpu.mig, gpu.info.gpm_supported))
             if not ready:
                 devices, gpus = (devices, gpus) if life.ever_ready else ([], [])
             topology = self._topology.topology if ready else None
-            view = NvmlView(life.status, life.node, tuple(devices), tuple(gpus), tuple(processes), topology)
+            view = NvmlView(
+                life.status,
+                life.node,
+                tuple(devices),
+                tuple(gpus),
+                tuple(processes),
+                topology,
+                tuple(migs) if ready else (),
+            )
         self._host.forget_except({p.pid for p in processes})
         for gpu, reason in hung_events:
             self._events.record(
@@ -219,23 +239,58 @@ class NvmlCollector:
     def _refresh_fast(self, gpu: TrackedGpu) -> None:
         try:
             reading = read_fast(self._gateway, gpu)
+            mig, profiles = None, gpu.mig.profiles if gpu.mig is not None else None
+            if gpu.info.mig_enabled and gpu.handle is not None:
+                if profiles is None:  # once per GPU: its GPU instance profiles, to name a device by
+                    profiles = read_profiles(self._gateway, gpu.uuid, gpu.handle)
+                mig = read_mig(self._gateway, gpu.uuid, gpu.handle, profiles)
         except GpuLostError as exc:
-            self._life.lose(gpu, str(exc))
+            self._lose(gpu, str(exc))
             return
         except NvmlUnavailableError as exc:
             self._life.note_library_failure(str(exc))
             return
         if reading is None:
             return
+        changed = None
         with self._life.lock:
             gpu.fast = reading
             gpu.hung_reported = False
+            if mig is not None:
+                state = gpu.mig if gpu.mig is not None else MigState()
+                state.profiles = profiles
+                changed = changes(state.devices, mig) if state.seen_once else None
+                state.devices, state.seen_once = mig, True
+                gpu.mig = state
+            else:
+                gpu.mig = None
+        if changed is not None:  # instances created or destroyed while running
+            self._events.record(
+                model.EventKind.MIG_CHANGED,
+                model.Severity.INFO,
+                f"GPU {gpu.index}: MIG devices changed: {changed}",
+                gpu_index=gpu.index,
+                gpu_uuid=gpu.uuid,
+            )
+
+    def _lose(self, gpu: TrackedGpu, reason: str) -> None:
+        """A lost GPU's MIG devices go with it (their GPM buffers freed); then it is isolated."""
+        with self._life.lock:
+            state, gpu.mig = gpu.mig, None
+        if state is not None:
+            release_mig(self._gateway, gpu.uuid, state)
+        self._life.lose(gpu, reason)
 
     def _refresh_slow(self, gpu: TrackedGpu) -> None:
         try:
-            reading = read_slow(self._gateway, self._settings, gpu, self._interval_clock())
+            now = self._interval_clock()
+            reading = read_slow(self._gateway, self._settings, gpu, now)
+            state = gpu.mig
+            mig_gpm = None
+            if state is not None and gpu.cursors.gpm_samples and gpu.handle is not None:
+                mig_gpm = read_mig_gpm(self._gateway, gpu.uuid, gpu.handle, state, now)
         except GpuLostError as exc:
-            self._life.lose(gpu, str(exc))
+            self._lose(gpu, str(exc))
             return
         except NvmlUnavailableError as exc:
             self._life.note_library_failure(str(exc))
@@ -248,6 +303,8 @@ class NvmlCollector:
             gpu.slow = reading
             if reading.gpm is not None:
                 gpu.gpm = reading.gpm
+            if state is not None and mig_gpm is not None:
+                state.gpm = {**{k: v for k, v in state.gpm.items() if k in state.cursors}, **mig_gpm}
             if reading.process_utilization is not None:
                 gpu.process_utilization = reading.process_utilization
                 gpu.process_utilization_known = True

@@ -76,6 +76,7 @@ _FIELD_WORDS = {
 }
 """What a field id means to a reader of the log: "field_91 is not available" meant nothing."""
 _NVLINK_ALL_LINKS = 0xFFFFFFFF
+_NO_INSTANCE = 0xFFFFFFFF
 
 _NO_NEW_SAMPLES = frozenset({pynvml.NVML_ERROR_NOT_FOUND, pynvml.NVML_SUCCESS})
 
@@ -214,7 +215,7 @@ def read_fast(gateway: NvmlGateway, gpu: TrackedGpu) -> FastReading | None:
         decoder_utilization_ratio=ratio_from_percent(decoder[0]) if decoder else None,
         processes=_each_pid_once(
             [
-                GpuProcess(int(proc.pid), "compute", uint_or_none(proc.usedGpuMemory))
+                GpuProcess(int(proc.pid), "compute", uint_or_none(proc.usedGpuMemory), *_instances(proc))
                 for proc in c(k, "processes_compute", "nvmlDeviceGetComputeRunningProcesses", h) or ()
             ],
             [
@@ -223,6 +224,15 @@ def read_fast(gateway: NvmlGateway, gpu: TrackedGpu) -> FastReading | None:
             ],
         ),
     )
+
+
+def _instances(proc: Any) -> tuple[int | None, int | None]:
+    """A process's GPU and compute instance ids; None for NVML's 0xFFFFFFFF (not on MIG)."""
+    ids = (
+        uint_or_none(getattr(proc, "gpuInstanceId", None)),
+        uint_or_none(getattr(proc, "computeInstanceId", None)),
+    )
+    return (None if ids[0] == _NO_INSTANCE else ids[0], None if ids[1] == _NO_INSTANCE else ids[1])
 
 
 def _each_pid_once(compute: list[GpuProcess], graphics: list[GpuProcess]) -> tuple[GpuProcess, ...]:
@@ -468,3 +478,8 @@ def _field_values(
             what = f"{words}, NVML field {field_id}"
             gateway.mark_unsupported(gpu.uuid, what, "not supported", fn_name="nvmlDeviceGetFieldValues")
     return out
+
+
+GPM_METRIC_IDS = _GPM_METRIC_IDS
+"""For the per-GPU-instance GPM reads of `mig`: the same metrics as a whole GPU's."""
+gpm_activity = _gpm_activity

@@ -21,6 +21,9 @@ class GpuProcess:
     kind: str
     """"compute" or "graphics"."""
     used_memory_bytes: int | None
+    gpu_instance_id: int | None = None
+    """On a GPU in MIG mode, the instances it runs in (NVML's 0xFFFFFFFF off MIG is None)."""
+    compute_instance_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

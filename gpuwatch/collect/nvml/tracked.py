@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pynvml
 
@@ -19,6 +19,9 @@ from gpuwatch.collect.nvml.links import LinkCursors
 from gpuwatch.collect.nvml.readings import FastReading, ProcessUtilization, SlowReading
 from gpuwatch.collect.nvml.values import NvlinkCounters
 from gpuwatch.collect.nvml.workers import GpuWorker
+
+if TYPE_CHECKING:
+    from gpuwatch.collect.nvml.mig import MigState
 
 SLOW_FIELD_IDS = (pynvml.NVML_FI_DEV_MEMORY_TEMP, pynvml.NVML_FI_DEV_PCIE_REPLAY_COUNTER)
 """The field values every slow read asks for (NVLink counters are added when needed)."""
@@ -69,6 +72,8 @@ class TrackedGpu:
         self.process_utilization_known = False
         """NVML has answered for per-process utilization: a process missing from it ran nothing."""
         self.remap_failed = False
+        self.mig: MigState | None = None
+        """Its MIG devices and their GPM, while the GPU is in MIG mode (`mig`)."""
         # what reads carry
         self.cursors = ReadCursors()
         self.slow_field_ids: list[int] = list(SLOW_FIELD_IDS)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from gpuwatch import model
 from gpuwatch.collect.host import ProcessInfoSource
+from gpuwatch.collect.nvml.mig import device_of
 from gpuwatch.collect.nvml.readings import IDLE_PROCESS
 from gpuwatch.collect.nvml.tracked import TrackedGpu
 
@@ -25,6 +26,7 @@ class NvmlView:
     gpus: tuple[model.GpuSample, ...]
     processes: tuple[model.ProcessSample, ...]
     topology: model.Topology | None = None
+    mig_devices: tuple[model.MigDevice, ...] = ()
 
 
 def gpu_sample(gpu: TrackedGpu) -> model.GpuSample:
@@ -74,7 +76,12 @@ def gpu_sample(gpu: TrackedGpu) -> model.GpuSample:
 def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.ProcessSample]:
     """The GPU's processes, with their utilization and what the host knows of each."""
     out = []
-    for process in gpu.fast.processes:
+    listed = gpu.fast.processes
+    if gpu.mig is not None:  # a MIG device lists its own processes without the parent's privileges
+        known = {p.pid for p in listed}
+        listed += tuple(p for d in gpu.mig.devices for p in d.processes if p.pid not in known)
+    for process in listed:
+        on = device_of(gpu.mig, process) if gpu.mig is not None else None
         util = gpu.process_utilization.get(process.pid)
         if util is None and gpu.process_utilization_known:
             util = IDLE_PROCESS  # NVML answered and this process ran nothing
@@ -96,6 +103,10 @@ def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.Proc
                 container_id=facts.container_id if facts else None,
                 pod_uid=facts.pod_uid if facts else None,
                 started_at=facts.started_at if facts else None,
+                gpu_instance_id=on.gpu_instance_id if on else process.gpu_instance_id,
+                compute_instance_id=on.compute_instance_id if on else process.compute_instance_id,
+                mig_index=on.mig_index if on else None,
+                mig_uuid=on.uuid if on else None,
             )
         )
     return out
