@@ -75,6 +75,7 @@ class Placement:
     devices: tuple[model.GpuInfo, ...]
     processes: tuple[model.ProcessSample, ...]
     gpus: tuple[model.GpuSample, ...] = ()
+    mig_devices: tuple[model.MigDevice, ...] = ()
 
 
 def test_one_join_marks_processes_gives_each_server_its_pids_and_resolves_gpus() -> None:

@@ -240,6 +240,7 @@ class Placement:
     devices: tuple[model.GpuInfo, ...]
     processes: tuple[model.ProcessSample, ...]
     gpus: tuple[model.GpuSample, ...] = ()
+    mig_devices: tuple[model.MigDevice, ...] = ()
 
 
 def test_the_tritonserver_process_is_linked_to_its_server(triton_server: TritonProcess) -> None:
