@@ -327,7 +327,14 @@ class ProcessSample:
     """From /proc/PID/cgroup (docker, containerd, cri-o, podman); None for a host process."""
     started_at: float | None = None
     triton_server: str | None = None
-    """Name of the configured Triton server this process is, when it is one."""
+    """Name of the configured Triton server this process is, or serves as its child (a python
+    backend stub), when it is one."""
+    triton_model: str | None = None
+    """For a Triton backend stub: the model whose instance it runs, from its command line."""
+    triton_instance: str | None = None
+    """For a Triton backend stub: the model instance it runs (`name_GROUP_INDEX`: `echo_0_1`)."""
+    parent_pid: int | None = None
+    """The parent process's PID, from the host."""
     pod_uid: str | None = None
     """The Kubernetes pod's UID, from the same cgroup path; None outside a pod."""
     pod: PodRef | None = None

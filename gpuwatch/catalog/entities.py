@@ -101,8 +101,9 @@ def _holder_key(s: model.GpuSample, ref: model.PodRef) -> tuple[str, ...]:
     return (str(s.index), s.uuid, ref.namespace, ref.pod, ref.container, ref.device_id or "")
 
 
-def _process_pod(p: model.ProcessSample) -> tuple[str, ...]:
-    return ("", "") if p.pod is None else (p.pod.namespace, p.pod.pod)
+def _process_context(p: model.ProcessSample) -> tuple[str, ...]:
+    namespace, pod = ("", "") if p.pod is None else (p.pod.namespace, p.pod.pod)
+    return namespace, pod, p.triton_model or ""
 
 
 def _process_key(p: model.ProcessSample) -> tuple[str, ...]:
@@ -171,11 +172,12 @@ PROCESS: EntityKind[model.ProcessSample] = EntityKind(
     ("gpu", "uuid", "pid", "process", "user", "container", "server"),
     _processes,
     _process_key,
-    ("namespace", "pod"),
-    _process_pod,
+    ("namespace", "pod", "model"),
+    _process_context,
 )
 """A process holding a context on a GPU: `process` is its name, never its command line;
-`container` its container id's first 12 hex digits; `namespace` and `pod` where known."""
+`container` its container id's first 12 hex digits; `namespace` and `pod` where known; `model`
+the Triton model whose instance a backend stub (a child of the server) runs."""
 
 
 @dataclass(frozen=True, slots=True)

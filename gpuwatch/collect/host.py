@@ -28,6 +28,8 @@ class HostProcess:
     started_at: float | None
     pod_uid: str | None = None
     """The Kubernetes pod's UID from the cgroup path; None outside a pod."""
+    parent_pid: int | None = None
+    """Its parent's PID (a Triton backend stub's is its tritonserver's)."""
 
 
 class ProcessInfoSource(Protocol):
@@ -70,6 +72,7 @@ class HostProcesses:
             with proc.oneshot():
                 name = proc.name()
                 started = proc.create_time()
+                parent = proc.ppid() or None
                 try:
                     user: str | None = proc.username()
                 except (KeyError, psutil.Error):  # a UID with no passwd entry (containers)
@@ -87,4 +90,4 @@ class HostProcesses:
         except OSError:
             cgroup = ""
         place = parse_cgroup(cgroup)
-        return HostProcess(user, name, command, place.container_id, started, place.pod_uid)
+        return HostProcess(user, name, command, place.container_id, started, place.pod_uid, parent)

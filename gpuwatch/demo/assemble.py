@@ -79,7 +79,8 @@ def demo_mig(settings: Settings) -> dict[int, tuple[MigInstance, ...]]:
 
 
 def demo_triton_processes(settings: Settings, now: float) -> list[tuple[int, int, int, HostProcess]]:
-    """The demo's tritonserver process, on each recorded GPU a demo model is placed on."""
+    """The demo's tritonserver process, on each recorded GPU a demo model is placed on, and its
+    python backend stubs, one per model instance on a GPU."""
     host = HostProcess(
         user="triton-server",
         name="tritonserver",
@@ -87,8 +88,29 @@ def demo_triton_processes(settings: Settings, now: float) -> list[tuple[int, int
         container_id=hashlib.sha256(b"demo-tritonserver").hexdigest(),
         started_at=now - 7200,
     )
-    gpus = sorted({g % demo_gpu_count(settings) for placed in DEMO_PLACEMENT.values() for g in placed})
-    return [(g, DEMO_TRITON_PID, (3 + g % 2) * 1024**3, host) for g in gpus]
+    count = demo_gpu_count(settings)
+    gpus = sorted({g % count for placed in DEMO_PLACEMENT.values() for g in placed})
+    out = [(g, DEMO_TRITON_PID, 584 * 1024**2, host) for g in gpus]
+    # The python models' instances run in backend stubs, the server's children: they hold most
+    # of its GPU memory and do its GPU work (as on the H200: 88 % of the memory).
+    pid = DEMO_TRITON_PID
+    for name, placed in DEMO_PLACEMENT.items():
+        for n, gpu in enumerate(sorted({g % count for g in placed})):
+            pid += 1
+            stub = HostProcess(
+                user="triton-server",
+                name="triton_python_backend_stub",
+                command=(
+                    f"/opt/tritonserver/backends/python/triton_python_backend_stub /models/{name}/1/model.py "
+                    f"triton_python_backend_shm_region_{pid} 1048576 1048576 {DEMO_TRITON_PID} "
+                    f"/opt/tritonserver/backends/python 336 {name}_0_{n} DEFAULT"
+                ),
+                container_id=host.container_id,
+                started_at=now - 7190,
+                parent_pid=DEMO_TRITON_PID,
+            )
+            out.append((gpu, pid, (3 + gpu % 2) * 1024**3, stub))
+    return out
 
 
 def build_recorded_triton(

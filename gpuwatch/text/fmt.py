@@ -113,6 +113,15 @@ def container_of(p: model.ProcessSample) -> str | None:
     return short_container(p.container_id)
 
 
+def triton_tag(p: model.ProcessSample) -> str | None:
+    """`[triton SERVER]` for a Triton server's process, `[triton SERVER: INSTANCE]` for a backend
+    stub running a model instance (`[triton local: echo_0_1]`), else None."""
+    if not p.triton_server:
+        return None
+    serves = p.triton_instance or p.triton_model
+    return f"[triton {p.triton_server}: {serves}]" if serves else f"[triton {p.triton_server}]"
+
+
 def celsius(value: float | None) -> str:
     return MISSING if value is None else f"{value:.0f}°C"
 

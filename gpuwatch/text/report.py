@@ -155,8 +155,9 @@ def _processes(processes: Iterable[model.ProcessSample]) -> list[str]:
             f"{fmt.clip(fmt.container_of(p), 12):<12} {fmt.size(p.used_memory_bytes):>8} "
             f"{fmt.percent(p.sm_utilization_ratio):>4}  "
         )
-        if p.triton_server:
-            command = f"[triton {p.triton_server}] {command or ''}"
+        tag = fmt.triton_tag(p)
+        if tag:
+            command = f"{tag} {command or ''}"
         out.append(line + fmt.clip(command, WIDTH - len(line)))
     return out
 

@@ -209,7 +209,8 @@ def nvlink_words(sample: model.GpuSample) -> str:
 
 def process_command(p: model.ProcessSample) -> str:
     command = p.command or p.name or fmt.MISSING
-    return f"[triton {p.triton_server}] {command}" if p.triton_server else command
+    tag = fmt.triton_tag(p)
+    return f"{tag} {command}" if tag else command
 
 
 def process_cells(p: model.ProcessSample, pal: Palette) -> list[Cell]:

@@ -31,8 +31,14 @@ MODEL_SPARK_FIGURES: tuple[tuple[str, str], ...] = (
 HISTOGRAM_BAR_WIDTH = 18
 
 
-def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...] = ()) -> Text:
-    """Config, latency split, failures and diagnosis of one model version, as wrapped lines."""
+def describe(
+    m: model.ModelStats,
+    pal: Palette,
+    found: tuple[model.Finding, ...] = (),
+    processes: tuple[model.ProcessSample, ...] = (),
+) -> Text:
+    """Config, the processes doing its GPU work, latency split, failures and diagnosis of one
+    model version, as wrapped lines."""
     text = Text()
     text.append(f"{m.name} v{m.version}", style="bold")
     text.append(f" on {m.server} · {m.state or fmt.MISSING} · {m.backend or m.platform or fmt.MISSING}")
@@ -50,6 +56,12 @@ def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...]
     )
     if m.ensemble_steps:
         text.append(f"\nensemble: {' → '.join(m.ensemble_steps)}")
+    served = serving(m, processes)
+    if served:
+        on = sorted({p.gpu_index for p in served})
+        memory = sum(p.used_memory_bytes or 0 for p in served)
+        pids = ", ".join(str(p) for p in sorted({p.pid for p in served}))
+        text.append(f"\nprocesses {pids} · GPU memory {fmt.size(memory)} on GPU {', '.join(map(str, on))}")
     i = m.interval
     if i is None:
         text.append("\nno rates yet: they need two polls", style=pal.dim)
@@ -82,6 +94,12 @@ def describe(m: model.ModelStats, pal: Palette, found: tuple[model.Finding, ...]
             text.append(f": {reasons}")
     diagnose(text, found, pal)
     return text
+
+
+def serving(m: model.ModelStats, processes: tuple[model.ProcessSample, ...]) -> list[model.ProcessSample]:
+    """The processes of the model's server that run its instances (python backend stubs), one
+    sample per process and GPU."""
+    return [p for p in processes if p.triton_server == m.server and p.triton_model == m.name]
 
 
 def diagnose(text: Text, found: tuple[model.Finding, ...], pal: Palette) -> None:
@@ -153,6 +171,8 @@ class ModelDetail(Horizontal):
     stats: reactive[model.ModelStats | None] = reactive(None, init=False)
     found: reactive[tuple[model.Finding, ...]] = reactive((), init=False)
     """The findings of `stats` (set before it by the node screen)."""
+    processes: reactive[tuple[model.ProcessSample, ...]] = reactive((), init=False)
+    """The snapshot's processes (set before `stats`): those running the model's instances."""
     history: reactive[dict[str, list[float | None]]] = reactive(dict, init=False)
 
     def __init__(self, palette: Palette, *, id: str | None = None) -> None:
@@ -183,7 +203,7 @@ class ModelDetail(Horizontal):
             info.update("Select a model to see its config, batch sizes and history.")
             bars.update("")
             return
-        text = describe(m, self.palette, self.found)
+        text = describe(m, self.palette, self.found, self.processes)
         if self.history:
             text.append_text(sparks(self.history, self.palette))
         info.update(text)

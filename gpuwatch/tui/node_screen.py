@@ -296,6 +296,7 @@ class NodeScreen(Screen[None]):
             snapshot = event.panel.snapshot
             found = findings.of_model(snapshot.findings, event.stats) if snapshot and event.stats else []
             detail.found = tuple(found)
+            detail.processes = snapshot.processes if snapshot else ()
             detail.stats = event.stats
             self._maybe_fetch_model_history()
 

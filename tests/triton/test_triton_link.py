@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from gpuwatch import model
 from gpuwatch.collect.joins import Joined, join
+from gpuwatch.collect.triton import link
 from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.collect.triton.link import http_port, resolve_gpu_indexes, tritonserver_links
 from gpuwatch.config import TritonServerSettings, TritonSettings
+from gpuwatch.text import fmt
 from tests.triton.fake_triton import DATA, FakeTriton
 
 
@@ -202,3 +204,40 @@ def test_recovery_after_an_outage_re_baselines_without_a_restart() -> None:
     assert all(m.interval.requests_per_second is None for m in status.models if m.interval)
     kinds = [e.kind for e in c.drain_events()]
     assert kinds == [model.EventKind.TRITON_DOWN, model.EventKind.TRITON_UP]
+
+
+STUB = (
+    "/opt/tritonserver/backends/python/triton_python_backend_stub /models/llama/1/model.py "
+    "triton_python_backend_shm_region_b5c1 1048576 1048576 40 /opt/tritonserver/backends/python "
+    "336 llama_0_1 DEFAULT"
+)
+
+
+def test_a_servers_backend_stubs_are_linked_with_the_model_and_instance_they_run() -> None:
+    devices = (model.GpuInfo(index=0, uuid="GPU-AAAA-1"),)
+    processes = (
+        proc(40, "tritonserver --http-port 8000"),
+        model.ProcessSample(
+            pid=41,
+            gpu_index=0,
+            gpu_uuid="GPU-AAAA-1",
+            name="triton_python_backend_stub",
+            command=STUB,
+            parent_pid=40,
+            used_memory_bytes=30 * 2**30,
+        ),
+        model.ProcessSample(  # a child of another process: not the server's
+            pid=42,
+            gpu_index=0,
+            gpu_uuid="GPU-AAAA-1",
+            name="triton_python_backend_stub",
+            command=STUB,
+            parent_pid=7,
+        ),
+    )
+    server = model.TritonServerStatus("local", "http://127.0.0.1:8000", model.ServerState.UP)
+    linked = join(Placement(devices, processes), (server,))
+    marks = [(p.pid, p.triton_server, p.triton_model, p.triton_instance) for p in linked.processes]
+    assert marks == [(40, "local", None, None), (41, "local", "llama", "llama_0_1"), (42, None, None, None)]
+    assert fmt.triton_tag(linked.processes[1]) == "[triton local: llama_0_1]"
+    assert link.stub_model("python3 train.py") == (None, None)

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from gpuwatch import model
+from gpuwatch.collect.host import HostProcesses
 from gpuwatch.collect.joins import join
 from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import TritonServerSettings, TritonSettings
@@ -255,6 +256,44 @@ def test_the_tritonserver_process_is_linked_to_its_server(triton_server: TritonP
     linked = join(Placement((), (sample, other)), c.view())
     assert [p.triton_server for p in linked.processes] == ["live", None]
     assert linked.servers[0].pids == (proc.pid,)
+
+
+def test_the_servers_python_backend_stubs_are_linked_to_it_and_to_their_models(
+    triton_server: TritonProcess,
+) -> None:
+    # Real children of a real tritonserver, described by the real host reader (parent PID and
+    # command line from /proc): each is marked with the server, its model and its instance.
+    host = HostProcesses()
+    server = psutil.Process(triton_server.pid)
+    pids = [server.pid] + [c.pid for c in server.children() if c.name() == "triton_python_backend_stub"]
+    assert len(pids) > 2  # the session's models are python models, some with 2 instances
+    samples = []
+    for pid in pids:
+        facts = host.describe(pid)
+        assert facts is not None
+        samples.append(
+            model.ProcessSample(
+                pid=pid,
+                gpu_index=0,
+                gpu_uuid="GPU-x",
+                name=facts.name,
+                command=facts.command,
+                parent_pid=facts.parent_pid,
+            )
+        )
+    c = collector(triton_server)
+    poll(c)
+    linked = join(Placement((), tuple(samples)), c.view())
+    stubs = linked.processes[1:]
+    assert all(p.triton_server == "live" for p in linked.processes)
+    models = {m.name for s in linked.servers for m in s.models}
+    assert all(p.triton_model in models for p in stubs), [(p.triton_model, p.command) for p in stubs]
+    assert all(
+        p.triton_instance is not None
+        and p.triton_model is not None
+        and p.triton_instance.startswith(p.triton_model + "_")
+        for p in stubs
+    )
 
 
 def test_snapshot_with_triton_urls(triton_server: TritonProcess) -> None:

@@ -111,7 +111,17 @@ def test_the_demo_places_models_on_recorded_gpus_and_links_tritonserver() -> Non
     triton_rows = [p for p in snapshot.processes if p.pid == DEMO_TRITON_PID]
     assert {p.gpu_index for p in triton_rows} == {0, 1, 2, 3}
     assert all(p.triton_server == "local" for p in triton_rows)
-    assert all(p.triton_server is None for p in snapshot.processes if p.pid != DEMO_TRITON_PID)
+    # the python models' backend stubs, children of the server, are linked with their model
+    stubs = {p.triton_instance: (p.gpu_index, p.triton_model) for p in snapshot.processes if p.parent_pid}
+    assert stubs == {
+        "resnet50_0_0": (0, "resnet50"),
+        "resnet50_0_1": (1, "resnet50"),
+        "bert_base_0_0": (2, "bert_base"),
+        "embedder_0_0": (3, "embedder"),
+    }
+    assert all(p.triton_server == "local" for p in snapshot.processes if p.parent_pid)
+    others = [p for p in snapshot.processes if p.pid != DEMO_TRITON_PID and not p.parent_pid]
+    assert others and all(p.triton_server is None for p in others)
 
 
 def test_snapshot_demo_shows_the_models() -> None:

@@ -300,3 +300,23 @@ def test_the_model_detail_shows_no_ensemble_failure_figure_of_its_own() -> None:
     pipe = describe(ensemble, MONO).plain
     assert "121" not in pipe and "failed step twice" in pipe
     assert "failures 60/s" in describe(step, MONO).plain
+
+
+def test_the_model_detail_sums_the_processes_running_its_instances() -> None:
+    m = model.ModelStats("s", "llama", "1", state="READY")
+
+    def stub(pid: int, gpu: int, gib: int, model_name: str | None) -> model.ProcessSample:
+        return model.ProcessSample(
+            pid=pid,
+            gpu_index=gpu,
+            gpu_uuid=f"GPU-{gpu}",
+            used_memory_bytes=gib * 2**30,
+            triton_server="s",
+            triton_model=model_name,
+            parent_pid=1,
+        )
+
+    processes = (stub(11, 0, 30, "llama"), stub(12, 1, 30, "llama"), stub(13, 1, 5, "other"))
+    text = describe(m, MONO, (), processes).plain
+    assert "processes 11, 12 · GPU memory 60.0 GiB on GPU 0, 1" in text
+    assert "processes" not in describe(m, MONO).plain

@@ -103,6 +103,7 @@ def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.Proc
                 container_id=facts.container_id if facts else None,
                 pod_uid=facts.pod_uid if facts else None,
                 started_at=facts.started_at if facts else None,
+                parent_pid=facts.parent_pid if facts else None,
                 gpu_instance_id=on.gpu_instance_id if on else process.gpu_instance_id,
                 compute_instance_id=on.compute_instance_id if on else process.compute_instance_id,
                 mig_index=on.mig_index if on else None,

@@ -91,9 +91,35 @@ def tritonserver_links(
 def mark_processes(
     processes: tuple[model.ProcessSample, ...], links: dict[int, str]
 ) -> tuple[model.ProcessSample, ...]:
+    """Each tritonserver process marked with its server, and each child of one (a python backend
+    stub, which does a python model's GPU work and holds most of its memory) with the server and,
+    from its command line, the model and instance it runs."""
     if not links:
         return processes
-    return tuple(replace(p, triton_server=links[p.pid]) if p.pid in links else p for p in processes)
+    out = []
+    for p in processes:
+        if p.pid in links:
+            out.append(replace(p, triton_server=links[p.pid]))
+        elif p.parent_pid in links:
+            model_name, instance = stub_model(p.command)
+            server = links[p.parent_pid]
+            out.append(replace(p, triton_server=server, triton_model=model_name, triton_instance=instance))
+        else:
+            out.append(p)
+    return tuple(out)
+
+
+def stub_model(command: str | None) -> tuple[str | None, str | None]:
+    """(model, instance) from a python backend stub's command line, as Triton 2.51 starts it:
+    `triton_python_backend_stub MODELS/NAME/VERSION/model.py SHM_REGION SIZE GROWTH PARENT_PID
+    BACKEND_DIR IPC_HANDLE INSTANCE_NAME EXEC_ENV`; (None, None) for another command."""
+    words = (command or "").split()
+    if not words or not words[0].endswith("triton_python_backend_stub") or len(words) < 2:
+        return None, None
+    parts = words[1].split("/")
+    name = parts[-3] if len(parts) >= 3 and parts[-1].endswith(".py") and parts[-2].isdigit() else None
+    instance = words[8] if len(words) > 8 else None
+    return name, instance
 
 
 def resolve_gpu_indexes(
