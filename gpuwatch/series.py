@@ -150,6 +150,23 @@ def extract(
                 yield SeriesKey(figure.name, labels), value
 
 
+def extract_weighted(snapshot: model.Snapshot) -> Iterator[tuple[SeriesKey, float, float | None]]:
+    """`extract` with each value's weight (`Figure.weight`: the interval's requests, seconds, …),
+    1.0 for a figure whose samples weigh alike and None for a weighted value whose weight the
+    snapshot lacks (it then counts in a bucket's extremes, not in its mean)."""
+    reading = Reading(snapshot)
+    objects: dict[str, list[tuple[tuple[tuple[str, str], ...], Any]]] = {}
+    for figure in HISTORY:
+        kind, read, weight = figure.entity, figure.read, figure.weight
+        items = objects.get(kind.name)
+        if items is None:
+            items = objects[kind.name] = [(kind.label_pairs(obj), obj) for obj in kind.each(reading)]
+        for labels, obj in items:
+            value = as_number(read(obj))
+            if value is not None:
+                yield SeriesKey(figure.name, labels), value, 1.0 if weight is None else as_number(weight.read(obj))
+
+
 def entity_series(kind: str) -> tuple[str, ...]:
     """The series of one entity kind ("gpu", "model", "server"), in catalog order."""
     return tuple(f.name for f in HISTORY_BY_KIND.get(kind, ()))
@@ -159,13 +176,29 @@ def entity_values(
     snapshot: model.Snapshot,
 ) -> Iterator[tuple[str, tuple[tuple[str, str], ...], tuple[float | None, ...]]]:
     """The wide form of `extract`: each entity of a snapshot once, as (entity kind, labels,
-    values in the order of `entity_series(kind)`), with the same values as `extract` and None
-    where `extract` gives no point. For stores that keep one row per entity and tick."""
+    values in the order of `entity_series(kind)`, then the weights of the weighted ones in
+    `entity_weights(kind)` order), with the same values as `extract` and None where `extract`
+    gives no point (and no weight where the figure has no value). For stores that keep one row
+    per entity and tick."""
     reading = Reading(snapshot)
     for kind in HISTORY_KINDS:
-        readers = tuple(f.read for f in HISTORY_BY_KIND[kind.name])
+        figures = HISTORY_BY_KIND[kind.name]
+        readers = tuple(f.read for f in figures)
+        weighted = tuple(
+            (index, f.weight.read) for index, f in enumerate(figures) if f.weight is not None
+        )
         for obj in kind.each(reading):
-            yield kind.name, kind.label_pairs(obj), tuple(as_number(read(obj)) for read in readers)
+            values = tuple(as_number(read(obj)) for read in readers)
+            weights = tuple(
+                None if values[index] is None else as_number(read(obj)) for index, read in weighted
+            )
+            yield kind.name, kind.label_pairs(obj), values + weights
+
+
+def entity_weights(kind: str) -> tuple[str, ...]:
+    """The weighted series of one entity kind, in catalog order: the order of their weights
+    after the values in `entity_values`."""
+    return tuple(f.name for f in HISTORY_BY_KIND.get(kind, ()) if f.weight is not None)
 
 
 def matches(key: SeriesKey, match: dict[str, str]) -> bool:
@@ -174,16 +207,33 @@ def matches(key: SeriesKey, match: dict[str, str]) -> bool:
 
 
 def downsample(
-    raw: list[tuple[float, float]], start: float, end: float, points: int, resolution: float
+    raw: list[tuple[float, float]] | list[tuple[float, float, float | None]],
+    start: float,
+    end: float,
+    points: int,
+    resolution: float,
 ) -> tuple[float, tuple[Point, ...]]:
-    """Bucket (timestamp, value) pairs into at most `points` buckets of whole resolutions."""
+    """Bucket (timestamp, value) or (timestamp, value, weight) tuples into at most `points`
+    buckets of whole resolutions. A bucket's mean is Σ(value × weight) / Σ weight (weight 1
+    where none is given); a value without its weight (None) counts in the extremes only, and a
+    bucket whose weights add up to nothing has no point."""
     span = max(end - start, resolution)
     width = max(resolution, math.ceil(span / max(1, points) / resolution) * resolution)
     buckets: dict[float, list[float]] = {}
-    for ts, value in raw:
+    for item in raw:
+        ts, value = item[0], item[1]
+        weight = item[2] if len(item) > 2 else 1.0  # noqa: PLR2004 - the optional third field
         if start <= ts <= end:
-            buckets.setdefault(math.floor(ts / width) * width, []).append(value)
-    out = tuple(Point(b, sum(v) / len(v), min(v), max(v)) for b, v in sorted(buckets.items()))
+            acc = buckets.setdefault(math.floor(ts / width) * width, [0.0, 0.0, value, value])
+            if weight is not None:
+                acc[0] += value * weight
+                acc[1] += weight
+            acc[2], acc[3] = min(acc[2], value), max(acc[3], value)
+    out = tuple(
+        Point(b, total / weight, low, high)
+        for b, (total, weight, low, high) in sorted(buckets.items())
+        if weight > 0
+    )
     return width, out
 
 
@@ -196,18 +246,18 @@ class MemoryHistory:
     def __init__(self, keep_seconds: float = 3600.0, keep_events: int = 1000) -> None:
         self._keep = keep_seconds
         self._lock = threading.Lock()
-        self._series: dict[SeriesKey, deque[tuple[float, float]]] = {}
+        self._series: dict[SeriesKey, deque[tuple[float, float, float | None]]] = {}
         self._events: deque[model.Event] = deque(maxlen=keep_events)
 
     def add(self, snapshot: model.Snapshot) -> None:
         """Subscribe this to the engine: `engine.subscribe(history.add)`."""
         cutoff = snapshot.timestamp - self._keep
         with self._lock:
-            for key, value in extract(snapshot):
+            for key, value, weight in extract_weighted(snapshot):
                 ring = self._series.get(key)
                 if ring is None:
                     ring = self._series[key] = deque()
-                ring.append((snapshot.timestamp, value))
+                ring.append((snapshot.timestamp, value, weight))
                 while ring and ring[0][0] < cutoff:
                     ring.popleft()
             self._events.extend(snapshot.events)
@@ -220,7 +270,7 @@ class MemoryHistory:
         with self._lock:
             selected = [(k, list(v)) for k, v in self._series.items() if k.name == name and matches(k, match)]
         for key, raw in sorted(selected, key=lambda kv: kv[0].labels):
-            times = [t for t, _ in raw]
+            times = [item[0] for item in raw]
             lo, hi = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
             width, pts = downsample(raw[lo:hi], start, end, points, 1.0)
             out.append(SeriesData(key, width, pts))

@@ -14,6 +14,11 @@ GPU-day of 1 s rows about a third smaller than REAL columns would (bench/store_b
 measures it). A value that does not fit (NaN, ±inf, beyond 2^63) is stored as NULL, like a
 value the source could not give. A scale is part of the file's format: changing a declared
 one would misread every database already written (a test pins them).
+
+A weighted figure (`Figure.weight`: a per-request mean, a rate) has a second column,
+`<series>_weight`, holding its interval's weight (requests, executions, ms) in every row
+where the figure has a value, and NULL where it has none. Raw rows follow the kind's figure
+columns with the weight columns (`WEIGHTED[kind]` order), as `series.entity_values` gives them.
 """
 
 from __future__ import annotations
@@ -35,10 +40,16 @@ class StoredFigure:
 
     series: str
     scale: int
+    weight_scale: int | None = None
+    """The scale of `<series>_weight`; None for a figure whose samples weigh alike."""
 
     @property
     def column(self) -> str:
         return self.series
+
+    @property
+    def weight_column(self) -> str | None:
+        return None if self.weight_scale is None else f"{self.series}_weight"
 
     def encode(self, value: float) -> int | None:
         return encode_values((value,), (self.scale,))[0]
@@ -49,14 +60,23 @@ class StoredFigure:
 
 FIGURES: dict[str, tuple[StoredFigure, ...]] = {
     kind: tuple(
-        StoredFigure(f.name, f.stored_scale) for f in HISTORY_BY_KIND[kind] if f.stored_scale is not None
+        StoredFigure(f.name, f.stored_scale, None if f.weight is None else f.weight.scale)
+        for f in HISTORY_BY_KIND[kind]
+        if f.stored_scale is not None
     )
     for kind in KINDS
 }
-"""Per kind, its columns in the order of `series.entity_values`' values."""
+"""Per kind, its figure columns in the order of `series.entity_values`' values."""
+WEIGHTED: dict[str, tuple[StoredFigure, ...]] = {
+    kind: tuple(f for f in FIGURES[kind] if f.weight_scale is not None) for kind in KINDS
+}
+"""Per kind, the weighted figures: the order of the weight columns after the figure columns."""
 BY_SERIES: dict[str, StoredFigure] = {f.series: f for figures in FIGURES.values() for f in figures}
-SCALES: dict[str, tuple[int, ...]] = {kind: tuple(f.scale for f in FIGURES[kind]) for kind in KINDS}
-"""Per kind, the scales in the order of `series.entity_values`' values."""
+SCALES: dict[str, tuple[int, ...]] = {
+    kind: tuple(f.scale for f in FIGURES[kind]) + tuple(f.weight_scale or 1 for f in WEIGHTED[kind])
+    for kind in KINDS
+}
+"""Per kind, the scales in the order of `series.entity_values`' values (figures, then weights)."""
 
 
 def encode_values(values: Sequence[float | None], scales: Sequence[int]) -> list[int | None]:

@@ -17,7 +17,8 @@ The newest stretch of a rollup tier is not rolled up yet (the current minute, th
 hour). A query reads the chosen tier up to where it is complete (`tier.rolled_until_ms`) and
 the rest from the next finer tier, down to the raw seconds, so the latest data is never
 missing from a long-range answer. A bucket made of several sources weighs each by its
-number of samples.
+number of samples, or for a weighted series (`Figure.weight`) by its stored weight: a
+bucket's mean queue time is its Σ(queue time) / Σ(requests) from whichever tiers hold it.
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class StoreHistory:
                     kind,
                     index,
                     figure.column,
+                    figure.weight_column,
                     entity_ids=ids,
                     lo_ms=seg_lo,
                     hi_ms=seg_hi,
@@ -233,6 +235,7 @@ class StoreHistory:
         kind: str,
         tier_index: int,
         column: str,
+        weight_column: str | None,
         *,
         entity_ids: list[int] | None,
         lo_ms: int,
@@ -242,17 +245,25 @@ class StoreHistory:
         table = self._schema.table(kind, tier_index)
         if not self._has_column(conn, table.name, column if tier_index == 0 else f"{column}_mean"):
             return []  # a series this database is older than
+        if weight_column is not None and not self._has_column(conn, table.name, weight_column):
+            weight_column = None  # a file from before weights: cannot happen after its migration
         bucket = (table.c.key.op(">>")(sch.ENTITY_BITS) // width_ms) * width_ms
         if tier_index == 0:
             value = table.c[column]
             present = value
-            aggregates: list[Any] = [func.sum(value), func.count(value), func.min(value), func.max(value)]
+            if weight_column is None:
+                aggregates: list[Any] = [func.sum(value), func.count(value)]
+            else:
+                weight = table.c[weight_column]
+                aggregates = [func.total(value * weight), func.total(weight)]
+            aggregates += [func.min(value), func.max(value)]
         else:
             mean, samples = table.c[f"{column}_mean"], table.c.samples
             present = mean
+            weight = samples if weight_column is None else table.c[weight_column]
             aggregates = [
-                func.sum(mean * samples),
-                func.sum(case((mean.is_not(None), samples))),
+                func.total(mean * weight),
+                func.total(case((mean.is_not(None), weight))),
                 func.min(table.c[f"{column}_min"]),
                 func.max(table.c[f"{column}_max"]),
             ]

@@ -14,8 +14,12 @@ Tables (SQLAlchemy Core; docs/storage.md shows them as SQL):
 - `entity(id, kind, labels)`: each GPU, model version and server ever seen; labels as JSON.
 - `event(id, ts_ms, kind, severity, message, gpu_index, gpu_uuid, server, model, version, code)`.
 - One table per entity kind and tier: `gpu_raw`, `gpu_60s`, `gpu_3600s`, `model_raw`, ….
-  Raw rows hold one integer column per series (`figures.py`); rollup rows hold
-  `<series>_min`, `<series>_mean`, `<series>_max` and `samples` (raw rows in the bucket).
+  Raw rows hold one integer column per series (`figures.py`) and, for a weighted series (a
+  per-request mean, a rate: `Figure.weight`), `<series>_weight`, the interval's weight
+  (requests, executions, ms). Rollup rows hold `<series>_min`, `<series>_mean`,
+  `<series>_max` and `samples` (raw rows in the bucket); for a weighted series the mean is
+  Σ(value × weight) / Σ weight and `<series>_weight` holds Σ weight, so a coarser tier or a
+  query over several rows weighs it again exactly (`rollup.py`).
   Their INTEGER PRIMARY KEY is `ts_ms << 20 | entity_id` (`row_key`): rows lie in time
   order, a time range is a key range (rollups and purges need no other index), and for a
   rollup tier the key is the unique index per bucket and entity that makes a rollup
@@ -26,6 +30,8 @@ Tables (SQLAlchemy Core; docs/storage.md shows them as SQL):
 
 A series added to the catalog by a newer gpuwatch becomes a new column at start
 (`add_missing_columns`); that is not a schema version change.
+
+Versions: 1, the first; 2 adds the weight columns of the Triton model series (`_migrate_1`).
 """
 
 from __future__ import annotations
@@ -44,10 +50,10 @@ from sqlalchemy import (
     text,
 )
 
-from gpuwatch.store.figures import FIGURES, KINDS
+from gpuwatch.store.figures import FIGURES, KINDS, WEIGHTED
 from gpuwatch.store.retention import Tier
 
-DATABASE_SCHEMA_VERSION = 1
+DATABASE_SCHEMA_VERSION = 2
 """The layout of the database file (the `schema_version` row); the JSON document's version is
 `model.SCHEMA_VERSION`, which moves on its own."""
 ENTITY_BITS = 20
@@ -60,8 +66,76 @@ API accepts times up to the year 5138) is cut there, since no row can lie beyond
 ROLLUP_PARTS = ("min", "mean", "max")
 
 Migration = Callable[[Connection], None]
-MIGRATIONS: dict[int, Migration] = {}
-"""`MIGRATIONS[v]` upgrades a database from version v to v + 1 (none yet: version 1 is the first)."""
+
+# Version 1 → 2: the weights of the Triton model series. Written out here, not taken from the
+# catalog: a migration describes the file as version 2 had it, whatever the catalog says later.
+# (series, its weight's scale, SQL estimating the weight of a version-1 row from its columns.)
+# Version 1 kept no weights: a row's weight is estimated from the rates it holds, over the raw
+# tier's resolution `:res` in seconds (requests = requests_per_second × res, …). Within one
+# version-1 row the estimate is what the per-interval mean stood for; across rows it weighs them
+# by their traffic instead of alike, which is what a weighted history is for.
+_REQ = "{p}model_requests_per_second{s} * :res / 1000.0"
+_EXE = "{p}model_executions_per_second{s} * :res / 1000.0"
+_CMP = f"{_REQ} * (1 - coalesce({{p}}model_cache_hit_ratio{{s}}, 0) / 10000.0)"
+_V2_WEIGHTS: tuple[tuple[str, str], ...] = (
+    ("model_requests_per_second", ":res * 1000"),
+    ("model_inferences_per_second", ":res * 1000"),
+    ("model_executions_per_second", ":res * 1000"),
+    ("model_failures_per_second", ":res * 1000"),
+    ("model_average_batch_size", _EXE),
+    ("model_batch_fill_ratio", _EXE),
+    ("model_preferred_batch_ratio", _EXE),
+    ("model_average_request_seconds", _REQ),
+    ("model_average_queue_seconds", _REQ),
+    ("model_average_compute_input_seconds", _CMP),
+    ("model_average_compute_infer_seconds", _CMP),
+    ("model_average_compute_output_seconds", _CMP),
+    ("model_queue_share_ratio", f"{_REQ} * {{p}}model_average_request_seconds{{s}} / 10.0"),
+    ("model_queue_to_compute_ratio", f"{_CMP} * {{p}}model_average_compute_infer_seconds{{s}} / 10.0"),
+    ("model_queue_delay_ratio", _REQ),
+    ("model_mean_queue_depth", ":res * 1000"),
+    ("model_cache_hit_ratio", _REQ),
+)
+
+
+def _migrate_1(conn: Connection) -> None:
+    """Add `<series>_weight` to every model table and estimate it for the rows there."""
+    row = conn.exec_driver_sql("SELECT min(resolution_s) FROM tier").first()
+    res = 1 if row is None or row[0] is None else int(row[0])
+    tables = [
+        str(r[0])
+        for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'model\\_%' ESCAPE '\\'"
+        )
+    ]
+    for table in tables:
+        present = {str(r[1]) for r in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
+        raw = "samples" not in present
+        # A raw row's value is `<series>`; a rollup row's is `<series>_mean`, over `samples` rows.
+        p, s = "", "" if raw else "_mean"
+        sets = []
+        for series, estimate in _V2_WEIGHTS:
+            value = series if raw else f"{series}_mean"
+            if value not in present:
+                continue  # a series this file never had
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{series}_weight" INTEGER')
+            if any(f"{name}{s}" not in present for name in _columns_in(estimate)):
+                continue
+            sql = estimate.format(p=p, s=s)
+            if not raw:
+                sql = f"({sql}) * samples"
+            sets.append(f'"{series}_weight" = CASE WHEN "{value}" IS NULL THEN NULL ELSE max(1, round({sql})) END')
+        if sets:
+            conn.exec_driver_sql(f'UPDATE "{table}" SET {", ".join(sets)}', {"res": res})
+
+
+def _columns_in(estimate: str) -> list[str]:
+    """The columns an estimate reads (each written `{p}name{s}`)."""
+    return [part.split("{s}", 1)[0] for part in estimate.split("{p}")[1:]]
+
+
+MIGRATIONS: dict[int, Migration] = {1: _migrate_1}
+"""`MIGRATIONS[v]` upgrades a database from version v to v + 1."""
 
 
 def row_key(ts_ms: int, entity_id: int) -> int:
@@ -130,11 +204,13 @@ class Schema:
             Column("key", Integer, primary_key=True, autoincrement=False),
             Column("entity_id", Integer, nullable=False),
         ]
+        weights = [Column(f"{f.column}_weight", Integer) for f in WEIGHTED[kind]]
         if index == 0:
             columns += [Column(f.column, Integer) for f in FIGURES[kind]]
-            return Table(name, self.metadata, *columns)
+            return Table(name, self.metadata, *columns, *weights)
         columns.append(Column("samples", Integer, nullable=False))
         columns += [Column(f"{f.column}_{part}", Integer) for f in FIGURES[kind] for part in ROLLUP_PARTS]
+        columns += weights
         return Table(name, self.metadata, *columns, Index(f"{name}_entity", "entity_id"))
 
     def table(self, kind: str, tier_index: int) -> Table:
