@@ -164,7 +164,11 @@ def extract_weighted(snapshot: model.Snapshot) -> Iterator[tuple[SeriesKey, floa
         for labels, obj in items:
             value = as_number(read(obj))
             if value is not None:
-                yield SeriesKey(figure.name, labels), value, 1.0 if weight is None else as_number(weight.read(obj))
+                yield (
+                    SeriesKey(figure.name, labels),
+                    value,
+                    1.0 if weight is None else as_number(weight.read(obj)),
+                )
 
 
 def entity_series(kind: str) -> tuple[str, ...]:
@@ -184,9 +188,7 @@ def entity_values(
     for kind in HISTORY_KINDS:
         figures = HISTORY_BY_KIND[kind.name]
         readers = tuple(f.read for f in figures)
-        weighted = tuple(
-            (index, f.weight.read) for index, f in enumerate(figures) if f.weight is not None
-        )
+        weighted = tuple((index, f.weight.read) for index, f in enumerate(figures) if f.weight is not None)
         for obj in kind.each(reading):
             values = tuple(as_number(read(obj)) for read in readers)
             weights = tuple(
@@ -206,6 +208,23 @@ def matches(key: SeriesKey, match: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in match.items())
 
 
+def bucket_grid(resolution: float, start: float, end: float, points: int) -> tuple[float, float]:
+    """Where a query's buckets start and how wide they are: `origin` is `start` rounded down to
+    a whole resolution, `width` the smallest whole multiple of the resolution at least
+    span / points. Bucket k is [origin + k·width, origin + (k + 1)·width), except that the last,
+    bucket points − 1, also takes what lies past it (at most one resolution, and the end of the
+    range itself): never more than `points` buckets (`bucket_index`). A range aligned to its
+    width (the TUI's, whose slots are on the epoch grid) has its buckets on its slots."""
+    origin = math.floor(start / resolution) * resolution
+    span = max(end - start, resolution)
+    width = max(resolution, math.ceil(span / max(1, points) / resolution - 1e-9) * resolution)
+    return origin, width
+
+
+def bucket_index(timestamp: float, origin: float, width: float, points: int) -> int:
+    return min(max(1, points) - 1, math.floor((timestamp - origin) / width))
+
+
 def downsample(
     raw: list[tuple[float, float]] | list[tuple[float, float, float | None]],
     start: float,
@@ -214,17 +233,17 @@ def downsample(
     resolution: float,
 ) -> tuple[float, tuple[Point, ...]]:
     """Bucket (timestamp, value) or (timestamp, value, weight) tuples into at most `points`
-    buckets of whole resolutions. A bucket's mean is Σ(value × weight) / Σ weight (weight 1
+    buckets of whole resolutions (`bucket_grid`). A bucket's mean is Σ(value × weight) / Σ weight (weight 1
     where none is given); a value without its weight (None) counts in the extremes only, and a
     bucket whose weights add up to nothing has no point."""
-    span = max(end - start, resolution)
-    width = max(resolution, math.ceil(span / max(1, points) / resolution) * resolution)
+    origin, width = bucket_grid(resolution, start, end, points)
     buckets: dict[float, list[float]] = {}
     for item in raw:
         ts, value = item[0], item[1]
-        weight = item[2] if len(item) > 2 else 1.0  # noqa: PLR2004 - the optional third field
+        weight = item[2] if len(item) > 2 else 1.0
         if start <= ts <= end:
-            acc = buckets.setdefault(math.floor(ts / width) * width, [0.0, 0.0, value, value])
+            bucket = origin + bucket_index(ts, origin, width, points) * width
+            acc = buckets.setdefault(bucket, [0.0, 0.0, value, value])
             if weight is not None:
                 acc[0] += value * weight
                 acc[1] += weight

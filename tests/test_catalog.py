@@ -228,7 +228,9 @@ def test_metrics_and_history_give_the_same_value_for_every_kept_figure(which: in
     wide = {
         (name, labels): value
         for kind, labels, values in series.entity_values(snap)
-        for name, value in zip(series.entity_series(kind), values[: len(series.entity_series(kind))], strict=True)
+        for name, value in zip(
+            series.entity_series(kind), values[: len(series.entity_series(kind))], strict=True
+        )
         if value is not None
     }
     assert wide == {(key.name, key.labels): value for key, value in series.extract(snap)}

@@ -9,9 +9,10 @@ Which tier answers (whisper's rule, with `History`'s "at most `points` buckets")
 tiers whose KEEP still covers `start`, the coarsest one that gives at least `points` buckets
 over the range (the finest covering tier if none does); if no tier covers `start`, the
 coarsest. Buckets are `width` seconds wide, a whole multiple of that tier's resolution,
-aligned to the epoch, exactly as `series.downsample` cuts them, and the SQL does the
-downsampling (GROUP BY bucket): a 30-day query reads 720 hourly rows of one GPU and returns 200
-points.
+counted from `start` rounded down to that resolution, the last one taking the range's end
+(`series.bucket_grid`: never more than `points` of them), exactly as `series.downsample`
+cuts them, and the SQL does the downsampling (GROUP BY bucket): a 30-day query reads 720
+hourly rows of one GPU and returns 200 points.
 
 The newest stretch of a rollup tier is not rolled up yet (the current minute, the current
 hour). A query reads the chosen tier up to where it is complete (`tier.rolled_until_ms`) and
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -56,11 +56,7 @@ def choose_tier(tiers: tuple[Tier, ...], start: float, end: float, points: int, 
 
 def bucket_width(resolution_seconds: float, start: float, end: float, points: int) -> float:
     """The width of a point's bucket, as `series.downsample` computes it."""
-    span = max(end - start, resolution_seconds)
-    return max(
-        resolution_seconds,
-        math.ceil(span / max(1, points) / resolution_seconds) * resolution_seconds,
-    )
+    return series.bucket_grid(resolution_seconds, start, end, points)[1]
 
 
 class StoreHistory:
@@ -113,8 +109,8 @@ class StoreHistory:
             return []
         tiers = self._schema.tiers
         chosen = choose_tier(tiers, start, end, points, self._clock())
-        width = bucket_width(tiers[chosen].resolution_seconds, start, end, points)
-        width_ms = round(width * 1000)
+        origin, width = series.bucket_grid(tiers[chosen].resolution_seconds, start, end, points)
+        width_ms, origin_ms = round(width * 1000), round(origin * 1000)
         start_ms, end_ms = round(start * 1000), round(end * 1000)
         sums: dict[tuple[int, int], list[float]] = {}
         with self._engine.connect() as conn:
@@ -135,7 +131,9 @@ class StoreHistory:
                 hi = min(end_ms + 1, int(rolled.get(tiers[index].resolution_seconds, 0)))
                 if hi > aligned:
                     segments.append((index, aligned, hi))
-                    lo = hi
+                    # The segment holds the whole buckets that start before `hi`: the next
+                    # finer tier starts after the last of them, or a bucket would count twice.
+                    lo = -(-hi // res_ms) * res_ms
             segments.append((0, lo, end_ms + 1))
             for index, seg_lo, seg_hi in segments:
                 if seg_hi <= seg_lo:
@@ -150,7 +148,7 @@ class StoreHistory:
                     entity_ids=ids,
                     lo_ms=seg_lo,
                     hi_ms=seg_hi,
-                    width_ms=width_ms,
+                    grid=(origin_ms, width_ms, max(1, points)),
                 )
                 for entity_id, bucket, total, count, low, high in rows:
                     if not count:
@@ -240,14 +238,16 @@ class StoreHistory:
         entity_ids: list[int] | None,
         lo_ms: int,
         hi_ms: int,
-        width_ms: int,
+        grid: tuple[int, int, int],
     ) -> list[tuple[int, int, float, float, float, float]]:
         table = self._schema.table(kind, tier_index)
         if not self._has_column(conn, table.name, column if tier_index == 0 else f"{column}_mean"):
             return []  # a series this database is older than
         if weight_column is not None and not self._has_column(conn, table.name, weight_column):
             weight_column = None  # a file from before weights: cannot happen after its migration
-        bucket = (table.c.key.op(">>")(sch.ENTITY_BITS) // width_ms) * width_ms
+        origin_ms, width_ms, points = grid  # `series.bucket_grid`, `series.bucket_index`
+        index = func.min((table.c.key.op(">>")(sch.ENTITY_BITS) - origin_ms) // width_ms, points - 1)
+        bucket = index * width_ms + origin_ms
         if tier_index == 0:
             value = table.c[column]
             present = value

@@ -99,16 +99,11 @@ _V2_WEIGHTS: tuple[tuple[str, str], ...] = (
 
 
 def _migrate_1(conn: Connection) -> None:
-    """Add `<series>_weight` to every model table and estimate it for the rows there."""
+    """Add `<series>_weight` to every model table and estimate it for the rows there; then roll
+    up again, weighted, every whole bucket the raw tier still holds."""
     row = conn.exec_driver_sql("SELECT min(resolution_s) FROM tier").first()
     res = 1 if row is None or row[0] is None else int(row[0])
-    tables = [
-        str(r[0])
-        for r in conn.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'model\\_%' ESCAPE '\\'"
-        )
-    ]
-    for table in tables:
+    for table in _tables(conn, "model"):
         present = {str(r[1]) for r in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
         raw = "samples" not in present
         # A raw row's value is `<series>`; a rollup row's is `<series>_mean`, over `samples` rows.
@@ -124,9 +119,46 @@ def _migrate_1(conn: Connection) -> None:
             sql = estimate.format(p=p, s=s)
             if not raw:
                 sql = f"({sql}) * samples"
-            sets.append(f'"{series}_weight" = CASE WHEN "{value}" IS NULL THEN NULL ELSE max(1, round({sql})) END')
+            sets.append(
+                f'"{series}_weight" = CASE WHEN "{value}" IS NULL THEN NULL ELSE max(1, round({sql})) END'
+            )
         if sets:
             conn.exec_driver_sql(f'UPDATE "{table}" SET {", ".join(sets)}', {"res": res})
+    _roll_up_again(conn)
+
+
+def _tables(conn: Connection, kind: str) -> list[str]:
+    pattern = f"{kind}\\_%"
+    return [
+        str(r[0])
+        for r in conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ESCAPE '\\'", (pattern,)
+        )
+    ]
+
+
+def _roll_up_again(conn: Connection) -> None:
+    """Move each rollup tier's `rolled_until_ms` back to the first whole bucket after the oldest
+    raw row: the writer then rolls those buckets up again (INSERT OR REPLACE), weighted, from
+    the raw rows, and each coarser tier from the finer one. A bucket the raw tier holds only
+    part of keeps its version-1 row; the raw rows stay until rolled up (the purge waits)."""
+    firsts = []
+    for table in _tables(conn, "%"):
+        if table.endswith("_raw"):
+            key = conn.exec_driver_sql(f'SELECT min(key) FROM "{table}"').scalar()
+            if key is not None:
+                firsts.append(int(key) >> ENTITY_BITS)
+    tiers = conn.exec_driver_sql("SELECT resolution_s, rolled_until_ms FROM tier ORDER BY resolution_s").all()
+    if not firsts or len(tiers) < 2:
+        return
+    start = min(firsts)
+    for resolution_s, rolled_until_ms in tiers[1:]:
+        resolution_ms = int(resolution_s) * 1000
+        start = -(-start // resolution_ms) * resolution_ms  # the first whole bucket
+        if start < int(rolled_until_ms):
+            conn.exec_driver_sql(
+                "UPDATE tier SET rolled_until_ms = ? WHERE resolution_s = ?", (start, int(resolution_s))
+            )
 
 
 def _columns_in(estimate: str) -> list[str]:
