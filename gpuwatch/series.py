@@ -180,27 +180,27 @@ def entity_values(
     snapshot: model.Snapshot,
 ) -> Iterator[tuple[str, tuple[tuple[str, str], ...], tuple[float | None, ...]]]:
     """The wide form of `extract`: each entity of a snapshot once, as (entity kind, labels,
-    values in the order of `entity_series(kind)`, then the weights of the weighted ones in
-    `entity_weights(kind)` order), with the same values as `extract` and None where `extract`
-    gives no point (and no weight where the figure has no value). For stores that keep one row
-    per entity and tick."""
+    values in the order of `entity_series(kind)`, then the weights in `entity_weights(kind)`
+    order), with the same values as `extract` and None where `extract` gives no point. For
+    stores that keep one row per entity and tick."""
     reading = Reading(snapshot)
     for kind in HISTORY_KINDS:
-        figures = HISTORY_BY_KIND[kind.name]
-        readers = tuple(f.read for f in figures)
-        weighted = tuple((index, f.weight.read) for index, f in enumerate(figures) if f.weight is not None)
+        readers = tuple(f.read for f in HISTORY_BY_KIND[kind.name]) + _weight_readers(kind.name)
         for obj in kind.each(reading):
-            values = tuple(as_number(read(obj)) for read in readers)
-            weights = tuple(
-                None if values[index] is None else as_number(read(obj)) for index, read in weighted
-            )
-            yield kind.name, kind.label_pairs(obj), values + weights
+            yield kind.name, kind.label_pairs(obj), tuple(as_number(read(obj)) for read in readers)
+
+
+def _weight_readers(kind: str) -> tuple[Any, ...]:
+    weights = {f.weight.column: f.weight.read for f in HISTORY_BY_KIND.get(kind, ()) if f.weight is not None}
+    return tuple(weights.values())
 
 
 def entity_weights(kind: str) -> tuple[str, ...]:
-    """The weighted series of one entity kind, in catalog order: the order of their weights
-    after the values in `entity_values`."""
-    return tuple(f.name for f in HISTORY_BY_KIND.get(kind, ()) if f.weight is not None)
+    """The weights of one entity kind's series (`Weight.column`), each once, in catalog order:
+    their order after the values in `entity_values`."""
+    return tuple(
+        dict.fromkeys(f.weight.column for f in HISTORY_BY_KIND.get(kind, ()) if f.weight is not None)
+    )
 
 
 def matches(key: SeriesKey, match: dict[str, str]) -> bool:

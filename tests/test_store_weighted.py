@@ -21,7 +21,7 @@ from gpuwatch import model, series
 from gpuwatch.collect.triton import derive
 from gpuwatch.collect.triton.parse_config import ModelConfig
 from gpuwatch.collect.triton.parse_stats import Duration, StatsModel
-from gpuwatch.store import Store, open_history, schema
+from gpuwatch.store import Store, figures, open_history, schema
 from tests.conftest import ManualClock
 from tests.data.store import make_v1
 from tests.storekit import NODE, open_test_store, rows
@@ -224,11 +224,8 @@ def test_a_version_1_database_is_migrated_and_weighted(tmp_path: Path, clock: Ma
     store.close()
     assert rows(db, "SELECT version FROM schema_version") == [(schema.DATABASE_SCHEMA_VERSION,)]
     # The raw rows' weights are estimated from the rates they hold (requests = rate × 1 s) …
-    assert rows(db, "SELECT DISTINCT model_average_queue_seconds_weight FROM model_raw ORDER BY 1") == [
-        (n_lull,),
-        (n_burst,),
-    ]
-    assert rows(db, "SELECT DISTINCT model_requests_per_second_weight FROM model_raw") == [(1000,)]
+    assert rows(db, "SELECT DISTINCT weight_requests FROM model_raw ORDER BY 1") == [(n_lull,), (n_burst,)]
+    assert rows(db, "SELECT DISTINCT weight_ms FROM model_raw") == [(1000,)]
     # … and the minutes the raw tier holds whole are rolled up again, weighted.
     minutes = rows(
         db, "SELECT model_average_queue_seconds_mean, model_average_queue_seconds_weight FROM model_60s"
@@ -240,3 +237,11 @@ def test_a_version_1_database_is_migrated_and_weighted(tmp_path: Path, clock: Ma
     assert data.points[0].mean == pytest.approx(truth, abs=1e-7)
     (data,) = history.query("gpu_power_watts", {}, make_v1.START, make_v1.START + 59, 1)
     assert data.points[0].mean == pytest.approx(129.5)  # unweighted figures as before
+
+
+def test_the_migration_writes_the_layout_the_catalog_declares() -> None:
+    # Version 2's weights are written out in the migration; the catalog must still agree.
+    assert {f.series: f.raw_weight_column for f in figures.WEIGHTED["model"]} == schema._V2_WEIGHTED
+    assert [column for column, _ in figures.RAW_WEIGHTS["model"]] == list(schema._V2_RAW_WEIGHTS)
+    for estimate in schema._V2_RAW_WEIGHTS.values():
+        assert set(schema._columns_in(estimate)) <= {f.series for f in figures.FIGURES["model"]}

@@ -66,11 +66,13 @@ MILLIONTHS = 1_000_000
 @dataclass(frozen=True, slots=True)
 class Weight(Generic[T]):
     """What one value of a weighted figure stands for: the denominator of its ratio over its
-    interval (requests, executions, seconds), read from the same object, stored as
-    round(weight × scale) in the column `<figure>_weight`."""
+    interval (requests, executions, seconds), read from the same object. The raw tier stores
+    round(weight × scale) once per row in `column`, however many figures share the weight."""
 
     name: str
     """In words, for docs/metrics.md: "requests", "seconds"."""
+    column: str
+    """The raw tier's column: `weight_` and the weight's unit ("weight_ms", "weight_requests")."""
     read: Callable[[T], Value]
     scale: int
 

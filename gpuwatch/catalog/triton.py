@@ -77,17 +77,17 @@ def _infer_time(i: model.ModelInterval) -> float | None:
     return None if computed is None or average is None else computed * average
 
 
-BY_SECONDS = Weight("seconds", _interval(lambda i: i.interval_seconds), THOUSANDTHS)
+BY_SECONDS = Weight("seconds", "weight_ms", _interval(lambda i: i.interval_seconds), THOUSANDTHS)
 """A rate or a Little's-law depth weighs with its interval's length (stored in ms)."""
-BY_REQUESTS = Weight("requests", _interval(_requests), WHOLE)
+BY_REQUESTS = Weight("requests", "weight_requests", _interval(_requests), WHOLE)
 """A per-request average weighs with its interval's successful requests."""
-BY_COMPUTED = Weight("computed requests", _interval(_computed), WHOLE)
+BY_COMPUTED = Weight("computed requests", "weight_computed_requests", _interval(_computed), WHOLE)
 """A compute average weighs with the requests that ran the model (cache hits do not)."""
-BY_EXECUTIONS = Weight("executions", _interval(_executions), WHOLE)
+BY_EXECUTIONS = Weight("executions", "weight_executions", _interval(_executions), WHOLE)
 """A per-execution figure (batch size, fill, preferred share) weighs with its executions."""
-BY_REQUEST_TIME = Weight("request seconds", _interval(_request_time), MILLIONTHS)
+BY_REQUEST_TIME = Weight("request seconds", "weight_request_us", _interval(_request_time), MILLIONTHS)
 """A share of request time weighs with the interval's total request time (stored in µs)."""
-BY_INFER_TIME = Weight("compute seconds", _interval(_infer_time), MILLIONTHS)
+BY_INFER_TIME = Weight("compute seconds", "weight_compute_infer_us", _interval(_infer_time), MILLIONTHS)
 """A ratio to compute time weighs with the interval's total compute time (stored in µs)."""
 
 

@@ -144,7 +144,7 @@ class StoreHistory:
                     kind,
                     index,
                     figure.column,
-                    figure.weight_column,
+                    figure.raw_weight_column if index == 0 else figure.weight_column,
                     entity_ids=ids,
                     lo_ms=seg_lo,
                     hi_ms=seg_hi,

@@ -135,12 +135,12 @@ def _select_buckets(source: Table, kind: str, resolution_ms: int, *, raw: bool) 
         columns.append(func.count().label("samples"))
         for f in FIGURES[kind]:
             value = source.c[f.column]
-            if f.weight_column is None:
+            if f.raw_weight_column is None:
                 mean: ColumnElement[Any] = func.round(func.avg(value))
             else:
-                weighed = _weighed(value, source.c[f.weight_column])
+                weighed = _weighed(value, source.c[f.raw_weight_column])
                 mean = func.round(func.total(value * weighed) / func.sum(weighed))
-                weights.append(func.sum(weighed).label(f.weight_column))
+                weights.append(func.sum(weighed).label(f"{f.column}_weight"))
             columns += [
                 func.min(value).label(f"{f.column}_min"),
                 mean.label(f"{f.column}_mean"),

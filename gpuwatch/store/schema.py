@@ -14,10 +14,11 @@ Tables (SQLAlchemy Core; docs/storage.md shows them as SQL):
 - `entity(id, kind, labels)`: each GPU, model version and server ever seen; labels as JSON.
 - `event(id, ts_ms, kind, severity, message, gpu_index, gpu_uuid, server, model, version, code)`.
 - One table per entity kind and tier: `gpu_raw`, `gpu_60s`, `gpu_3600s`, `model_raw`, ….
-  Raw rows hold one integer column per series (`figures.py`) and, for a weighted series (a
-  per-request mean, a rate: `Figure.weight`), `<series>_weight`, the interval's weight
-  (requests, executions, ms). Rollup rows hold `<series>_min`, `<series>_mean`,
-  `<series>_max` and `samples` (raw rows in the bucket); for a weighted series the mean is
+  Raw rows hold one integer column per series (`figures.py`) and the weights of the weighted
+  series (a per-request mean, a rate: `Figure.weight`), each once: `weight_ms`,
+  `weight_requests`, … (the interval's length, its requests, …). Rollup rows hold
+  `<series>_min`, `<series>_mean`, `<series>_max` and `samples` (raw rows in the bucket);
+  for a weighted series the mean is
   Σ(value × weight) / Σ weight and `<series>_weight` holds Σ weight, so a coarser tier or a
   query over several rows weighs it again exactly (`rollup.py`).
   Their INTEGER PRIMARY KEY is `ts_ms << 20 | entity_id` (`row_key`): rows lie in time
@@ -36,6 +37,7 @@ Versions: 1, the first; 2 adds the weight columns of the Triton model series (`_
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from sqlalchemy import (
@@ -50,7 +52,7 @@ from sqlalchemy import (
     text,
 )
 
-from gpuwatch.store.figures import FIGURES, KINDS, WEIGHTED
+from gpuwatch.store.figures import FIGURES, KINDS, RAW_WEIGHTS, WEIGHTED
 from gpuwatch.store.retention import Tier
 
 DATABASE_SCHEMA_VERSION = 2
@@ -69,62 +71,81 @@ Migration = Callable[[Connection], None]
 
 # Version 1 → 2: the weights of the Triton model series. Written out here, not taken from the
 # catalog: a migration describes the file as version 2 had it, whatever the catalog says later.
-# (series, its weight's scale, SQL estimating the weight of a version-1 row from its columns.)
 # Version 1 kept no weights: a row's weight is estimated from the rates it holds, over the raw
 # tier's resolution `:res` in seconds (requests = requests_per_second × res, …). Within one
-# version-1 row the estimate is what the per-interval mean stood for; across rows it weighs them
-# by their traffic instead of alike, which is what a weighted history is for.
-_REQ = "{p}model_requests_per_second{s} * :res / 1000.0"
-_EXE = "{p}model_executions_per_second{s} * :res / 1000.0"
-_CMP = f"{_REQ} * (1 - coalesce({{p}}model_cache_hit_ratio{{s}}, 0) / 10000.0)"
-_V2_WEIGHTS: tuple[tuple[str, str], ...] = (
-    ("model_requests_per_second", ":res * 1000"),
-    ("model_inferences_per_second", ":res * 1000"),
-    ("model_executions_per_second", ":res * 1000"),
-    ("model_failures_per_second", ":res * 1000"),
-    ("model_average_batch_size", _EXE),
-    ("model_batch_fill_ratio", _EXE),
-    ("model_preferred_batch_ratio", _EXE),
-    ("model_average_request_seconds", _REQ),
-    ("model_average_queue_seconds", _REQ),
-    ("model_average_compute_input_seconds", _CMP),
-    ("model_average_compute_infer_seconds", _CMP),
-    ("model_average_compute_output_seconds", _CMP),
-    ("model_queue_share_ratio", f"{_REQ} * {{p}}model_average_request_seconds{{s}} / 10.0"),
-    ("model_queue_to_compute_ratio", f"{_CMP} * {{p}}model_average_compute_infer_seconds{{s}} / 10.0"),
-    ("model_queue_delay_ratio", _REQ),
-    ("model_mean_queue_depth", ":res * 1000"),
-    ("model_cache_hit_ratio", _REQ),
-)
+# version-1 row that is what its per-interval mean stood for; across rows it weighs them by
+# their traffic instead of alike, which is what a weighted history is for. `{s}` is "" for a
+# raw row and "_mean" for a rollup row (whose estimate is then × samples).
+_SECONDS = "CASE WHEN model_requests_per_second{s} IS NULL THEN NULL ELSE :res * 1000 END"
+_REQUESTS = "model_requests_per_second{s} * :res / 1000.0"
+_EXECUTIONS = "model_executions_per_second{s} * :res / 1000.0"
+_COMPUTED = f"{_REQUESTS} * (1 - coalesce(model_cache_hit_ratio{{s}}, 0) / 10000.0)"
+_REQUEST_US = f"{_REQUESTS} * model_average_request_seconds{{s}} / 10.0"
+_INFER_US = f"{_COMPUTED} * model_average_compute_infer_seconds{{s}} / 10.0"
+_V2_RAW_WEIGHTS: dict[str, str] = {
+    "weight_ms": _SECONDS,
+    "weight_executions": _EXECUTIONS,
+    "weight_requests": _REQUESTS,
+    "weight_computed_requests": _COMPUTED,
+    "weight_request_us": _REQUEST_US,
+    "weight_compute_infer_us": _INFER_US,
+}
+_V2_WEIGHTED: dict[str, str] = {
+    "model_requests_per_second": "weight_ms",
+    "model_inferences_per_second": "weight_ms",
+    "model_executions_per_second": "weight_ms",
+    "model_failures_per_second": "weight_ms",
+    "model_average_batch_size": "weight_executions",
+    "model_batch_fill_ratio": "weight_executions",
+    "model_preferred_batch_ratio": "weight_executions",
+    "model_average_request_seconds": "weight_requests",
+    "model_average_queue_seconds": "weight_requests",
+    "model_average_compute_input_seconds": "weight_computed_requests",
+    "model_average_compute_infer_seconds": "weight_computed_requests",
+    "model_average_compute_output_seconds": "weight_computed_requests",
+    "model_queue_share_ratio": "weight_request_us",
+    "model_queue_to_compute_ratio": "weight_compute_infer_us",
+    "model_queue_delay_ratio": "weight_requests",
+    "model_mean_queue_depth": "weight_ms",
+    "model_cache_hit_ratio": "weight_requests",
+}
 
 
 def _migrate_1(conn: Connection) -> None:
-    """Add `<series>_weight` to every model table and estimate it for the rows there; then roll
-    up again, weighted, every whole bucket the raw tier still holds."""
+    """Add the weight columns to every model table and estimate them for the rows there; then
+    roll up again, weighted, every whole bucket the raw tier still holds."""
     row = conn.exec_driver_sql("SELECT min(resolution_s) FROM tier").first()
     res = 1 if row is None or row[0] is None else int(row[0])
     for table in _tables(conn, "model"):
         present = {str(r[1]) for r in conn.exec_driver_sql(f'PRAGMA table_info("{table}")')}
         raw = "samples" not in present
-        # A raw row's value is `<series>`; a rollup row's is `<series>_mean`, over `samples` rows.
-        p, s = "", "" if raw else "_mean"
+        targets: list[tuple[str, str, str | None]]
+        if raw:
+            targets = [(column, estimate, None) for column, estimate in _V2_RAW_WEIGHTS.items()]
+        else:
+            targets = [
+                (f"{series}_weight", f"({_V2_RAW_WEIGHTS[weight]}) * samples", f"{series}_mean")
+                for series, weight in _V2_WEIGHTED.items()
+                if f"{series}_mean" in present
+            ]
+        suffix = "" if raw else "_mean"
         sets = []
-        for series, estimate in _V2_WEIGHTS:
-            value = series if raw else f"{series}_mean"
-            if value not in present:
-                continue  # a series this file never had
-            conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{series}_weight" INTEGER')
-            if any(f"{name}{s}" not in present for name in _columns_in(estimate)):
-                continue
-            sql = estimate.format(p=p, s=s)
-            if not raw:
-                sql = f"({sql}) * samples"
-            sets.append(
-                f'"{series}_weight" = CASE WHEN "{value}" IS NULL THEN NULL ELSE max(1, round({sql})) END'
-            )
+        for column, estimate, value in targets:
+            conn.exec_driver_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" INTEGER')
+            if all(f"{name}{suffix}" in present for name in _columns_in(estimate)):
+                sql = estimate.format(s=suffix)
+                if value is not None:
+                    sql = f'CASE WHEN "{value}" IS NULL THEN NULL ELSE {sql} END'
+                # At least 1: a mean of a request that the rounding would weigh as none.
+                sets.append(f'"{column}" = max(1, round({sql}))')
         if sets:
             conn.exec_driver_sql(f'UPDATE "{table}" SET {", ".join(sets)}', {"res": res})
     _roll_up_again(conn)
+
+
+def _columns_in(estimate: str) -> list[str]:
+    """The columns an estimate reads (each written `name{s}`)."""
+    return re.findall(r"(\w+)\{s\}", estimate)
 
 
 def _tables(conn: Connection, kind: str) -> list[str]:
@@ -159,11 +180,6 @@ def _roll_up_again(conn: Connection) -> None:
             conn.exec_driver_sql(
                 "UPDATE tier SET rolled_until_ms = ? WHERE resolution_s = ?", (start, int(resolution_s))
             )
-
-
-def _columns_in(estimate: str) -> list[str]:
-    """The columns an estimate reads (each written `{p}name{s}`)."""
-    return [part.split("{s}", 1)[0] for part in estimate.split("{p}")[1:]]
 
 
 MIGRATIONS: dict[int, Migration] = {1: _migrate_1}
@@ -236,13 +252,13 @@ class Schema:
             Column("key", Integer, primary_key=True, autoincrement=False),
             Column("entity_id", Integer, nullable=False),
         ]
-        weights = [Column(f"{f.column}_weight", Integer) for f in WEIGHTED[kind]]
         if index == 0:
             columns += [Column(f.column, Integer) for f in FIGURES[kind]]
-            return Table(name, self.metadata, *columns, *weights)
+            columns += [Column(column, Integer) for column, _ in RAW_WEIGHTS[kind]]
+            return Table(name, self.metadata, *columns)
         columns.append(Column("samples", Integer, nullable=False))
         columns += [Column(f"{f.column}_{part}", Integer) for f in FIGURES[kind] for part in ROLLUP_PARTS]
-        columns += weights
+        columns += [Column(f"{f.column}_weight", Integer) for f in WEIGHTED[kind]]
         return Table(name, self.metadata, *columns, Index(f"{name}_entity", "entity_id"))
 
     def table(self, kind: str, tier_index: int) -> Table:
