@@ -91,6 +91,13 @@ BY_INFER_TIME = Weight("compute seconds", "weight_compute_infer_us", _interval(_
 """A ratio to compute time weighs with the interval's total compute time (stored in µs)."""
 
 
+def _percentile(
+    read: Callable[[model.LatencyPercentiles], float | None],
+) -> Callable[[model.ModelStats], float | None]:
+    """A quantile of Triton's latency summaries: None where the server serves none."""
+    return lambda m: None if m.latency_percentiles is None else read(m.latency_percentiles)
+
+
 def _by_reason(counts: dict[str, int] | dict[str, float]) -> Iterable[tuple[Labels, float | int]]:
     return (((reason,), value) for reason, value in sorted(counts.items()))
 
@@ -411,6 +418,93 @@ MODEL_INTERVAL = (
     ),
 )
 
+MODEL_PERCENTILES = (
+    gauge(
+        "model_request_p50_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.request_p50_seconds),
+        "The 50th percentile of request latency per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_request_p90_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.request_p90_seconds),
+        "The 90th percentile of request latency per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_request_p99_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.request_p99_seconds),
+        "The 99th percentile of request latency per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_queue_p50_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.queue_p50_seconds),
+        "The 50th percentile of queue time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_queue_p90_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.queue_p90_seconds),
+        "The 90th percentile of queue time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_queue_p99_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.queue_p99_seconds),
+        "The 99th percentile of queue time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_compute_infer_p50_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.compute_infer_p50_seconds),
+        "The 50th percentile of compute time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_compute_infer_p90_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.compute_infer_p90_seconds),
+        "The 90th percentile of compute time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_compute_infer_p99_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.compute_infer_p99_seconds),
+        "The 99th percentile of compute time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+)
+"""Kept in history as they are read each second, unweighted: a window's mean of a percentile
+is not the window's percentile (its maximum is the closer bound); Triton's window already
+spans a minute."""
+
 MODEL_STREAM = (
     histogram(
         "model_batch_size",
@@ -429,4 +523,6 @@ MODEL_STREAM = (
     ),
 )
 
-FIGURES: tuple[AnyFigure, ...] = SERVER + MODEL_CONFIG + MODEL_TOTALS + MODEL_INTERVAL + MODEL_STREAM
+FIGURES: tuple[AnyFigure, ...] = (
+    SERVER + MODEL_CONFIG + MODEL_TOTALS + MODEL_INTERVAL + MODEL_PERCENTILES + MODEL_STREAM
+)
