@@ -150,10 +150,13 @@ def extract(
                 yield SeriesKey(figure.name, labels), value
 
 
-def extract_weighted(snapshot: model.Snapshot) -> Iterator[tuple[SeriesKey, float, float | None]]:
+def extract_weighted(
+    snapshot: model.Snapshot, repeated: frozenset[str] = frozenset()
+) -> Iterator[tuple[SeriesKey, float, float | None]]:
     """`extract` with each value's weight (`Figure.weight`: the interval's requests, seconds, …),
     1.0 for a figure whose samples weigh alike and None for a weighted value whose weight the
-    snapshot lacks (it then counts in a bucket's extremes, not in its mean)."""
+    snapshot lacks (it then counts in a bucket's extremes, not in its mean); 0 for the
+    entities of a server in `repeated` (`repeated_servers`)."""
     reading = Reading(snapshot)
     objects: dict[str, list[tuple[tuple[tuple[str, str], ...], Any]]] = {}
     for figure in HISTORY:
@@ -164,11 +167,15 @@ def extract_weighted(snapshot: model.Snapshot) -> Iterator[tuple[SeriesKey, floa
         for labels, obj in items:
             value = as_number(read(obj))
             if value is not None:
-                yield (
-                    SeriesKey(figure.name, labels),
-                    value,
-                    1.0 if weight is None else as_number(weight.read(obj)),
-                )
+                w = 1.0 if weight is None else as_number(weight.read(obj))
+                if (
+                    weight is not None
+                    and w is not None
+                    and repeated
+                    and dict(labels).get("server") in repeated
+                ):
+                    w = 0.0
+                yield SeriesKey(figure.name, labels), value, w
 
 
 def entity_series(kind: str) -> tuple[str, ...]:
@@ -177,17 +184,39 @@ def entity_series(kind: str) -> tuple[str, ...]:
 
 
 def entity_values(
-    snapshot: model.Snapshot,
+    snapshot: model.Snapshot, repeated: frozenset[str] = frozenset()
 ) -> Iterator[tuple[str, tuple[tuple[str, str], ...], tuple[float | None, ...]]]:
     """The wide form of `extract`: each entity of a snapshot once, as (entity kind, labels,
     values in the order of `entity_series(kind)`, then the weights in `entity_weights(kind)`
     order), with the same values as `extract` and None where `extract` gives no point. For
-    stores that keep one row per entity and tick."""
+    stores that keep one row per entity and tick. The weights of the entities of a server in
+    `repeated` (`repeated_servers`: not polled again since the last snapshot, whose interval
+    this one shows again) are 0: shown again, not counted again."""
     reading = Reading(snapshot)
     for kind in HISTORY_KINDS:
-        readers = tuple(f.read for f in HISTORY_BY_KIND[kind.name]) + _weight_readers(kind.name)
+        readers = tuple(f.read for f in HISTORY_BY_KIND[kind.name])
+        weights = _weight_readers(kind.name)
         for obj in kind.each(reading):
-            yield kind.name, kind.label_pairs(obj), tuple(as_number(read(obj)) for read in readers)
+            labels = kind.label_pairs(obj)
+            values = tuple(as_number(read(obj)) for read in readers)
+            if weights and repeated and dict(labels).get("server") in repeated:
+                weighed = tuple(None if as_number(read(obj)) is None else 0.0 for read in weights)
+            else:
+                weighed = tuple(as_number(read(obj)) for read in weights)
+            yield kind.name, labels, values + weighed
+
+
+def repeated_servers(polled: dict[str, float], snapshot: model.Snapshot) -> frozenset[str]:
+    """The Triton servers of `snapshot` whose status is the one the last snapshot had (no poll
+    finished in between: the same `polled_at`), given `polled`, each server's last `polled_at`,
+    which this updates. Their intervals are shown again, and must not be counted again."""
+    same = set()
+    for server in snapshot.triton:
+        if server.polled_at is not None and polled.get(server.name) == server.polled_at:
+            same.add(server.name)
+        if server.polled_at is not None:
+            polled[server.name] = server.polled_at
+    return frozenset(same)
 
 
 def _weight_readers(kind: str) -> tuple[Any, ...]:
@@ -235,7 +264,8 @@ def downsample(
     """Bucket (timestamp, value) or (timestamp, value, weight) tuples into at most `points`
     buckets of whole resolutions (`bucket_grid`). A bucket's mean is Σ(value × weight) / Σ weight (weight 1
     where none is given); a value without its weight (None) counts in the extremes only, and a
-    bucket whose weights add up to nothing has no point."""
+    bucket whose weights add up to 0 (every value in it shown again, not counted again) has the
+    plain mean of its values."""
     origin, width = bucket_grid(resolution, start, end, points)
     buckets: dict[float, list[float]] = {}
     for item in raw:
@@ -243,15 +273,17 @@ def downsample(
         weight = item[2] if len(item) > 2 else 1.0
         if start <= ts <= end:
             bucket = origin + bucket_index(ts, origin, width, points) * width
-            acc = buckets.setdefault(bucket, [0.0, 0.0, value, value])
+            acc = buckets.setdefault(bucket, [0.0, 0.0, value, value, 0.0, 0.0])
             if weight is not None:
                 acc[0] += value * weight
                 acc[1] += weight
+                acc[4] += value
+                acc[5] += 1
             acc[2], acc[3] = min(acc[2], value), max(acc[3], value)
     out = tuple(
-        Point(b, total / weight, low, high)
-        for b, (total, weight, low, high) in sorted(buckets.items())
-        if weight > 0
+        Point(b, total / weight if weight > 0 else plain / count, low, high)
+        for b, (total, weight, low, high, plain, count) in sorted(buckets.items())
+        if count
     )
     return width, out
 
@@ -267,12 +299,14 @@ class MemoryHistory:
         self._lock = threading.Lock()
         self._series: dict[SeriesKey, deque[tuple[float, float, float | None]]] = {}
         self._events: deque[model.Event] = deque(maxlen=keep_events)
+        self._polled: dict[str, float] = {}
 
     def add(self, snapshot: model.Snapshot) -> None:
         """Subscribe this to the engine: `engine.subscribe(history.add)`."""
         cutoff = snapshot.timestamp - self._keep
         with self._lock:
-            for key, value, weight in extract_weighted(snapshot):
+            repeated = repeated_servers(self._polled, snapshot)
+            for key, value, weight in extract_weighted(snapshot, repeated):
                 ring = self._series.get(key)
                 if ring is None:
                     ring = self._series[key] = deque()

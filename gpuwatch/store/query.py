@@ -150,23 +150,35 @@ class StoreHistory:
                     hi_ms=seg_hi,
                     grid=(origin_ms, width_ms, max(1, points)),
                 )
-                for entity_id, bucket, total, count, low, high in rows:
-                    if not count:
+                for entity_id, bucket, total, count, low, high, plain, plain_count in rows:
+                    if not plain_count:
                         continue
                     acc = sums.get((entity_id, bucket))
                     if acc is None:
-                        sums[(entity_id, bucket)] = [float(total), float(count), low, high]
+                        sums[(entity_id, bucket)] = [
+                            float(total),
+                            float(count),
+                            low,
+                            high,
+                            float(plain),
+                            float(plain_count),
+                        ]
                     else:
                         acc[0] += total
                         acc[1] += count
                         acc[2] = min(acc[2], low)
                         acc[3] = max(acc[3], high)
+                        acc[4] += plain
+                        acc[5] += plain_count
         by_entity: dict[int, list[series.Point]] = {}
-        for (entity_id, bucket), (total, count, low, high) in sorted(sums.items()):
+        for (entity_id, bucket), (total, count, low, high, plain, plain_count) in sorted(sums.items()):
+            # Weights adding up to 0: every interval in the bucket one shown again (`series.
+            # repeated_servers`), not counted again; the bucket's value is their plain mean.
+            mean = total / count if count > 0 else plain / plain_count
             by_entity.setdefault(entity_id, []).append(
                 series.Point(
                     bucket / 1000,
-                    figure.decode(total / count),
+                    figure.decode(mean),
                     figure.decode(low),
                     figure.decode(high),
                 )
@@ -239,7 +251,7 @@ class StoreHistory:
         lo_ms: int,
         hi_ms: int,
         grid: tuple[int, int, int],
-    ) -> list[tuple[int, int, float, float, float, float]]:
+    ) -> list[tuple[int, int, float, float, float, float, float, float]]:
         table = self._schema.table(kind, tier_index)
         if not self._has_column(conn, table.name, column if tier_index == 0 else f"{column}_mean"):
             return []  # a series this database is older than
@@ -253,19 +265,24 @@ class StoreHistory:
             present = value
             if weight_column is None:
                 aggregates: list[Any] = [func.sum(value), func.count(value)]
+                plain: list[Any] = [func.sum(value), func.count(value)]
             else:
                 weight = table.c[weight_column]
                 aggregates = [func.total(value * weight), func.total(weight)]
-            aggregates += [func.min(value), func.max(value)]
+                plain = [func.total(case((weight.is_not(None), value))), func.count(weight)]
+            aggregates += [func.min(value), func.max(value), *plain]
         else:
             mean, samples = table.c[f"{column}_mean"], table.c.samples
             present = mean
             weight = samples if weight_column is None else table.c[weight_column]
+            weighed = case((mean.is_not(None), weight))
             aggregates = [
                 func.total(mean * weight),
-                func.total(case((mean.is_not(None), weight))),
+                func.total(weighed),
                 func.min(table.c[f"{column}_min"]),
                 func.max(table.c[f"{column}_max"]),
+                func.total(case((weighed.is_not(None), mean))),
+                func.count(weighed),
             ]
         query = (
             select(table.c.entity_id, bucket, *aggregates)
