@@ -180,10 +180,11 @@ def test_bursty_history_is_request_weighted_and_percentiles_are_the_servers(
         stored = point.mean * 1e9
         assert abs(stored - truth) <= 0.02 * truth, (name, stored, truth)
         assert abs(stored - truth) <= 200, (name, stored, truth)  # 0.2 µs: the store's precision
+    (queue,) = store.history.query("model_average_queue_seconds", {}, start + 0.001, end, 1)
     print(
         f"requests {requests}; queue per request: truth {truth_queue / 1e6:.3f} ms, stored "
-        f"{store.history.query('model_average_queue_seconds', {}, start + 0.001, end, 1)[0].points[0].mean * 1e3:.3f}"
-        f" ms, mean of per-second means {unweighted / 1e6:.3f} ms; compute {truth_infer / 1e6:.3f} ms"
+        f"{queue.points[0].mean * 1e3:.3f} ms, mean of per-second means {unweighted / 1e6:.3f} ms; "
+        f"compute {truth_infer / 1e6:.3f} ms"
     )
     store.close()
     assert theirs and set(theirs) == set(shown), (theirs, shown)
