@@ -15,6 +15,9 @@ ratio between them (speed is never asserted in tests; this prints it):
    a store without tiers would have to scan.
 3. Database size per GPU-day for each tier, and at the default retention, against the same
    ticks stored as REAL columns and as one row per value (the Home Assistant recorder's shape).
+4. Database size per Triton model-day, raw seconds and minute rollups, with the weights the
+   weighted history keeps (schema 2) against the same rows without them (schema 1's columns).
+   `--model-day` runs this part alone (a few seconds: an hour of 20 busy models and 20 idle).
 
 How the 30 days are filled, fast but through the store where it matters: the newest 24 hours
 are 86 400 ticks of 8 recorded GPUs (the real H100 trace, `gpuwatch.demo.nvml`)
@@ -412,12 +415,87 @@ def bench_size(db: Path, workdir: Path, gpu_ticks: list[tuple[model.GpuSample, .
     print(f"   whole file after the 30-day fill: {db.stat().st_size / mib:.0f} MiB")
 
 
+# --------------------------------------------------------------------------- 4. model-day size
+
+
+def _idle_models(status: model.TritonServerStatus) -> model.TritonServerStatus:
+    """The same server with MODELS more models that served nothing (rates 0, no averages)."""
+    idle = [
+        model.ModelStats(
+            server="local",
+            name=f"idle-{i:02d}",
+            version="1",
+            state="READY",
+            pending_requests=0,
+            interval=model.ModelInterval(
+                interval_seconds=1.0,
+                requests_per_second=0.0,
+                inferences_per_second=0.0,
+                executions_per_second=0.0,
+                failures_per_second=0.0,
+                mean_queue_depth=0.0,
+            ),
+        )
+        for i in range(MODELS)
+    ]
+    return dataclasses.replace(status, models=status.models + tuple(idle))
+
+
+def bench_model_size(workdir: Path) -> None:
+    rng = random.Random(11)
+    triton = [(_idle_models(synthetic_models(rng)[0]),) for _ in range(30)]
+    db = workdir / "models.db"
+    clock = Clock(END - 3600)
+    store = open_store(settings_for(db, write_queue_max=1_000_000), clock=clock)
+    for i, snap in enumerate(snapshots([()], END - 3600, 3600, triton)):
+        clock.now = snap.timestamp
+        store.submit(snap)
+        if i % 500 == 499:
+            store.flush(600)
+    clock.now = END
+    store.flush(600)
+    store.close()
+    before = workdir / "models-without-weights.db"
+    shutil.copy(db, before)
+    conn = sqlite3.connect(before)
+    for table in ("model_raw", "model_60s"):
+        for column in _columns_sqlite(conn, table):
+            if column.endswith("_weight") or column.startswith("weight_"):
+                conn.execute(f'ALTER TABLE {table} DROP COLUMN "{column}"')
+    conn.commit()
+    conn.execute("VACUUM")
+    conn.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("VACUUM")
+    kib = 1024
+    print(f"4. database size per Triton model-day ({MODELS} busy and {MODELS} idle models, an hour × 24)")
+    for label, table, scale in (("raw seconds", "model_raw", 24), ("minute rollups", "model_60s", 24)):
+        without = table_bytes(before)[table] / (2 * MODELS) * scale
+        with_weights = table_bytes(db)[table] / (2 * MODELS) * scale
+        print(
+            f"   {label:15} {without / kib:8.0f} KiB/model-day without weights, "
+            f"{with_weights / kib:8.0f} KiB with them (× {with_weights / without:.2f})"
+        )
+
+
+def _columns_sqlite(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="keep the databases in this directory")
+    parser.add_argument("--model-day", action="store_true", help="only part 4, the size per model-day")
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="gpuwatch-store-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.model_day:
+        try:
+            bench_model_size(workdir)
+        finally:
+            if args.keep is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return
     try:
         gpu_ticks = recorded_gpus(40)
         bench_write(workdir, gpu_ticks)
@@ -429,6 +507,7 @@ def main() -> None:
         finally:
             store.close()
         bench_size(db, workdir, gpu_ticks)
+        bench_model_size(workdir)
     finally:
         if args.keep is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -434,6 +434,24 @@ class ModelState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class LatencyPercentiles:
+    """Triton's own latency quantiles for one model version, in seconds, where the server
+    serves its summaries (`--metrics-config summary_latencies=true`): over Triton's sliding
+    window (`summary_max_age`, 60 s by default), not over the poll interval. None for a
+    quantile the window has no observation for."""
+
+    request_p50_seconds: float | None = None
+    request_p90_seconds: float | None = None
+    request_p99_seconds: float | None = None
+    queue_p50_seconds: float | None = None
+    queue_p90_seconds: float | None = None
+    queue_p99_seconds: float | None = None
+    compute_infer_p50_seconds: float | None = None
+    compute_infer_p90_seconds: float | None = None
+    compute_infer_p99_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelTotals:
     """Cumulative counters since the model version was loaded (or the server started)."""
 
@@ -528,6 +546,9 @@ class ModelStats:
     mig_uuids: tuple[str, ...] = ()
     """The MIG devices this model's instances run on, where its GPUs are in MIG mode: from its
     `gpu_uuids` that are MIG UUIDs, else the MIG devices its server's processes run on there."""
+    latency_percentiles: LatencyPercentiles | None = None
+    """Triton's latency summaries where the server serves them; None where its /metrics has
+    none (started without `--metrics-config summary_latencies=true`) or did not answer."""
 
 
 @dataclass(frozen=True, slots=True)

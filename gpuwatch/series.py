@@ -150,22 +150,86 @@ def extract(
                 yield SeriesKey(figure.name, labels), value
 
 
+def extract_weighted(
+    snapshot: model.Snapshot, repeated: frozenset[str] = frozenset()
+) -> Iterator[tuple[SeriesKey, float, float | None]]:
+    """`extract` with each value's weight (`Figure.weight`: the interval's requests, seconds, …),
+    1.0 for a figure whose samples weigh alike and None for a weighted value whose weight the
+    snapshot lacks (it then counts in a bucket's extremes, not in its mean); 0 for the
+    entities of a server in `repeated` (`repeated_servers`)."""
+    reading = Reading(snapshot)
+    objects: dict[str, list[tuple[tuple[tuple[str, str], ...], Any]]] = {}
+    for figure in HISTORY:
+        kind, read, weight = figure.entity, figure.read, figure.weight
+        items = objects.get(kind.name)
+        if items is None:
+            items = objects[kind.name] = [(kind.label_pairs(obj), obj) for obj in kind.each(reading)]
+        for labels, obj in items:
+            value = as_number(read(obj))
+            if value is not None:
+                w = 1.0 if weight is None else as_number(weight.read(obj))
+                if (
+                    weight is not None
+                    and w is not None
+                    and repeated
+                    and dict(labels).get("server") in repeated
+                ):
+                    w = 0.0
+                yield SeriesKey(figure.name, labels), value, w
+
+
 def entity_series(kind: str) -> tuple[str, ...]:
     """The series of one entity kind ("gpu", "mig", "model", "server"), in catalog order."""
     return tuple(f.name for f in HISTORY_BY_KIND.get(kind, ()))
 
 
 def entity_values(
-    snapshot: model.Snapshot,
+    snapshot: model.Snapshot, repeated: frozenset[str] = frozenset()
 ) -> Iterator[tuple[str, tuple[tuple[str, str], ...], tuple[float | None, ...]]]:
     """The wide form of `extract`: each entity of a snapshot once, as (entity kind, labels,
-    values in the order of `entity_series(kind)`), with the same values as `extract` and None
-    where `extract` gives no point. For stores that keep one row per entity and tick."""
+    values in the order of `entity_series(kind)`, then the weights in `entity_weights(kind)`
+    order), with the same values as `extract` and None where `extract` gives no point. For
+    stores that keep one row per entity and tick. The weights of the entities of a server in
+    `repeated` (`repeated_servers`: not polled again since the last snapshot, whose interval
+    this one shows again) are 0: shown again, not counted again."""
     reading = Reading(snapshot)
     for kind in HISTORY_KINDS:
         readers = tuple(f.read for f in HISTORY_BY_KIND[kind.name])
+        weights = _weight_readers(kind.name)
         for obj in kind.each(reading):
-            yield kind.name, kind.label_pairs(obj), tuple(as_number(read(obj)) for read in readers)
+            labels = kind.label_pairs(obj)
+            values = tuple(as_number(read(obj)) for read in readers)
+            if weights and repeated and dict(labels).get("server") in repeated:
+                weighed = tuple(None if as_number(read(obj)) is None else 0.0 for read in weights)
+            else:
+                weighed = tuple(as_number(read(obj)) for read in weights)
+            yield kind.name, labels, values + weighed
+
+
+def repeated_servers(polled: dict[str, float], snapshot: model.Snapshot) -> frozenset[str]:
+    """The Triton servers of `snapshot` whose status is the one the last snapshot had (no poll
+    finished in between: the same `polled_at`), given `polled`, each server's last `polled_at`,
+    which this updates. Their intervals are shown again, and must not be counted again."""
+    same = set()
+    for server in snapshot.triton:
+        if server.polled_at is not None and polled.get(server.name) == server.polled_at:
+            same.add(server.name)
+        if server.polled_at is not None:
+            polled[server.name] = server.polled_at
+    return frozenset(same)
+
+
+def _weight_readers(kind: str) -> tuple[Any, ...]:
+    weights = {f.weight.column: f.weight.read for f in HISTORY_BY_KIND.get(kind, ()) if f.weight is not None}
+    return tuple(weights.values())
+
+
+def entity_weights(kind: str) -> tuple[str, ...]:
+    """The weights of one entity kind's series (`Weight.column`), each once, in catalog order:
+    their order after the values in `entity_values`."""
+    return tuple(
+        dict.fromkeys(f.weight.column for f in HISTORY_BY_KIND.get(kind, ()) if f.weight is not None)
+    )
 
 
 def matches(key: SeriesKey, match: dict[str, str]) -> bool:
@@ -173,17 +237,54 @@ def matches(key: SeriesKey, match: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in match.items())
 
 
-def downsample(
-    raw: list[tuple[float, float]], start: float, end: float, points: int, resolution: float
-) -> tuple[float, tuple[Point, ...]]:
-    """Bucket (timestamp, value) pairs into at most `points` buckets of whole resolutions."""
+def bucket_grid(resolution: float, start: float, end: float, points: int) -> tuple[float, float]:
+    """Where a query's buckets start and how wide they are: `origin` is `start` rounded down to
+    a whole resolution, `width` the smallest whole multiple of the resolution at least
+    span / points. Bucket k is [origin + k·width, origin + (k + 1)·width), except that the last,
+    bucket points − 1, also takes what lies past it (at most one resolution, and the end of the
+    range itself): never more than `points` buckets (`bucket_index`). A range aligned to its
+    width (the TUI's, whose slots are on the epoch grid) has its buckets on its slots."""
+    origin = math.floor(start / resolution) * resolution
     span = max(end - start, resolution)
-    width = max(resolution, math.ceil(span / max(1, points) / resolution) * resolution)
+    width = max(resolution, math.ceil(span / max(1, points) / resolution - 1e-9) * resolution)
+    return origin, width
+
+
+def bucket_index(timestamp: float, origin: float, width: float, points: int) -> int:
+    return min(max(1, points) - 1, math.floor((timestamp - origin) / width))
+
+
+def downsample(
+    raw: list[tuple[float, float]] | list[tuple[float, float, float | None]],
+    start: float,
+    end: float,
+    points: int,
+    resolution: float,
+) -> tuple[float, tuple[Point, ...]]:
+    """Bucket (timestamp, value) or (timestamp, value, weight) tuples into at most `points`
+    buckets of whole resolutions (`bucket_grid`). A bucket's mean is Σ(value × weight) / Σ weight (weight 1
+    where none is given); a value without its weight (None) counts in the extremes only, and a
+    bucket whose weights add up to 0 (every value in it shown again, not counted again) has the
+    plain mean of its values."""
+    origin, width = bucket_grid(resolution, start, end, points)
     buckets: dict[float, list[float]] = {}
-    for ts, value in raw:
+    for item in raw:
+        ts, value = item[0], item[1]
+        weight = item[2] if len(item) > 2 else 1.0
         if start <= ts <= end:
-            buckets.setdefault(math.floor(ts / width) * width, []).append(value)
-    out = tuple(Point(b, sum(v) / len(v), min(v), max(v)) for b, v in sorted(buckets.items()))
+            bucket = origin + bucket_index(ts, origin, width, points) * width
+            acc = buckets.setdefault(bucket, [0.0, 0.0, value, value, 0.0, 0.0])
+            if weight is not None:
+                acc[0] += value * weight
+                acc[1] += weight
+                acc[4] += value
+                acc[5] += 1
+            acc[2], acc[3] = min(acc[2], value), max(acc[3], value)
+    out = tuple(
+        Point(b, total / weight if weight > 0 else plain / count, low, high)
+        for b, (total, weight, low, high, plain, count) in sorted(buckets.items())
+        if count
+    )
     return width, out
 
 
@@ -196,18 +297,20 @@ class MemoryHistory:
     def __init__(self, keep_seconds: float = 3600.0, keep_events: int = 1000) -> None:
         self._keep = keep_seconds
         self._lock = threading.Lock()
-        self._series: dict[SeriesKey, deque[tuple[float, float]]] = {}
+        self._series: dict[SeriesKey, deque[tuple[float, float, float | None]]] = {}
         self._events: deque[model.Event] = deque(maxlen=keep_events)
+        self._polled: dict[str, float] = {}
 
     def add(self, snapshot: model.Snapshot) -> None:
         """Subscribe this to the engine: `engine.subscribe(history.add)`."""
         cutoff = snapshot.timestamp - self._keep
         with self._lock:
-            for key, value in extract(snapshot):
+            repeated = repeated_servers(self._polled, snapshot)
+            for key, value, weight in extract_weighted(snapshot, repeated):
                 ring = self._series.get(key)
                 if ring is None:
                     ring = self._series[key] = deque()
-                ring.append((snapshot.timestamp, value))
+                ring.append((snapshot.timestamp, value, weight))
                 while ring and ring[0][0] < cutoff:
                     ring.popleft()
             self._events.extend(snapshot.events)
@@ -220,7 +323,7 @@ class MemoryHistory:
         with self._lock:
             selected = [(k, list(v)) for k, v in self._series.items() if k.name == name and matches(k, match)]
         for key, raw in sorted(selected, key=lambda kv: kv[0].labels):
-            times = [t for t, _ in raw]
+            times = [item[0] for item in raw]
             lo, hi = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
             width, pts = downsample(raw[lo:hi], start, end, points, 1.0)
             out.append(SeriesData(key, width, pts))

@@ -86,6 +86,17 @@ def model_stats(
         ),
         interval=interval,
         llm_metrics={"nv_trt_llm_kv_cache_block_metrics_used": 512.0} if name.startswith("llm") else {},
+        latency_percentiles=model.LatencyPercentiles(
+            request_p50_seconds=0.0035,
+            request_p90_seconds=0.0061,
+            request_p99_seconds=0.0125,
+            queue_p50_seconds=0.0009,
+            queue_p90_seconds=0.0021,
+            queue_p99_seconds=0.0048,
+            compute_infer_p50_seconds=0.0024,
+            compute_infer_p90_seconds=0.0031,
+            compute_infer_p99_seconds=0.0052,
+        ),
     )
 
 

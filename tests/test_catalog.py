@@ -237,7 +237,9 @@ def test_metrics_and_history_give_the_same_value_for_every_kept_figure(which: in
     wide = {
         (name, labels): value
         for kind, labels, values in series.entity_values(snap)
-        for name, value in zip(series.entity_series(kind), values, strict=True)
+        for name, value in zip(
+            series.entity_series(kind), values[: len(series.entity_series(kind))], strict=True
+        )
         if value is not None
     }
     assert wide == {(key.name, key.labels): value for key, value in series.extract(snap)}
@@ -325,13 +327,24 @@ def test_every_kept_figure_is_a_column_of_its_kinds_tables(tmp_path: Path, clock
     store.close()
     for kind in index.HISTORY_KINDS:
         names = [f.name for f in index.HISTORY_BY_KIND[kind.name]]
+        weights = [f"{f.name}_weight" for f in index.HISTORY_BY_KIND[kind.name] if f.weight is not None]
         raw = [r[1] for r in rows(db, f"PRAGMA table_info({kind.name}_raw)")]
-        assert raw == ["key", "entity_id", *names], kind.name
+        assert raw == ["key", "entity_id", *names, *series.entity_weights(kind.name)], kind.name
         for tier in ("60s", "3600s"):
             rolled = {r[1] for r in rows(db, f"PRAGMA table_info({kind.name}_{tier})")}
             assert {f"{n}_{part}" for n in names for part in ("min", "mean", "max")} <= rolled, kind.name
+            assert set(weights) <= rolled, kind.name
     assert {f.series: f.scale for fs in figures.FIGURES.values() for f in fs} == {
         f.name: f.stored_scale for f in index.HISTORY
+    }
+    # A weight's scale is part of the file's format too (schema version 2).
+    assert dict(figures.RAW_WEIGHTS["model"]) == {
+        "weight_ms": 1000,
+        "weight_executions": 1,
+        "weight_requests": 1,
+        "weight_computed_requests": 1,
+        "weight_request_us": 1_000_000,
+        "weight_compute_infer_us": 1_000_000,
     }
 
 

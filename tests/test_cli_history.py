@@ -77,6 +77,16 @@ def test_query_prints_each_series_in_80_columns(db: Path, capsys: pytest.Capture
     assert "     179.5 W     150.0 W     209.0 W" in blocks[1]
 
 
+def test_query_points_1_is_one_point(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Cut at the epoch, a window one bucket wide straddled two: `--points 1` printed 2.
+    for since in ("1h", "10m", "5m", "2m"):
+        args = ("query", "gpu_power_watts", "--gpu", "1", "--since", since, "--points", "1", "--json")
+        code, out, _ = _run(capsys, *args, "--db", str(db))
+        assert code == 0
+        (result,) = json.loads(out)["result"]
+        assert len(result["points"]) == 1, since
+
+
 def test_query_json_is_what_the_history_gives(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(
         capsys, "query", "gpuwatch_gpu_power_watts", "--gpu", "1", "--points", "7", "--json", "--db", str(db)

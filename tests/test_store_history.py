@@ -115,7 +115,14 @@ def test_values_are_kept_at_their_stated_precision(store: Store, clock: ManualCl
         return snapshot(
             HOUR_ALIGNED + i,
             [gpu(0, power_watts=70.56125, utilization_ratio=0.123456, energy_joules=2959.1064)],
-            [model_stats("m", average_queue_seconds=0.00012345678, requests_per_second=math.nan)],
+            [
+                model_stats(
+                    "m",
+                    average_queue_seconds=0.00012345678,
+                    requests_per_second=3.0,
+                    failures_per_second=math.nan,
+                )
+            ],
         )
 
     _fill(store, clock, 1, make)
@@ -128,7 +135,7 @@ def test_values_are_kept_at_their_stated_precision(store: Store, clock: ManualCl
     assert value("gpu_utilization_ratio") == 0.1235  # 0.01 %
     assert value("gpu_energy_joules") == 2959.106  # millijoules
     assert value("model_average_queue_seconds") == 0.0001235  # 0.1 µs
-    assert store.history.query("model_requests_per_second", {}, HOUR_ALIGNED, HOUR_ALIGNED, 1) == []
+    assert store.history.query("model_failures_per_second", {}, HOUR_ALIGNED, HOUR_ALIGNED, 1) == []
 
 
 def _sawtooth(i: int) -> model.Snapshot:
@@ -249,7 +256,9 @@ def test_the_wide_form_of_a_snapshot_holds_what_extract_gives() -> None:
         wide = {
             series.SeriesKey(name, labels): value
             for kind, labels, values in series.entity_values(snap)
-            for name, value in zip(series.entity_series(kind), values, strict=True)
+            for name, value in zip(
+                series.entity_series(kind), values[: len(series.entity_series(kind))], strict=True
+            )
             if value is not None
         }
         assert wide == dict(series.extract(snap))
@@ -270,3 +279,30 @@ def test_a_range_reaching_past_the_row_keys_is_cut_there_not_an_error(
         (p,) = x.points  # one bucket as wide as the range
         assert p.minimum == min(q.minimum for q in y.points)
         assert p.maximum == max(q.maximum for q in y.points)
+
+
+@pytest.mark.parametrize("points", [1, 2, 3, 7, 60, 200])
+@pytest.mark.parametrize("resolution", [1.0, 60.0, 3600.0])
+def test_never_more_buckets_than_points(points: int, resolution: float) -> None:
+    # Cut at the epoch, a window one bucket wide straddled two (`query --points 1` printed 2).
+    for start in (1_800_000_000.0, 1_800_000_000.4, 1_800_000_017.0, 1_800_000_059.9):
+        for span in (1.0, 59.0, 60.0, 61.0, 3600.0, 86_400.0, 86_401.0):
+            origin, width = series.bucket_grid(resolution, start, start + span, points)
+            assert origin <= start and width % resolution == 0
+            assert origin % resolution == 0  # every stored row of the tier lies in one bucket
+            raw = [(start + span * i / 500, 1.0) for i in range(501)]
+            found = series.downsample(raw, start, start + span, points, resolution)[1]
+            assert 1 <= len(found) <= points
+            assert all(p.timestamp == origin + k * width for k, p in enumerate(found) if len(found) == points)
+
+
+@pytest.mark.parametrize(
+    ("span", "points"), [(1, 1), (7, 1), (59, 1), (61, 2), (299, 3), (3599, 1), (200, 200)]
+)
+def test_a_stored_query_never_gives_more_buckets_than_points(
+    store: Store, clock: ManualClock, span: int, points: int
+) -> None:
+    _fill(store, clock, 3700)
+    for start in (HOUR_ALIGNED + 13.4, HOUR_ALIGNED + 59, HOUR_ALIGNED + 60):
+        for data in store.history.query("gpu_power_watts", {"gpu": "0"}, start, start + span, points):
+            assert 1 <= len(data.points) <= points, (start, span)

@@ -10,7 +10,11 @@ object), its unit and meaning, its Prometheus name, type and scale, and — for 
 history keeps — the integer scale of its column. Three shapes:
 
 - `Figure`: one value per entity (`gpu_power_watts{gpu,uuid}`); the only shape the history
-  can keep, as a column of its entity kind's tables named after the figure;
+  can keep, as a column of its entity kind's tables named after the figure. A kept figure that
+  is a ratio of sums over an interval (a mean queue time, a rate) declares its `weight`: the
+  interval's denominator (its requests, its seconds), which the store keeps beside it, so that
+  every longer window's value is Σ(value × weight) / Σ weight, the ratio of the sums, never a
+  mean of means;
 - `LabelledFigure`: several values per entity told apart by more labels (`gpu_state{state}`,
   `model_llm_value{metric}`, the `*_info` families), for /metrics only;
 - `HistogramFigure`: a Prometheus histogram (`model_batch_size`), for /metrics only.
@@ -60,6 +64,20 @@ MILLIONTHS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
+class Weight(Generic[T]):
+    """What one value of a weighted figure stands for: the denominator of its ratio over its
+    interval (requests, executions, seconds), read from the same object. The raw tier stores
+    round(weight × scale) once per row in `column`, however many figures share the weight."""
+
+    name: str
+    """In words, for docs/metrics.md: "requests", "seconds"."""
+    column: str
+    """The raw tier's column: `weight_` and the weight's unit ("weight_ms", "weight_requests")."""
+    read: Callable[[T], Value]
+    scale: int
+
+
+@dataclass(frozen=True, slots=True)
 class Figure(Generic[T]):
     """One value per entity: a gauge or a counter, and a history series when `stored_scale` is set."""
 
@@ -78,6 +96,9 @@ class Figure(Generic[T]):
     """Exported value = read value × this (MHz → hertz is 1e6)."""
     stored_scale: int | None = None
     """Stored integer = round(read value × this); None for a figure the history does not keep."""
+    weight: Weight[T] | None = None
+    """For a kept ratio: what each value weighs when a window is averaged; None for a figure
+    whose samples weigh alike (one per tick)."""
 
     @property
     def labels(self) -> Labels:
@@ -159,13 +180,15 @@ def gauge(
     *,
     unit: str = "",
     stored: int | None = None,
+    weight: Weight[T] | None = None,
     exported_as: str | None = None,
     metric_scale: float = 1.0,
 ) -> Figure[T]:
-    """A gauge; `stored` (one of the precisions above) keeps it in history, `exported_as` names
-    its Prometheus family where that differs from `name` (a clock exported in hertz)."""
+    """A gauge; `stored` (one of the precisions above) keeps it in history, `weight` makes its
+    history a weighted one, `exported_as` names its Prometheus family where that differs from
+    `name` (a clock exported in hertz)."""
     metric = PREFIX + (exported_as or name)
-    return Figure(name, entity, read, help, metric, unit, "gauge", metric_scale, stored)
+    return Figure(name, entity, read, help, metric, unit, "gauge", metric_scale, stored, weight)
 
 
 def counter(

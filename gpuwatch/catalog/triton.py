@@ -4,7 +4,10 @@ Place in the flow: declarations read by every face through `catalog.index` (see
 `catalog.figures` for what a declaration holds). `triton_up`, `model_up`, the pending count
 and the per-interval figures are kept in history (the `server` and `model` tables); the rest
 is /metrics only. Averages over a window are ratios of the counters: the per-interval figures
-describe one poll interval only.
+describe one poll interval only, and each declares its `Weight` (the interval's seconds,
+requests, executions, or time that its value is a share of), which the store keeps beside
+it: the history of a longer window is Σ(value × weight) / Σ weight, which is Δqueue_ns /
+Δcount of the whole window (docs/triton.md), not a mean of per-interval means.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from gpuwatch.catalog.figures import (
     WHOLE,
     AnyFigure,
     Labels,
+    Weight,
     counter,
     gauge,
     histogram,
@@ -44,6 +48,54 @@ def _interval(
 ) -> Callable[[model.ModelStats], float | None]:
     """A figure of the last poll interval: None before the second poll and right after a reset."""
     return lambda m: None if m.interval is None else read(m.interval)
+
+
+def _requests(i: model.ModelInterval) -> float | None:
+    # rate × interval is the interval's count (to 1e-15), rounded back to it when stored.
+    rate = i.requests_per_second
+    return None if rate is None else rate * i.interval_seconds
+
+
+def _computed(i: model.ModelInterval) -> float | None:
+    """Requests that ran the model: less the cache hits (Triton's compute counts)."""
+    requests = _requests(i)
+    return None if requests is None else requests * (1.0 - (i.cache_hit_ratio or 0.0))
+
+
+def _executions(i: model.ModelInterval) -> float | None:
+    rate = i.executions_per_second
+    return None if rate is None else rate * i.interval_seconds
+
+
+def _request_time(i: model.ModelInterval) -> float | None:
+    requests, average = _requests(i), i.average_request_seconds
+    return None if requests is None or average is None else requests * average
+
+
+def _infer_time(i: model.ModelInterval) -> float | None:
+    computed, average = _computed(i), i.average_compute_infer_seconds
+    return None if computed is None or average is None else computed * average
+
+
+BY_SECONDS = Weight("seconds", "weight_ms", _interval(lambda i: i.interval_seconds), THOUSANDTHS)
+"""A rate or a Little's-law depth weighs with its interval's length (stored in ms)."""
+BY_REQUESTS = Weight("requests", "weight_requests", _interval(_requests), WHOLE)
+"""A per-request average weighs with its interval's successful requests."""
+BY_COMPUTED = Weight("computed requests", "weight_computed_requests", _interval(_computed), WHOLE)
+"""A compute average weighs with the requests that ran the model (cache hits do not)."""
+BY_EXECUTIONS = Weight("executions", "weight_executions", _interval(_executions), WHOLE)
+"""A per-execution figure (batch size, fill, preferred share) weighs with its executions."""
+BY_REQUEST_TIME = Weight("request seconds", "weight_request_us", _interval(_request_time), MILLIONTHS)
+"""A share of request time weighs with the interval's total request time (stored in µs)."""
+BY_INFER_TIME = Weight("compute seconds", "weight_compute_infer_us", _interval(_infer_time), MILLIONTHS)
+"""A ratio to compute time weighs with the interval's total compute time (stored in µs)."""
+
+
+def _percentile(
+    read: Callable[[model.LatencyPercentiles], float | None],
+) -> Callable[[model.ModelStats], float | None]:
+    """A quantile of Triton's latency summaries: None where the server serves none."""
+    return lambda m: None if m.latency_percentiles is None else read(m.latency_percentiles)
 
 
 def _by_reason(counts: dict[str, int] | dict[str, float]) -> Iterable[tuple[Labels, float | int]]:
@@ -221,6 +273,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.requests_per_second),
         "Requests per second over the last poll interval.",
         stored=THOUSANDTHS,
+        weight=BY_SECONDS,
     ),
     gauge(
         "model_inferences_per_second",
@@ -228,6 +281,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.inferences_per_second),
         "Inferences per second over the last poll interval.",
         stored=THOUSANDTHS,
+        weight=BY_SECONDS,
     ),
     gauge(
         "model_executions_per_second",
@@ -235,6 +289,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.executions_per_second),
         "Executions per second over the last poll interval.",
         stored=THOUSANDTHS,
+        weight=BY_SECONDS,
     ),
     gauge(
         "model_failures_per_second",
@@ -242,6 +297,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.failures_per_second),
         "Failed requests per second over the last poll interval.",
         stored=THOUSANDTHS,
+        weight=BY_SECONDS,
     ),
     labelled(
         "model_failures_per_second_by_reason",
@@ -257,6 +313,7 @@ MODEL_INTERVAL = (
         "Mean executed batch size over the last interval: Σ b·n_b / Σ n_b over the executions' batch sizes "
         "(inferences / executions where Triton gives no batch statistics).",
         stored=MILLIONTHS,
+        weight=BY_EXECUTIONS,
     ),
     gauge(
         "model_batch_fill_ratio",
@@ -264,6 +321,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.batch_fill_ratio),
         "Average executed batch over max_batch_size.",
         stored=RATIO_STEPS,
+        weight=BY_EXECUTIONS,
     ),
     gauge(
         "model_preferred_batch_ratio",
@@ -271,6 +329,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.preferred_batch_ratio),
         "Share of executions at one of the preferred batch sizes.",
         stored=RATIO_STEPS,
+        weight=BY_EXECUTIONS,
     ),
     gauge(
         "model_average_request_seconds",
@@ -279,6 +338,7 @@ MODEL_INTERVAL = (
         "Mean request latency over the last interval.",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
+        weight=BY_REQUESTS,
     ),
     gauge(
         "model_average_queue_seconds",
@@ -287,6 +347,7 @@ MODEL_INTERVAL = (
         "Mean time a request waited in the queue.",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
+        weight=BY_REQUESTS,
     ),
     gauge(
         "model_average_compute_input_seconds",
@@ -295,6 +356,7 @@ MODEL_INTERVAL = (
         "Mean time copying inputs per request (Triton charges a batch's time to each of its requests).",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
+        weight=BY_COMPUTED,
     ),
     gauge(
         "model_average_compute_infer_seconds",
@@ -303,6 +365,7 @@ MODEL_INTERVAL = (
         "Mean compute time per request (Triton charges a batch's time to each of its requests).",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
+        weight=BY_COMPUTED,
     ),
     gauge(
         "model_average_compute_output_seconds",
@@ -311,6 +374,7 @@ MODEL_INTERVAL = (
         "Mean time copying outputs per request (Triton charges a batch's time to each of its requests).",
         unit="seconds",
         stored=TENTH_MICROSECONDS,
+        weight=BY_COMPUTED,
     ),
     gauge(
         "model_queue_share_ratio",
@@ -318,6 +382,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.queue_share_ratio),
         "Queue time over request time: how much of latency is waiting.",
         stored=RATIO_STEPS,
+        weight=BY_REQUEST_TIME,
     ),
     gauge(
         "model_queue_to_compute_ratio",
@@ -325,6 +390,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.queue_to_compute_ratio),
         "Queue time over compute time.",
         stored=RATIO_STEPS,
+        weight=BY_INFER_TIME,
     ),
     gauge(
         "model_queue_delay_ratio",
@@ -332,6 +398,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.queue_delay_ratio),
         "Mean queue time over max_queue_delay.",
         stored=RATIO_STEPS,
+        weight=BY_REQUESTS,
     ),
     gauge(
         "model_mean_queue_depth",
@@ -339,6 +406,7 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.mean_queue_depth),
         "Mean requests in the queue (Little's law).",
         stored=MILLIONTHS,
+        weight=BY_SECONDS,
     ),
     gauge(
         "model_cache_hit_ratio",
@@ -346,8 +414,96 @@ MODEL_INTERVAL = (
         _interval(lambda i: i.cache_hit_ratio),
         "Response cache hits over requests in the last interval.",
         stored=RATIO_STEPS,
+        weight=BY_REQUESTS,
     ),
 )
+
+MODEL_PERCENTILES = (
+    gauge(
+        "model_request_p50_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.request_p50_seconds),
+        "The 50th percentile of request latency per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_request_p90_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.request_p90_seconds),
+        "The 90th percentile of request latency per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_request_p99_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.request_p99_seconds),
+        "The 99th percentile of request latency per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_queue_p50_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.queue_p50_seconds),
+        "The 50th percentile of queue time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_queue_p90_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.queue_p90_seconds),
+        "The 90th percentile of queue time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_queue_p99_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.queue_p99_seconds),
+        "The 99th percentile of queue time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_compute_infer_p50_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.compute_infer_p50_seconds),
+        "The 50th percentile of compute time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_compute_infer_p90_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.compute_infer_p90_seconds),
+        "The 90th percentile of compute time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+    gauge(
+        "model_compute_infer_p99_seconds",
+        e.MODEL,
+        _percentile(lambda p: p.compute_infer_p99_seconds),
+        "The 99th percentile of compute time per request, Triton's own summary over its sliding window "
+        "(60 s by default; needs tritonserver --metrics-config summary_latencies=true).",
+        unit="seconds",
+        stored=TENTH_MICROSECONDS,
+    ),
+)
+"""Kept in history as they are read each second, unweighted: a window's mean of a percentile
+is not the window's percentile (its maximum is the closer bound); Triton's window already
+spans a minute."""
 
 MODEL_STREAM = (
     histogram(
@@ -367,4 +523,6 @@ MODEL_STREAM = (
     ),
 )
 
-FIGURES: tuple[AnyFigure, ...] = SERVER + MODEL_CONFIG + MODEL_TOTALS + MODEL_INTERVAL + MODEL_STREAM
+FIGURES: tuple[AnyFigure, ...] = (
+    SERVER + MODEL_CONFIG + MODEL_TOTALS + MODEL_INTERVAL + MODEL_PERCENTILES + MODEL_STREAM
+)

@@ -14,6 +14,12 @@ GPU-day of 1 s rows about a third smaller than REAL columns would (bench/store_b
 measures it). A value that does not fit (NaN, ±inf, beyond 2^63) is stored as NULL, like a
 value the source could not give. A scale is part of the file's format: changing a declared
 one would misread every database already written (a test pins them).
+
+A weighted figure (`Figure.weight`: a per-request mean, a rate) is averaged with its
+interval's weight (requests, executions, ms). Raw rows keep each weight once, however many
+figures share it (`Weight.column`: `weight_ms`, `weight_requests`, …), after the figure
+columns in `RAW_WEIGHTS[kind]` order, as `series.entity_values` gives them; rollup rows keep
+one Σ weight per weighted figure, `<series>_weight`, over the rows where it had a value.
 """
 
 from __future__ import annotations
@@ -35,10 +41,18 @@ class StoredFigure:
 
     series: str
     scale: int
+    raw_weight_column: str | None = None
+    """The raw tier's column of its weight (`Weight.column`); None for a figure whose samples
+    weigh alike."""
 
     @property
     def column(self) -> str:
         return self.series
+
+    @property
+    def weight_column(self) -> str | None:
+        """The rollup tiers' Σ weight of this figure."""
+        return None if self.raw_weight_column is None else f"{self.series}_weight"
 
     def encode(self, value: float) -> int | None:
         return encode_values((value,), (self.scale,))[0]
@@ -49,14 +63,32 @@ class StoredFigure:
 
 FIGURES: dict[str, tuple[StoredFigure, ...]] = {
     kind: tuple(
-        StoredFigure(f.name, f.stored_scale) for f in HISTORY_BY_KIND[kind] if f.stored_scale is not None
+        StoredFigure(f.name, f.stored_scale, None if f.weight is None else f.weight.column)
+        for f in HISTORY_BY_KIND[kind]
+        if f.stored_scale is not None
     )
     for kind in KINDS
 }
-"""Per kind, its columns in the order of `series.entity_values`' values."""
+"""Per kind, its figure columns in the order of `series.entity_values`' values."""
+WEIGHTED: dict[str, tuple[StoredFigure, ...]] = {
+    kind: tuple(f for f in FIGURES[kind] if f.raw_weight_column is not None) for kind in KINDS
+}
+"""Per kind, the weighted figures: one `<series>_weight` column each in the rollup tiers."""
+RAW_WEIGHTS: dict[str, tuple[tuple[str, int], ...]] = {
+    kind: tuple(
+        dict.fromkeys(
+            (f.weight.column, f.weight.scale) for f in HISTORY_BY_KIND[kind] if f.weight is not None
+        )
+    )
+    for kind in KINDS
+}
+"""Per kind, the raw tier's weight columns and their scales, in `series.entity_weights` order."""
 BY_SERIES: dict[str, StoredFigure] = {f.series: f for figures in FIGURES.values() for f in figures}
-SCALES: dict[str, tuple[int, ...]] = {kind: tuple(f.scale for f in FIGURES[kind]) for kind in KINDS}
-"""Per kind, the scales in the order of `series.entity_values`' values."""
+SCALES: dict[str, tuple[int, ...]] = {
+    kind: tuple(f.scale for f in FIGURES[kind]) + tuple(scale for _, scale in RAW_WEIGHTS[kind])
+    for kind in KINDS
+}
+"""Per kind, the scales in the order of `series.entity_values`' values (figures, then weights)."""
 
 
 def encode_values(values: Sequence[float | None], scales: Sequence[int]) -> list[int | None]:

@@ -9,22 +9,23 @@ Which tier answers (whisper's rule, with `History`'s "at most `points` buckets")
 tiers whose KEEP still covers `start`, the coarsest one that gives at least `points` buckets
 over the range (the finest covering tier if none does); if no tier covers `start`, the
 coarsest. Buckets are `width` seconds wide, a whole multiple of that tier's resolution,
-aligned to the epoch, exactly as `series.downsample` cuts them, and the SQL does the
-downsampling (GROUP BY bucket): a 30-day query reads 720 hourly rows of one GPU and returns 200
-points.
+counted from `start` rounded down to that resolution, the last one taking the range's end
+(`series.bucket_grid`: never more than `points` of them), exactly as `series.downsample`
+cuts them, and the SQL does the downsampling (GROUP BY bucket): a 30-day query reads 720
+hourly rows of one GPU and returns 200 points.
 
 The newest stretch of a rollup tier is not rolled up yet (the current minute, the current
 hour). A query reads the chosen tier up to where it is complete (`tier.rolled_until_ms`) and
 the rest from the next finer tier, down to the raw seconds, so the latest data is never
 missing from a long-range answer. A bucket made of several sources weighs each by its
-number of samples.
+number of samples, or for a weighted series (`Figure.weight`) by its stored weight: a
+bucket's mean queue time is its Σ(queue time) / Σ(requests) from whichever tiers hold it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -55,11 +56,7 @@ def choose_tier(tiers: tuple[Tier, ...], start: float, end: float, points: int, 
 
 def bucket_width(resolution_seconds: float, start: float, end: float, points: int) -> float:
     """The width of a point's bucket, as `series.downsample` computes it."""
-    span = max(end - start, resolution_seconds)
-    return max(
-        resolution_seconds,
-        math.ceil(span / max(1, points) / resolution_seconds) * resolution_seconds,
-    )
+    return series.bucket_grid(resolution_seconds, start, end, points)[1]
 
 
 class StoreHistory:
@@ -112,8 +109,8 @@ class StoreHistory:
             return []
         tiers = self._schema.tiers
         chosen = choose_tier(tiers, start, end, points, self._clock())
-        width = bucket_width(tiers[chosen].resolution_seconds, start, end, points)
-        width_ms = round(width * 1000)
+        origin, width = series.bucket_grid(tiers[chosen].resolution_seconds, start, end, points)
+        width_ms, origin_ms = round(width * 1000), round(origin * 1000)
         start_ms, end_ms = round(start * 1000), round(end * 1000)
         sums: dict[tuple[int, int], list[float]] = {}
         with self._engine.connect() as conn:
@@ -134,7 +131,9 @@ class StoreHistory:
                 hi = min(end_ms + 1, int(rolled.get(tiers[index].resolution_seconds, 0)))
                 if hi > aligned:
                     segments.append((index, aligned, hi))
-                    lo = hi
+                    # The segment holds the whole buckets that start before `hi`: the next
+                    # finer tier starts after the last of them, or a bucket would count twice.
+                    lo = -(-hi // res_ms) * res_ms
             segments.append((0, lo, end_ms + 1))
             for index, seg_lo, seg_hi in segments:
                 if seg_hi <= seg_lo:
@@ -145,28 +144,41 @@ class StoreHistory:
                     kind,
                     index,
                     figure.column,
+                    figure.raw_weight_column if index == 0 else figure.weight_column,
                     entity_ids=ids,
                     lo_ms=seg_lo,
                     hi_ms=seg_hi,
-                    width_ms=width_ms,
+                    grid=(origin_ms, width_ms, max(1, points)),
                 )
-                for entity_id, bucket, total, count, low, high in rows:
-                    if not count:
+                for entity_id, bucket, total, count, low, high, plain, plain_count in rows:
+                    if not plain_count:
                         continue
                     acc = sums.get((entity_id, bucket))
                     if acc is None:
-                        sums[(entity_id, bucket)] = [float(total), float(count), low, high]
+                        sums[(entity_id, bucket)] = [
+                            float(total),
+                            float(count),
+                            low,
+                            high,
+                            float(plain),
+                            float(plain_count),
+                        ]
                     else:
                         acc[0] += total
                         acc[1] += count
                         acc[2] = min(acc[2], low)
                         acc[3] = max(acc[3], high)
+                        acc[4] += plain
+                        acc[5] += plain_count
         by_entity: dict[int, list[series.Point]] = {}
-        for (entity_id, bucket), (total, count, low, high) in sorted(sums.items()):
+        for (entity_id, bucket), (total, count, low, high, plain, plain_count) in sorted(sums.items()):
+            # Weights adding up to 0: every interval in the bucket one shown again (`series.
+            # repeated_servers`), not counted again; the bucket's value is their plain mean.
+            mean = total / count if count > 0 else plain / plain_count
             by_entity.setdefault(entity_id, []).append(
                 series.Point(
                     bucket / 1000,
-                    figure.decode(total / count),
+                    figure.decode(mean),
                     figure.decode(low),
                     figure.decode(high),
                 )
@@ -233,28 +245,44 @@ class StoreHistory:
         kind: str,
         tier_index: int,
         column: str,
+        weight_column: str | None,
         *,
         entity_ids: list[int] | None,
         lo_ms: int,
         hi_ms: int,
-        width_ms: int,
-    ) -> list[tuple[int, int, float, float, float, float]]:
+        grid: tuple[int, int, int],
+    ) -> list[tuple[int, int, float, float, float, float, float, float]]:
         table = self._schema.table(kind, tier_index)
         if not self._has_column(conn, table.name, column if tier_index == 0 else f"{column}_mean"):
             return []  # a series this database is older than
-        bucket = (table.c.key.op(">>")(sch.ENTITY_BITS) // width_ms) * width_ms
+        if weight_column is not None and not self._has_column(conn, table.name, weight_column):
+            weight_column = None  # a file from before weights: cannot happen after its migration
+        origin_ms, width_ms, points = grid  # `series.bucket_grid`, `series.bucket_index`
+        index = func.min((table.c.key.op(">>")(sch.ENTITY_BITS) - origin_ms) // width_ms, points - 1)
+        bucket = index * width_ms + origin_ms
         if tier_index == 0:
             value = table.c[column]
             present = value
-            aggregates: list[Any] = [func.sum(value), func.count(value), func.min(value), func.max(value)]
+            if weight_column is None:
+                aggregates: list[Any] = [func.sum(value), func.count(value)]
+                plain: list[Any] = [func.sum(value), func.count(value)]
+            else:
+                weight = table.c[weight_column]
+                aggregates = [func.total(value * weight), func.total(weight)]
+                plain = [func.total(case((weight.is_not(None), value))), func.count(weight)]
+            aggregates += [func.min(value), func.max(value), *plain]
         else:
             mean, samples = table.c[f"{column}_mean"], table.c.samples
             present = mean
+            weight = samples if weight_column is None else table.c[weight_column]
+            weighed = case((mean.is_not(None), weight))
             aggregates = [
-                func.sum(mean * samples),
-                func.sum(case((mean.is_not(None), samples))),
+                func.total(mean * weight),
+                func.total(weighed),
                 func.min(table.c[f"{column}_min"]),
                 func.max(table.c[f"{column}_max"]),
+                func.total(case((weighed.is_not(None), mean))),
+                func.count(weighed),
             ]
         query = (
             select(table.c.entity_id, bucket, *aggregates)

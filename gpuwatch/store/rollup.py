@@ -17,7 +17,11 @@ Stretches without data are skipped, not filled: no data is no row, never a zero.
 
 The mean of a tier built from another is the mean of the source means weighted by their
 sample counts; a series missing for part of a bucket (a GPU that came back) weighs with the
-bucket's whole sample count, a documented approximation.
+bucket's whole sample count, a documented approximation. A weighted series (`Figure.weight`:
+a per-request mean, a rate) is exact instead: its mean is Σ(value × weight) / Σ weight over
+the rows where it has a value (the plain mean where the weights add up to 0), and
+`<series>_weight` keeps that Σ weight for the next tier, so
+an hour's mean queue time is the hour's Σ queue time / Σ requests, however bursty the load.
 """
 
 from __future__ import annotations
@@ -139,24 +143,52 @@ def _select_buckets(source: Table, kind: str, resolution_ms: int, *, raw: bool) 
     bucket = (source.c.key.op(">>")(sch.ENTITY_BITS) // resolution_ms) * resolution_ms
     key = bucket.op("<<")(sch.ENTITY_BITS).op("|")(source.c.entity_id)
     columns: list[ColumnElement[Any]] = [key.label("key"), source.c.entity_id.label("entity_id")]
+    weights: list[ColumnElement[Any]] = []
     if raw:
         columns.append(func.count().label("samples"))
         for f in FIGURES[kind]:
             value = source.c[f.column]
+            if f.raw_weight_column is None:
+                mean: ColumnElement[Any] = func.round(func.avg(value))
+            else:
+                weighed = _weighed(value, source.c[f.raw_weight_column])
+                mean = _weighted_mean(value, weighed)
+                weights.append(func.sum(weighed).label(f"{f.column}_weight"))
             columns += [
                 func.min(value).label(f"{f.column}_min"),
-                func.round(func.avg(value)).label(f"{f.column}_mean"),
+                mean.label(f"{f.column}_mean"),
                 func.max(value).label(f"{f.column}_max"),
             ]
     else:
         samples = source.c.samples
         columns.append(func.sum(samples).label("samples"))
         for f in FIGURES[kind]:
-            mean = source.c[f"{f.column}_mean"]
-            weight = func.sum(case((mean.is_not(None), samples)))
+            source_mean = source.c[f"{f.column}_mean"]
+            weight: ColumnElement[Any]
+            if f.weight_column is None:
+                weight = case((source_mean.is_not(None), samples))
+                mean = func.round(func.total(source_mean * weight) / func.sum(weight))
+            else:
+                weight = _weighed(source_mean, source.c[f.weight_column])
+                mean = _weighted_mean(source_mean, weight)
+                weights.append(func.sum(weight).label(f.weight_column))
             columns += [
                 func.min(source.c[f"{f.column}_min"]).label(f"{f.column}_min"),
-                func.round(func.sum(mean * samples) / weight).label(f"{f.column}_mean"),
+                mean.label(f"{f.column}_mean"),
                 func.max(source.c[f"{f.column}_max"]).label(f"{f.column}_max"),
             ]
-    return select(*columns).group_by(source.c.entity_id, bucket)
+    return select(*columns, *weights).group_by(source.c.entity_id, bucket)
+
+
+def _weighted_mean(value: ColumnElement[Any], weight: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Σ(value × weight) / Σ weight; the plain mean where the weights add up to 0 (every
+    interval in the bucket one shown again, `series.repeated_servers`)."""
+    return case(
+        (func.sum(weight) > 0, func.round(func.total(value * weight) / func.sum(weight))),
+        else_=func.round(func.avg(case((weight.is_not(None), value)))),
+    )
+
+
+def _weighed(value: ColumnElement[Any], weight: ColumnElement[Any]) -> ColumnElement[Any]:
+    """A row's weight where it has a value, else NULL (which sum() and total() leave out)."""
+    return case((value.is_not(None), weight))

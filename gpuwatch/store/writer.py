@@ -130,6 +130,8 @@ class Writer:
         self._insert_sql = {kind: _insert_sql(self._schema.table(kind, 0)) for kind in KINDS}
         self._newest_ms = 0
         self._rolled_until = [0] * len(self._tiers)
+        self._polled: dict[str, float] = {}
+        """Each Triton server's last `polled_at` written (`series.repeated_servers`)."""
         self._next_check = 0.0
         self._saw_corruption = False
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -407,7 +409,8 @@ class Writer:
             ts_ms = round(item.timestamp * 1000)
             newest = max(newest, ts_ms)
             oldest = ts_ms if not oldest else min(oldest, ts_ms)
-            entity_values = list(series.entity_values(item))
+            repeated = series.repeated_servers(self._polled, item)  # shown again, not counted again
+            entity_values = list(series.entity_values(item, repeated))
             self._create_entities(conn, [(kind, labels) for kind, labels, _ in entity_values], new_entities)
             for kind, labels, values in entity_values:
                 entity_id = self._entity_id(conn, kind, labels, new_entities)

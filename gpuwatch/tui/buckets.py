@@ -67,7 +67,8 @@ def column_seconds(span_seconds: float, max_slots: int) -> float:
 
 def aligned_range(now: float, span_seconds: float, max_slots: int) -> tuple[float, float, int]:
     """(start, end, slots): `span_seconds` (rounded up to whole slots) ending at the first slot
-    boundary at or after `now`. Slots are aligned to the epoch, as stores align buckets."""
+    boundary at or after `now`. Slots are aligned to the epoch; a store counts its buckets from
+    the range's start (`series.bucket_grid`), so each bucket starts where its slot starts."""
     column = column_seconds(span_seconds, max_slots)
     slots = max(1, math.ceil(span_seconds / column - 1e-9))
     end = math.ceil(now / column) * column

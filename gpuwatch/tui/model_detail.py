@@ -3,7 +3,8 @@
 Place in the flow: the node screen sets `stats` (from `ModelPanel.Highlighted` and each
 refresh) and `history` (the model's recent figures, fetched in a worker). Left: the config
 that shapes batching (max batch, preferred sizes, max queue delay, instances and their GPUs),
-where the latency goes (queue against compute), failures by reason (not an ensemble's: Triton
+where the latency goes (queue against compute; Triton's own p50/p90/p99 where it serves its
+latency summaries, else how to turn them on), failures by reason (not an ensemble's: Triton
 counts each failed step in it twice, so its steps' rows have them), the assessment's diagnosis
 (each finding of the model with its evidence and advice, `found`) and sparklines of the last
 minutes. Right: the batch sizes executed in the last interval, as bars.
@@ -76,6 +77,8 @@ def describe(
         f"{fmt.seconds(i.average_queue_seconds)} + compute {fmt.seconds(i.average_compute_infer_seconds)}"
         f" · queue share {fmt.percent(i.queue_share_ratio)} · mean depth {fmt.number(i.mean_queue_depth, 1)}"
     )
+    if m.latency_percentiles is not None:
+        percentiles(text, m.latency_percentiles, pal)
     if i.failures_per_second and m.ensemble_steps:
         # Triton counts each failed step in the ensemble's own statistics too (docs/triton.md):
         # its figure is not the ensemble's failures, so it is not shown, here as in the table.
@@ -93,6 +96,8 @@ def describe(
         if reasons:
             text.append(f": {reasons}")
     diagnose(text, found, pal)
+    if m.latency_percentiles is None:
+        percentiles(text, None, pal)  # last: how to turn them on matters least
     return text
 
 
@@ -100,6 +105,24 @@ def serving(m: model.ModelStats, processes: tuple[model.ProcessSample, ...]) -> 
     """The processes of the model's server that run its instances (python backend stubs), one
     sample per process and GPU."""
     return [p for p in processes if p.triton_server == m.server and p.triton_model == m.name]
+
+
+PERCENTILES_OFF = "p50/p90/p99: tritonserver --metrics-config summary_latencies=true"
+
+
+def percentiles(text: Text, p: model.LatencyPercentiles | None, pal: Palette) -> None:
+    """ "p50/p90/p99 request 3.5 ms/6.1 ms/12 ms · queue … · compute …" from Triton's summaries
+    (its sliding window, a minute by default); where the server serves none, how to get them."""
+    if p is None:
+        text.append(f"\n{PERCENTILES_OFF}", style=pal.dim)
+        return
+    stages = (
+        ("request", (p.request_p50_seconds, p.request_p90_seconds, p.request_p99_seconds)),
+        ("queue", (p.queue_p50_seconds, p.queue_p90_seconds, p.queue_p99_seconds)),
+        ("compute", (p.compute_infer_p50_seconds, p.compute_infer_p90_seconds, p.compute_infer_p99_seconds)),
+    )
+    parts = [f"{stage} {'/'.join(fmt.seconds(v) for v in values)}" for stage, values in stages]
+    text.append(f"\np50/p90/p99 {' · '.join(parts)}")
 
 
 def diagnose(text: Text, found: tuple[model.Finding, ...], pal: Palette) -> None:

@@ -93,6 +93,42 @@ def test_summary_latencies_are_not_mistaken_for_the_counters() -> None:
     assert not any("summary" in family for family in with_summaries.values)
 
 
+def test_summary_latencies_give_p50_p90_p99_of_request_queue_and_compute() -> None:
+    # A capture of tritonserver 2.51 started with --metrics-config summary_latencies=true.
+    parsed = parse_metrics(text("metrics_summary_latencies.txt"))
+    resnet = parsed.models[("resnet_stub", "1")].quantiles
+    assert resnet["request_p50"] == 18595
+    assert resnet["request_p90"] == 21576
+    assert resnet["request_p99"] == 55904
+    assert resnet["queue_p50"] == 6839
+    assert resnet["queue_p90"] == 9930
+    assert set(resnet) == {
+        f"{s}_{q}" for s in ("request", "queue", "compute_infer") for q in ("p50", "p90", "p99")
+    }
+    # Remembered series read their new values on the next body, the cache path.
+    parser = MetricsParser()
+    parser.parse(text("metrics_summary_latencies.txt"))
+    again = parser.parse(
+        text("metrics_summary_latencies.txt").replace(
+            'nv_inference_request_summary_us{model="resnet_stub",version="1",quantile="0.5"} 18595',
+            'nv_inference_request_summary_us{model="resnet_stub",version="1",quantile="0.5"} 20000',
+        )
+    )
+    assert again.models[("resnet_stub", "1")].quantiles["request_p50"] == 20000
+    assert parse_metrics(text("metrics.txt")).models[("resnet_stub", "1")].quantiles == {}
+
+
+def test_a_quantile_with_no_observation_in_the_window_is_absent() -> None:
+    body = (
+        "# TYPE nv_inference_queue_summary_us summary\n"
+        'nv_inference_queue_summary_us{model="m",version="1",quantile="0.5"} NaN\n'
+        'nv_inference_queue_summary_us{model="m",version="1",quantile="0.9"} 12\n'
+        "# TYPE nv_inference_request_success counter\n"
+        'nv_inference_request_success{model="m",version="1"} 0\n'
+    )
+    assert parse_metrics(body).models[("m", "1")].quantiles == {"queue_p90": 12}
+
+
 def test_a_body_without_type_lines_is_read() -> None:
     scrape = parse_metrics(text("metrics_rejected.txt"))
     model = scrape.models[("resnet_q", "1")]

@@ -25,7 +25,7 @@ from gpuwatch import model
 from gpuwatch.collect.triton import derive
 from gpuwatch.collect.triton.parse_config import ModelConfig
 from gpuwatch.collect.triton.parse_index import IndexEntry
-from gpuwatch.collect.triton.parse_metrics import SUCCESS, MetricsModel
+from gpuwatch.collect.triton.parse_metrics import SUCCESS, SUMMARIES, MetricsModel
 from gpuwatch.collect.triton.parse_shape import ModelKey
 from gpuwatch.collect.triton.parse_stats import StatsModel
 from gpuwatch.collect.triton.poll import PollResult
@@ -352,6 +352,7 @@ class ModelBook:
             totals=mem.totals,
             interval=interval,
             llm_metrics=dict(m.llm) if m is not None else {},
+            latency_percentiles=_percentiles(p, m),
         )
 
     def _state_event(
@@ -387,3 +388,22 @@ class ModelBook:
             model=model_key[0] if model_key else None,
             version=model_key[1] if model_key else None,
         )
+
+
+def _percentiles(p: PollResult, m: MetricsModel | None) -> model.LatencyPercentiles | None:
+    """The model's quantiles where this poll's /metrics has Triton's latency summaries."""
+    if p.metrics is None or m is None or not any(f in p.metrics.families for f in SUMMARIES):
+        return None
+    q = m.quantiles
+
+    def seconds(name: str) -> float | None:
+        value = q.get(name)
+        return None if value is None else value / 1e6
+
+    return model.LatencyPercentiles(
+        **{
+            f"{stage}_{p}_seconds": seconds(f"{stage}_{p}")
+            for stage in SUMMARIES.values()
+            for p in ("p50", "p90", "p99")
+        }
+    )

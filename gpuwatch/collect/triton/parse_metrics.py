@@ -50,6 +50,16 @@ MODEL_FAMILIES = frozenset(
         CACHE_MISSES,
     }
 )
+SUMMARIES = {
+    "nv_inference_request_summary_us": "request",
+    "nv_inference_queue_summary_us": "queue",
+    "nv_inference_compute_infer_summary_us": "compute_infer",
+}
+"""Triton's latency summaries (`--metrics-config summary_latencies=true`, Triton ≥ 2.34): one
+series per quantile, over Triton's own sliding window (`summary_max_age`, 60 s by default),
+µs. The stage each family measures."""
+QUANTILES = {"0.5": "p50", "0.9": "p90", "0.99": "p99"}
+"""The quantiles gpuwatch reads (Triton's defaults also give 0.95 and 0.999)."""
 LLM_PREFIXES = ("nv_trt_llm_", "vllm:")
 """The LLM backends' own families (TensorRT-LLM, vLLM), kept per model with their labels."""
 _LLM_LABELS_DROPPED = frozenset({"model", "version", "gpu_uuid", "model_name"})
@@ -65,6 +75,10 @@ class MetricsModel:
     gpu_uuids: tuple[str, ...] = ()
     """The `gpu_uuid` labels of this model's series: the GPUs its instances run on."""
     llm: dict[str, float] = field(default_factory=dict)
+    quantiles: dict[str, float] = field(default_factory=dict)
+    """"request_p50", "queue_p99", … → µs, from the latency summaries (`SUMMARIES`); a quantile
+    with no observation in Triton's window (NaN) is absent. Several series of one model (one
+    per GPU) give their largest value: a quantile cannot be added up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +95,8 @@ class _Series:
     family: str
     model: ModelKey
     role: str
-    """"value" (a model family), "failure", "llm", or "unused" (server gauges, quantiles)."""
+    """"value" (a model family), "failure", "llm", "quantile" (a latency summary's quantile we
+    read), or "unused" (server gauges, other quantiles)."""
     gpu_uuid: str | None
     detail: str
     """The family (role "value"), the failure reason, or the LLM key (family and other labels)."""
@@ -178,6 +193,10 @@ class MetricsParser:
             if series.gpu_uuid:
                 bucket.gpus.add(series.gpu_uuid)
             role = series.role
+            if role == "quantile":
+                old = bucket.quantiles.get(series.detail)
+                bucket.quantiles[series.detail] = value if old is None else max(old, value)
+                continue
             target = (
                 bucket.values if role == "value" else bucket.failures if role == "failure" else bucket.llm
             )
@@ -215,16 +234,17 @@ def _remember(
 
 
 class _Accumulator:
-    __slots__ = ("failures", "gpus", "llm", "values")
+    __slots__ = ("failures", "gpus", "llm", "quantiles", "values")
 
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
         self.failures: dict[str, float] = {}
         self.gpus: set[str] = set()
         self.llm: dict[str, float] = {}
+        self.quantiles: dict[str, float] = {}
 
     def freeze(self) -> MetricsModel:
-        return MetricsModel(self.values, self.failures, tuple(sorted(self.gpus)), self.llm)
+        return MetricsModel(self.values, self.failures, tuple(sorted(self.gpus)), self.llm, self.quantiles)
 
 
 def parse_metrics(text: str) -> MetricsScrape:
@@ -264,9 +284,20 @@ def _classify(family: str, kind: str, sample_name: str, labels: dict[str, str]) 
         return _Series(family, key, "llm", gpu, f"{shown}{{{extra}}}" if extra else shown)
     if family == FAILURE:
         return _Series(family, key, "failure", gpu, labels.get("reason", ""))
+    stage = SUMMARIES.get(family)
+    if stage is not None and sample_name == family:
+        quantile = QUANTILES.get(_quantile_text(labels.get("quantile", "")))
+        if quantile is not None:
+            return _Series(family, key, "quantile", gpu, f"{stage}_{quantile}")
     if family in MODEL_FAMILIES and not histogram:
         return _Series(family, key, "value", gpu, family)
     return _Series(family, key, "unused", gpu, "")
+
+
+def _quantile_text(label: str) -> str:
+    """ "0.50" and "0.5" alike (the client library prints the shortest form; be lenient)."""
+    number = _float(label)
+    return "" if number is None else repr(number)
 
 
 def _float(token: str) -> float | None:
