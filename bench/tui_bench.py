@@ -282,7 +282,10 @@ def main() -> int:
             b"Overview",
             b"LIVE",
         )
-        theirs = Program("nvitop", ("nvitop", "-m", "full", "--interval", str(args.interval)), b"NVITOP")
+        # As a module: a wheel installed with --target puts no script on PATH.
+        theirs = Program(
+            "nvitop", (sys.executable, "-m", "nvitop", "-m", "full", "--interval", str(args.interval)), b"NVITOP"
+        )
     else:
         ours = Program(
             "gpuwatch --demo",
