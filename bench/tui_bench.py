@@ -284,7 +284,9 @@ def main() -> int:
         )
         # As a module: a wheel installed with --target puts no script on PATH.
         theirs = Program(
-            "nvitop", (sys.executable, "-m", "nvitop", "-m", "full", "--interval", str(args.interval)), b"NVITOP"
+            "nvitop",
+            (sys.executable, "-m", "nvitop", "-m", "full", "--interval", str(args.interval)),
+            b"NVITOP",
         )
     else:
         ours = Program(
