@@ -31,7 +31,6 @@ and the link table equal to them.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -43,7 +42,7 @@ from typing import Any
 import pynvml
 
 from gpuwatch.collect.host import HostProcess
-from gpuwatch.demo.nvml import TRACE_PERIOD_SECONDS, RecordedNvml
+from gpuwatch.demo.nvml import TRACE_PERIOD_SECONDS, RecordedNvml, affinity_mask
 
 NODE_NAME = "h200x2"
 MIB = 1024 * 1024
@@ -321,23 +320,12 @@ class RecordedNvlinkNode(RecordedNvml):
 
     def nvmlDeviceGetCpuAffinity(self, handle: Any, cpu_set_size: int) -> Any:
         gpu = self._device("nvmlDeviceGetCpuAffinity", handle)
-        return _mask(self._node["gpus"][gpu]["cpu_affinity"], cpu_set_size)
+        return affinity_mask(self._node["gpus"][gpu]["cpu_affinity"], cpu_set_size)
 
     def nvmlDeviceGetMemoryAffinity(self, handle: Any, node_set_size: int, scope: int) -> Any:
         gpu = self._device("nvmlDeviceGetMemoryAffinity", handle)
-        return _mask(self._node["gpus"][gpu]["numa_affinity"], node_set_size)
+        return affinity_mask(self._node["gpus"][gpu]["numa_affinity"], node_set_size)
 
     def nvmlDeviceGetNumaNodeId(self, handle: Any) -> int:
         self._device("nvmlDeviceGetNumaNodeId", handle)
         raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)  # as on the captured pair
-
-
-def _mask(ranges: str, words: int) -> Any:
-    """ "0-31" → NVML's affinity mask: an array of `words` 64-bit words, lowest first."""
-    out = (ctypes.c_ulonglong * max(1, words))()
-    for part in ranges.split(","):
-        first, _, last = part.partition("-")
-        for bit in range(int(first), int(last or first) + 1):
-            if bit // 64 < len(out):
-                out[bit // 64] |= 1 << (bit % 64)
-    return out

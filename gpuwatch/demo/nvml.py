@@ -548,6 +548,36 @@ class RecordedNvml:
     def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int:
         return int(self._line(self._device("nvmlDeviceGetTemperature", handle))["temp_c"])
 
+    # -- topology: the recorded H100s as a 2-socket node, GPUs 0-1 on socket 0 and 2-3 on 1
+    # (the capture is of one H100 in a VM, with no NVLink); the H200 pair overrides these.
+
+    def nvmlDeviceGetTopologyCommonAncestor(self, device1: Any, device2: Any) -> int:
+        a = self._device("nvmlDeviceGetTopologyCommonAncestor", device1)
+        b = self._device("nvmlDeviceGetTopologyCommonAncestor", device2)
+        if a == b:
+            return int(pynvml.NVML_TOPOLOGY_INTERNAL)
+        same_socket = a // 2 == b // 2
+        return int(pynvml.NVML_TOPOLOGY_NODE if same_socket else pynvml.NVML_TOPOLOGY_SYSTEM)
+
+    def nvmlDeviceGetP2PStatus(self, device1: Any, device2: Any, p2p_index: int) -> int:
+        self._device("nvmlDeviceGetP2PStatus", device1)
+        self._device("nvmlDeviceGetP2PStatus", device2)
+        if p2p_index == pynvml.NVML_P2P_CAPS_INDEX_NVLINK:
+            return int(pynvml.NVML_P2P_STATUS_NOT_SUPPORTED)  # no NVLink here
+        return int(pynvml.NVML_P2P_STATUS_OK)
+
+    def nvmlDeviceGetCpuAffinity(self, handle: Any, cpu_set_size: int) -> Any:
+        socket = self._device("nvmlDeviceGetCpuAffinity", handle) // 2
+        return affinity_mask(f"{socket * 32}-{socket * 32 + 31}", cpu_set_size)
+
+    def nvmlDeviceGetMemoryAffinity(self, handle: Any, node_set_size: int, scope: int) -> Any:
+        socket = self._device("nvmlDeviceGetMemoryAffinity", handle) // 2
+        return affinity_mask(str(socket), node_set_size)
+
+    def nvmlDeviceGetNumaNodeId(self, handle: Any) -> int:
+        self._device("nvmlDeviceGetNumaNodeId", handle)
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)  # HBM with no NUMA node of its own
+
     def nvmlDeviceGetFanSpeed(self, handle: Any) -> int:
         self._device("nvmlDeviceGetFanSpeed", handle)
         raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)  # as on the real H100 SXM
@@ -783,3 +813,14 @@ def _fill_gpm(request: Any, lines: list[dict[str, Any]]) -> Any:
             metric.nvmlReturn = pynvml.NVML_SUCCESS
             metric.value = sum(numbers) / len(numbers) if numbers else float("nan")
     return request
+
+
+def affinity_mask(ranges: str, words: int) -> Any:
+    """ "0-31" → NVML's affinity mask: an array of `words` 64-bit words, lowest first."""
+    out = (ctypes.c_ulonglong * max(1, words))()
+    for part in ranges.split(","):
+        first, _, last = part.partition("-")
+        for bit in range(int(first), int(last or first) + 1):
+            if bit // 64 < len(out):
+                out[bit // 64] |= 1 << (bit % 64)
+    return out

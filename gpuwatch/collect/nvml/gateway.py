@@ -105,6 +105,7 @@ class NvmlGateway:
     def __init__(self, api: Any) -> None:
         self.api = api
         self._unsupported: set[tuple[str, str]] = set()
+        self._families_logged: set[tuple[str, str]] = set()
         self._logged: set[tuple[str, str, int | None]] = set()
         self._lock = threading.Lock()
         self._in_flight: dict[int, str] = {}
@@ -195,14 +196,21 @@ class NvmlGateway:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _mark_unsupported(self, gpu_key: str, field: str, fn_name: str, why: str) -> None:
+        family = _field_family(field)
         with self._lock:
             if (gpu_key, field) in self._unsupported:
                 return
             self._unsupported.add((gpu_key, field))
+            # One line per GPU and kind of field: a GPU's MIG profiles or its peers in the
+            # topology are one question asked many times (a 4-GPU node logged 40 lines).
+            said = (gpu_key, family) in self._families_logged
+            self._families_logged.add((gpu_key, family))
+        if said:
+            return
         log.info(
             "GPU %s: %s is not available on this GPU (%s: %s); shown as — and not asked again",
             gpu_key or "-",
-            field,
+            field if family == field else f"{family} (for each of them)",
             fn_name,
             why,
         )
@@ -216,3 +224,13 @@ class NvmlGateway:
             self._logged.add((gpu_key, field, code))
         if first:
             log.warning("%s (further errors like this are counted, not logged)", message)
+
+
+def _field_family(field: str) -> str:
+    """The kind of a field asked once per something: `mig_profile_5` → `mig_profile`,
+    `topology_GPU-…` → `topology`; a plain field is its own kind."""
+    for marker in ("_GPU-", "_MIG-"):
+        if marker in field:
+            return field.split(marker, 1)[0]
+    head, _, tail = field.rpartition("_")
+    return head if head and tail.isdigit() else field
