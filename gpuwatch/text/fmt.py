@@ -113,9 +113,8 @@ def of(used: float | None, total: float | None, digits: int = 0) -> str:
 
 
 def gib_of(used_bytes: int | None, total_bytes: int | None) -> str:
-    """Memory as "used/total" GiB, without decimals once the total passes 100 GiB (H200)."""
-    digits = 0 if total_bytes is not None and total_bytes >= 100 * GIB else 1
-    return f"{gib(used_bytes, digits)}/{gib(total_bytes, digits)}"
+    """Memory as "used/total" GiB with one decimal, as `snapshot` prints it: 4.6/140.4."""
+    return f"{gib(used_bytes)}/{gib(total_bytes)}"
 
 
 def per_second(value: float | None) -> str:

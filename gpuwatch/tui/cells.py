@@ -149,7 +149,7 @@ def process_cells(p: model.ProcessSample, pal: Palette) -> list[Cell]:
     """Cells in PROCESS_COLUMNS order (process_panel.py)."""
     return [
         str(p.pid),
-        Text(fmt.clip(p.user, 10)),
+        Text(p.user or fmt.MISSING),  # the table cuts it to the column's width
         Text(fmt.short_container(p.container_id) or fmt.MISSING, style=pal.dim),
         str(p.gpu_index),
         fmt.size(p.used_memory_bytes),

@@ -53,7 +53,7 @@ GPU_COLUMNS: tuple[Column, ...] = (
     Column("tensor", "Tens", 4, right=True),
     Column("dram", "DRAM", 4, right=True),
     Column("occ", "Occ", 4, priority=5, right=True),
-    Column("mem", "Mem GiB", 9, right=True),
+    Column("mem", "Mem GiB", 11, right=True),  # 140.4/140.4 on an H200
     Column("temp", "Temp", 4, right=True),
     Column("power", "Power W", 7, right=True),
     Column("clock", "MHz", 4, right=True),
@@ -128,11 +128,12 @@ class GpuPanel(Vertical):
             self.figure = figure
 
     class Opened(Message):
-        """The user asked for the history of one GPU."""
+        """The user asked for the history of one GPU: of the figure its sparkline shows."""
 
-        def __init__(self, gpu_index: int) -> None:
+        def __init__(self, gpu_index: int, series: str) -> None:
             super().__init__()
             self.gpu_index = gpu_index
+            self.series = series
 
     def __init__(self, palette: Palette, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -178,7 +179,7 @@ class GpuPanel(Vertical):
     def action_open(self) -> None:
         key = self.query_one(SyncTable).cursor_key
         if key is not None:
-            self.post_message(self.Opened(int(key)))
+            self.post_message(self.Opened(int(key), self.figure.series))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

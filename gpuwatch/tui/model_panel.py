@@ -22,7 +22,7 @@ from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, SyncTable
 
 MODEL_COLUMNS: tuple[Column, ...] = (
-    Column("model", "Model", 14),
+    Column("model", "Model", 14, wide=32),
     Column("state", "State", 14),
     Column("requests", "OK/s", 6, right=True),  # successes only: Triton's request_success
     Column("failures", "Fail/s", 7, right=True),
@@ -31,8 +31,9 @@ MODEL_COLUMNS: tuple[Column, ...] = (
     Column("compute", "Compute", 8, priority=4, right=True),
     Column("queue_share", "Q%", 4, right=True),
     Column("pending", "Pend", 4, right=True),
-    Column("gpus", "GPUs", 0, min_width=4),
-    Column("server", "Server", 10, priority=5),
+    Column("gpus", "GPUs", 7, wide=15),
+    # The stretchy column: a wide terminal's room goes to the server's name, not to "0,1".
+    Column("server", "Server", 0, priority=5, min_width=10),
 )
 
 

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable, Input, Static
 
@@ -26,7 +27,7 @@ from gpuwatch.tui.table import Column, SyncTable
 
 PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("pid", "PID", 7, right=True),
-    Column("user", "User", 10),
+    Column("user", "User", 10, wide=20),
     Column("container", "Container", 12, priority=3),
     Column("gpu", "GPU", 3, right=True),
     Column("memory", "GPU mem", 8, right=True),
@@ -80,17 +81,23 @@ class ProcessPanel(Vertical):
         background: $boost;
         text-style: bold;
     }
-    ProcessPanel > Input {
+    ProcessPanel > #filter-row {
         height: 1;
-        border: none;
+    }
+    ProcessPanel #filter-label {
+        width: auto;
         padding: 0 1;
+        color: $text-muted;
+    }
+    ProcessPanel #process-filter {
+        width: 1fr;
     }
     ProcessPanel > #process-command {
         height: auto;
         max-height: 3;
         color: $text-muted;
     }
-    ProcessPanel.-compact > Input, ProcessPanel.-compact > #process-command {
+    ProcessPanel.-compact > #filter-row, ProcessPanel.-compact > #process-command {
         display: none;
     }
     """
@@ -99,6 +106,7 @@ class ProcessPanel(Vertical):
         Binding("slash", "filter", "Filter"),
         Binding("s", "next_sort", "Sort"),
         Binding("r", "reverse", "Reverse"),
+        Binding("escape", "clear_filter", "Clear filter"),
     ]
 
     snapshot: reactive[model.Snapshot | None] = reactive(None, init=False)
@@ -106,14 +114,46 @@ class ProcessPanel(Vertical):
     sort_descending: reactive[bool] = reactive(True, init=False)
     filter_text: reactive[str] = reactive("", init=False)
 
+    class SortChanged(Message):
+        """The user chose a sort here: the screen gives it to the node's other process list."""
+
+        def __init__(self, column: str, descending: bool) -> None:
+            super().__init__()
+            self.column = column
+            self.descending = descending
+
     def __init__(self, palette: Palette, *, compact: bool = False, id: str | None = None) -> None:
         super().__init__(id=id, classes="-compact" if compact else None)
         self.palette = palette
         self.compact = compact
+        self._to_top = False
+        """The order changed by the user's hand: show its top (cursor on the first row)."""
+
+    @property
+    def sort(self) -> tuple[str, bool]:
+        return self.sort_column, self.sort_descending
+
+    def set_sort(self, column: str, descending: bool) -> None:
+        """Take a sort chosen elsewhere (the other process list of the node), without telling."""
+        if (column, descending) == self.sort:
+            return
+        self.set_reactive(ProcessPanel.sort_column, self.validate_sort_column(column))
+        self.set_reactive(ProcessPanel.sort_descending, descending)
+        self._to_top = True
+        if self.is_mounted:
+            self._draw()
 
     def compose(self) -> ComposeResult:
         yield Static(classes="panel-title")
-        yield Input(placeholder="/ filter: pid, user, container, gpuN or command text", id="process-filter")
+        # compact: no border, so the one row is the text itself (a bordered Input in one row
+        # shows only its borders while it has focus).
+        with Horizontal(id="filter-row"):
+            yield Static("Filter /", id="filter-label")
+            yield Input(
+                placeholder="pid, user, container, gpuN or command text · escape clears",
+                id="process-filter",
+                compact=True,
+            )
         yield SyncTable(PROCESS_COLUMNS)
         yield Static(id="process-command")
 
@@ -128,17 +168,28 @@ class ProcessPanel(Vertical):
         self._draw()
 
     def watch_sort_column(self, column: str) -> None:
-        self.sort_descending = _SORT_BY_COLUMN[column].descending_first
-        self._draw()
+        self._to_top = True
+        descending = _SORT_BY_COLUMN[column].descending_first
+        if descending == self.sort_descending:
+            self._sorted()
+        self.sort_descending = descending
 
     def watch_sort_descending(self) -> None:
+        self._to_top = True
+        self._sorted()
+
+    def _sorted(self) -> None:
         self._draw()
+        self.post_message(self.SortChanged(self.sort_column, self.sort_descending))
 
     def watch_filter_text(self) -> None:
         self._draw()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The overview's compact list has no filter box: the Processes tab has.
+        if action == "clear_filter":
+            # Only while there is something to clear: else escape goes on up (back to the cluster).
+            return not self.compact and bool(self.filter_text or self.query_one(Input).value)
         return not (self.compact and action == "filter")
 
     def action_filter(self) -> None:
@@ -147,6 +198,11 @@ class ProcessPanel(Vertical):
     def action_next_sort(self) -> None:
         columns = [s.column for s in SORTS]
         self.sort_column = columns[(columns.index(self.sort_column) + 1) % len(columns)]
+
+    def action_clear_filter(self) -> None:
+        self.query_one(Input).value = ""
+        self.filter_text = ""
+        self.table.focus()
 
     def action_reverse(self) -> None:
         self.sort_descending = not self.sort_descending
@@ -192,7 +248,13 @@ class ProcessPanel(Vertical):
             parts.append(f"filter “{self.filter_text}”")
         title.update(" · ".join(parts))
         pal = self.palette
-        self.table.show_rows([(f"{p.pid}@{p.gpu_index}", process_cells(p, pal)) for p in shown])
+        table = self.table
+        table.show_rows([(f"{p.pid}@{p.gpu_index}", process_cells(p, pal)) for p in shown])
+        if self._to_top:
+            self._to_top = False
+            if table.row_count:
+                table.move_cursor(row=0, animate=False)
+            table.scroll_home(animate=False, immediate=True)
         self._draw_command()
 
     def _draw_command(self) -> None:
