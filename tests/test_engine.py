@@ -58,7 +58,6 @@ def test_collect_once_gives_rates_and_gpm() -> None:
     assert all(h.ok for h in snapshot.collectors)
 
 
-
 def test_a_job_that_finds_nvml_starting_waits_for_the_gpus_to_open() -> None:
     # The slow job must not find NVML ready while the GPUs are still opening: it would skip
     # them and lose its first GPM sample (GPM needs two), so a one-shot snapshot had no GPM.

@@ -68,7 +68,16 @@ _GROUPS: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
     ),
 }
 _ORDER: dict[str, tuple[str, ...]] = {  # the groups in the order a reader looks at them
-    "gpu": ("activity", "memory", "power and heat", "clocks", "clocks held down by", "links", "errors", "state"),
+    "gpu": (
+        "activity",
+        "memory",
+        "power and heat",
+        "clocks",
+        "clocks held down by",
+        "links",
+        "errors",
+        "state",
+    ),
     "model": ("throughput", "latency", "queueing", "batching", "state and queue", "other"),
 }
 

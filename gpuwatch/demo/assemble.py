@@ -25,16 +25,21 @@ DEMO_TRITON = TritonServerSettings(
     name="local", url="http://127.0.0.1:8000", metrics_url="http://127.0.0.1:8002/metrics", headers={}
 )
 """The demo's recorded server: where the default local server would be."""
+DEMO_HOLD_SECONDS = 120.0
+"""How long each demo GPU keeps one role (matmul, copy, idle, …) before the next."""
 DEMO_TRITON_PID = 900
 """PID of the demo's tritonserver process (the recorded GPU processes are all 1000 and up)."""
 
 
 def build_demo_sources(
-    settings: Settings, clock: Callable[[], float] = time.time
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> tuple[NvmlCollector, TritonCollector | None]:
-    """The GPU and Triton sources of `--demo`, with `[demo] scenario`'s faults scheduled."""
+    """The GPU and Triton sources of `--demo`, with `[demo] scenario`'s faults scheduled.
+    `monotonic` times Triton's polls (a test's manual clock gives both)."""
     scenario = scenarios.get(settings.demo.scenario)
-    recorded_triton = build_recorded_triton(settings, clock) if settings.demo.triton else None
+    recorded_triton = build_recorded_triton(settings, clock, monotonic) if settings.demo.triton else None
     if scenario is not None:  # before anything starts: a scenario that cannot run stops here
         scenarios.apply_to_triton(scenario, recorded_triton[1] if recorded_triton else None)
     gpus = build_recorded_gpus(settings, clock)
@@ -45,7 +50,13 @@ def build_recorded_gpus(settings: Settings, clock: Callable[[], float] = time.ti
     """The recorded GPUs of --demo, with `[demo] scenario`'s faults scheduled on them."""
     tick = settings.nvml.interval_seconds
     extra = demo_triton_processes(settings, clock()) if settings.demo.triton else []
-    recorded = RecordedNvml(settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra)
+    recorded = RecordedNvml(
+        settings.demo.gpus,
+        clock=clock,
+        tick_seconds=tick,
+        extra_processes=extra,
+        hold_seconds=DEMO_HOLD_SECONDS,
+    )
     scenario = scenarios.get(settings.demo.scenario)
     if scenario is not None:
         scenarios.apply_to_gpus(scenario, recorded, tick_seconds=tick)
@@ -72,10 +83,15 @@ def demo_triton_processes(settings: Settings, now: float) -> list[tuple[int, int
 
 
 def build_recorded_triton(
-    settings: Settings, clock: Callable[[], float] = time.time
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> tuple[TritonCollector, RecordedTriton]:
     """The demo's Triton: the real collector over the recorded server, and that server (demo
     scenarios put their model faults on it: `RecordedTriton.fail_requests`, `stall`, …)."""
     uuids = [recorded_gpu_uuid(i) for i in range(settings.demo.gpus)]
     recorded = RecordedTriton(clock=clock, gpu_uuids=uuids)
-    return TritonCollector(settings.triton, [DEMO_TRITON], transport=recorded, clock=clock), recorded
+    collector = TritonCollector(
+        settings.triton, [DEMO_TRITON], transport=recorded, clock=clock, monotonic=monotonic
+    )
+    return collector, recorded

@@ -75,10 +75,7 @@ def fit_columns(columns: Sequence[Column], width: int, padding: int = 1) -> list
         fixed += growth
     if stretchy:
         share = max(min(c.min_width for c in stretchy), (width - fixed) // len(stretchy) - 2 * padding)
-        chosen = [
-            replace(c, width=share) if not c.width else c
-            for c in chosen
-        ]
+        chosen = [replace(c, width=share) if not c.width else c for c in chosen]
     return chosen
 
 

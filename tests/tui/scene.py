@@ -25,7 +25,9 @@ from gpuwatch import model
 from gpuwatch.client.inprocess import InProcessClient
 from gpuwatch.collect.contract import Job
 from gpuwatch.collect.nvml.collector import NvmlCollector
-from gpuwatch.config import NvmlSettings
+from gpuwatch.collect.triton.collector import TritonCollector
+from gpuwatch.config import NvmlSettings, Settings
+from gpuwatch.demo.assemble import build_demo_sources
 from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
@@ -227,5 +229,58 @@ def build_scene(
         recorded.inject_xid(2, 31, at_tick=100)
         recorded.inject("GPU_IS_LOST", gpu=min(3, gpus - 1), from_tick=130)
     scene = Scene(clock, recorded, collector, scripted, engine, history)
+    scene.run(ticks)
+    return scene
+
+
+@dataclass
+class DemoScene:
+    """What `gpuwatch top --demo` shows, on a manual clock: the demo's own sources
+    (`demo/assemble.build_demo_sources`: recorded GPUs holding their roles, the recorded Triton
+    and its processes), driven by hand as `Scene` drives its own."""
+
+    clock: ManualClock
+    gpus: NvmlCollector
+    triton: TritonCollector | None
+    engine: Engine
+    history: MemoryHistory
+    ticks: int = 0
+
+    def client(self, name: str = HOSTNAME) -> InProcessClient:
+        return InProcessClient(
+            self.engine, self.history, name=name, clock=self.clock, stale_after_seconds=5.0
+        )
+
+    def run(self, seconds: int) -> None:
+        for _ in range(seconds):
+            self.clock.advance(1.0)
+            self.ticks += 1
+            self.gpus.poll_fast()
+            self.gpus.poll_events()
+            if self.ticks % 5 == 0:
+                self.gpus.poll_slow()
+            for job in self.triton.jobs() if self.triton else []:
+                job.run()
+            self.engine.tick()
+
+    def close(self) -> None:
+        self.gpus.close()
+        if self.triton is not None:
+            self.triton.close()
+
+
+DEMO_TICKS = 60
+"""A minute into the demo: every figure and the models' rates have come."""
+
+
+def build_demo_scene(monkeypatch: pytest.MonkeyPatch, ticks: int = DEMO_TICKS) -> DemoScene:
+    monkeypatch.setattr(socket, "gethostname", lambda: HOSTNAME)
+    clock = ManualClock(1_795_558_200.0)
+    settings = Settings(nvml=SCENE_NVML)
+    gpus, triton = build_demo_sources(settings, clock, monotonic=clock)
+    engine = Engine(gpus, triton, clock=clock)
+    history = MemoryHistory(keep_seconds=900)
+    engine.subscribe(history.add)
+    scene = DemoScene(clock, gpus, triton, engine, history)
     scene.run(ticks)
     return scene

@@ -6,6 +6,7 @@ state) after the keys a user presses, over the recorded node of tests/tui/scene.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 
@@ -41,7 +42,9 @@ def screen_lines(app: App[None]) -> list[str]:
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
-async def test_the_filter_shows_what_is_typed_and_escape_clears_it(scene: Scene, size: tuple[int, int]) -> None:
+async def test_the_filter_shows_what_is_typed_and_escape_clears_it(
+    scene: Scene, size: tuple[int, int]
+) -> None:
     async with make_app(scene).run_test(size=size) as pilot:
         await settle(pilot)
         await pilot.press("2", "slash", *"svc")
@@ -103,7 +106,7 @@ def test_time_axis_labels_are_apart_round_and_never_past_now(
     axis = time_axis(start, end, now, width)
     labels = _labels(axis)
     assert len(axis) <= width and len(labels) >= 2, axis
-    for (at, text), (next_at, _) in zip(labels, labels[1:], strict=False):
+    for (at, text), (next_at, _) in itertools.pairwise(labels):
         assert at + len(text) < next_at, axis  # never touching, so never read as one
     for at, text in labels:
         assert re.fullmatch(pattern, text), axis
@@ -112,7 +115,7 @@ def test_time_axis_labels_are_apart_round_and_never_past_now(
             # The label names the time of its column, and that time is not in the future.
             shown = time.strftime("%H:%M", time.gmtime(moment + column))
             assert text <= shown or text.startswith("23") or shown.startswith("00"), (text, shown, axis)
-    last_at, last = labels[-1]
+    last_at = labels[-1][0]
     assert start + last_at / width * span <= now
     # The labels spread over the range: the first in its first third.
     assert labels[0][0] < width / 3, axis
@@ -166,7 +169,9 @@ async def test_the_history_list_is_grouped_with_human_names_and_units(scene: Sce
         assert any("History · GPU 0 · utilization (%)" in line for line in lines)
 
 
-async def test_cluster_keeps_node_ports_and_counts_one_gpu(scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cluster_keeps_node_ports_and_counts_one_gpu(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = build_scene(monkeypatch, gpus=2, faults=False, triton=False, hostname="gpu-node-02")
     clients = [scene.client("127.0.0.1:53517"), other.client("127.0.0.1:53518")]
     try:
@@ -189,7 +194,12 @@ async def test_cluster_keeps_node_ports_and_counts_one_gpu(scene: Scene, monkeyp
 async def test_wide_tables_give_names_their_room(scene: Scene) -> None:
     async with make_app(scene).run_test(size=(200, 50)) as pilot:
         await settle(pilot)
-        widths = {c.key: c.width for c in pilot.app.screen.query_one("#overview-models", ModelPanel).query_one(SyncTable).shown_columns}
+        widths = {
+            c.key: c.width
+            for c in pilot.app.screen.query_one("#overview-models", ModelPanel)
+            .query_one(SyncTable)
+            .shown_columns
+        }
         assert widths["gpus"] <= 15 and widths["model"] >= 30 and widths["server"] > widths["gpus"]
         processes = pilot.app.screen.query_one("#overview-processes", ProcessPanel).table
         user = {c.key: c.width for c in processes.shown_columns}["user"]

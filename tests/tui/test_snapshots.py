@@ -16,7 +16,7 @@ from textual.pilot import Pilot
 
 from gpuwatch.tui.app import TopApp
 from tests.tui.conftest import settle
-from tests.tui.scene import Scene, build_scene
+from tests.tui.scene import Scene, build_demo_scene, build_scene
 
 SnapCompare = Callable[..., bool]
 
@@ -46,6 +46,23 @@ def test_models_with_a_failing_model(snap_compare: SnapCompare, scene: Scene, si
 
 def test_processes_filtered(snap_compare: SnapCompare, scene: Scene) -> None:
     assert snap_compare(app_for(scene), run_before=keys("2", "slash", *"svc", "enter", "down"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_processes_filter_while_typing(
+    snap_compare: SnapCompare, scene: Scene, size: tuple[int, int]
+) -> None:
+    # The filter's one row shows the text typed, not two border rows (issue 14).
+    assert snap_compare(app_for(scene), terminal_size=size, run_before=keys("2", "slash", *"svc"))
+
+
+def test_overview_at_200_columns(snap_compare: SnapCompare, scene: Scene) -> None:
+    assert snap_compare(app_for(scene), terminal_size=(200, 50), run_before=keys())
+
+
+def test_history_of_7_days(snap_compare: SnapCompare, scene: Scene) -> None:
+    # Dates on the time axis, apart and none past now; the list grouped with units.
+    assert snap_compare(app_for(scene), run_before=keys("4", "t", "t", "t"))
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
@@ -91,3 +108,14 @@ def test_cluster(snap_compare: SnapCompare, scene: Scene, monkeypatch: pytest.Mo
     finally:
         quiet.close()
         gone.close()
+
+
+def test_demo_overview(snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch, utc: None) -> None:
+    """What `gpuwatch top --demo` shows a minute in, at 120×40: the README's screenshot."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    demo = build_demo_scene(monkeypatch)
+    try:
+        app = TopApp([demo.client()], refresh_seconds=0.5)
+        assert snap_compare(app, terminal_size=(120, 40), run_before=keys())
+    finally:
+        demo.close()
