@@ -178,6 +178,19 @@ def series_value(name: str, value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def elapsed(seconds_: float | None) -> str:
+    """How long something has run, as `ps` prints it: 04:12, 3:04:12, 2d03h."""
+    if seconds_ is None or seconds_ < 0:
+        return MISSING
+    s = int(seconds_)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    return f"{hours}:{minutes:02d}:{s:02d}" if hours else f"{minutes:02d}:{s:02d}"
+
+
 def duration(seconds_: float) -> str:
     """A span of time in its largest whole unit: 20 s, 15 min, 1.5 h, 7 d."""
     for unit, size_ in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):

@@ -22,10 +22,12 @@ from textual.widgets import DataTable, Static
 
 from gpuwatch import model
 from gpuwatch.text import fmt
-from gpuwatch.tui.cells import gpu_cells, gpu_detail
+from gpuwatch.tui.cells import gpu_cells, gpu_detail, gpu_facts
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, Row, SyncTable
 
+TALL_ROWS = 30
+"""From this many terminal rows the detail under the GPU rows has a second line (PCI, UUID, modes)."""
 SPARK_SECONDS = 120.0
 """How far back the GPU rows' sparklines reach."""
 
@@ -50,10 +52,12 @@ GPU_COLUMNS: tuple[Column, ...] = (
     Column("gpu", "GPU", 3, right=True),
     Column("name", "Name", 16, priority=6),
     Column("util", "Util", 4, right=True),
+    Column("util_bar", "", 10, priority=8),  # wide terminals: bars, as nvitop draws them
     Column("tensor", "Tens", 4, right=True),
     Column("dram", "DRAM", 4, right=True),
     Column("occ", "Occ", 4, priority=5, right=True),
     Column("mem", "Mem GiB", 11, right=True),  # 140.4/140.4 on an H200
+    Column("mem_bar", "", 10, priority=8),
     Column("temp", "Temp", 4, right=True),
     Column("power", "Power W", 7, right=True),
     Column("clock", "MHz", 4, right=True),
@@ -108,6 +112,11 @@ class GpuPanel(Vertical):
     GpuPanel > #gpu-detail {
         height: 1;
         color: $text-muted;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    GpuPanel.-tall > #gpu-detail {
+        height: 2;
     }
     """
 
@@ -237,6 +246,13 @@ class GpuPanel(Vertical):
             detail.update("")
             return
         info = next((d for d in snapshot.devices if d.uuid == sample.uuid), None)
-        detail.update(
-            Text(gpu_detail(sample, info, self.xids.get(sample.index)), no_wrap=True, overflow="ellipsis")
-        )
+        text = gpu_detail(sample, info, self.xids.get(sample.index))
+        if self.has_class("-tall"):  # a second line: the GPU's PCI bus id, UUID and modes
+            text += "\n" + gpu_facts(sample, info)
+        detail.update(Text(text, no_wrap=True, overflow="ellipsis"))
+
+    def on_resize(self) -> None:
+        tall = self.app.size.height >= TALL_ROWS
+        if tall != self.has_class("-tall"):
+            self.set_class(tall, "-tall")
+            self._draw_detail()

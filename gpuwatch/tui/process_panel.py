@@ -31,7 +31,9 @@ PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("container", "Container", 12, priority=3),
     Column("gpu", "GPU", 3, right=True),
     Column("memory", "GPU mem", 8, right=True),
+    Column("share", "Mem%", 4, priority=4, right=True),  # of its GPU's memory
     Column("sm", "SM", 4, right=True),
+    Column("time", "Time", 8, priority=2, right=True),  # running time, as ps prints it
     Column("command", "Command", 0, min_width=16),
 )
 
@@ -52,6 +54,8 @@ def _num(value: float | int | None) -> float:
 SORTS: tuple[SortKey, ...] = (
     SortKey("memory", "GPU mem", lambda p: (_num(p.used_memory_bytes), -p.pid), True),
     SortKey("sm", "SM", lambda p: (_num(p.sm_utilization_ratio), -p.pid), True),
+    # Longest running first (earliest start); a process whose start is unknown last.
+    SortKey("time", "Time", lambda p: (p.started_at is None, p.started_at or 0.0, p.pid), False),
     SortKey("gpu", "GPU", lambda p: (p.gpu_index, p.pid), False),
     SortKey("pid", "PID", lambda p: p.pid, False),
     SortKey("user", "User", lambda p: (p.user or "", p.pid), False),
@@ -249,7 +253,11 @@ class ProcessPanel(Vertical):
         title.update(" · ".join(parts))
         pal = self.palette
         table = self.table
-        table.show_rows([(f"{p.pid}@{p.gpu_index}", process_cells(p, pal)) for p in shown])
+        memory = {g.index: g.memory_total_bytes for g in self.snapshot.gpus}
+        now = self.snapshot.timestamp
+        table.show_rows(
+            [(f"{p.pid}@{p.gpu_index}", process_cells(p, pal, memory.get(p.gpu_index), now)) for p in shown]
+        )
         if self._to_top:
             self._to_top = False
             if table.row_count:

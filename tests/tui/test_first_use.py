@@ -246,3 +246,34 @@ async def test_help_says_how_to_close_it(scene: Scene) -> None:
         assert isinstance(pilot.app.screen, HelpScreen)
         text = str(pilot.app.screen.query_one(Static).render())
         assert "escape or ? closes this help" in text.splitlines()[0]
+
+
+async def test_what_an_nvitop_user_looks_for(scene: Scene) -> None:
+    """The GPU's PCI bus id, UUID and modes; each process's share of its GPU's memory and
+    running time; bars for utilization and memory where there is room (issue 14 item 3)."""
+    snapshot = scene.engine.latest()
+    assert snapshot is not None
+    async with make_app(scene).run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        screen = pilot.app.screen
+        detail = str(screen.query_one("#gpu-detail", Static).render()).splitlines()
+        info = snapshot.devices[0]
+        assert info.pci_bus_id and info.pci_bus_id in detail[1] and snapshot.gpus[0].uuid in detail[1]
+        assert "persistence on" in detail[1] and "MIG off" in detail[1]
+        gpus = screen.query_one(GpuPanel).query_one(SyncTable)
+        assert str(gpus.get_cell("1", "util_bar")) == "█" * 10  # GPU 1 at 100 %
+        processes = screen.query_one("#overview-processes", ProcessPanel).table
+        key = processes.row_keys[0]
+        process = next(p for p in snapshot.processes if f"{p.pid}@{p.gpu_index}" == key)
+        gpu = next(g for g in snapshot.gpus if g.index == process.gpu_index)
+        assert process.used_memory_bytes and gpu.memory_total_bytes and process.started_at
+        share = round(100 * process.used_memory_bytes / gpu.memory_total_bytes)
+        assert str(processes.get_cell(key, "share")).strip() == f"{share}%"
+        running = int(snapshot.timestamp - process.started_at)
+        hours, rest = divmod(running, 3600)
+        assert 0 < hours < 24
+        assert str(processes.get_cell(key, "time")).strip() == f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+    async with make_app(scene).run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        detail = str(pilot.app.screen.query_one("#gpu-detail", Static).render())
+        assert "\n" not in detail  # 24 rows: one line, the rows keep their room
