@@ -187,6 +187,10 @@ class ProcessSample:
     started_at: float | None = None
     triton_server: str | None = None
     """Name of the configured Triton server this process is, when it is one."""
+    cpu_ratio: float | None = None
+    """Host CPU time over wall time since the previous fast tick: 1.0 is one core busy."""
+    host_memory_bytes: int | None = None
+    """Resident memory on the host (RSS), beside what it holds on the GPU."""
 
 
 # --------------------------------------------------------------------------- events

@@ -190,6 +190,8 @@ def process_cells(
         fmt.size(p.used_memory_bytes),
         fmt.percent(memory_share(p, gpu_memory_bytes)),
         fmt.percent(p.sm_utilization_ratio),
+        fmt.percent(p.cpu_ratio),
+        fmt.size(p.host_memory_bytes),
         fmt.elapsed(running),
         Text(process_command(p)),
     ]

@@ -33,6 +33,8 @@ PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("memory", "GPU mem", 8, right=True),
     Column("share", "Mem%", 4, priority=4, right=True),  # of its GPU's memory
     Column("sm", "SM", 4, right=True),
+    Column("cpu", "CPU", 5, priority=5, right=True),  # host CPU, 100% = one core
+    Column("rss", "RSS", 8, priority=5, right=True),  # host memory
     Column("time", "Time", 8, priority=2, right=True),  # running time, as ps prints it
     Column("command", "Command", 0, min_width=16),
 )
@@ -54,6 +56,8 @@ def _num(value: float | int | None) -> float:
 SORTS: tuple[SortKey, ...] = (
     SortKey("memory", "GPU mem", lambda p: (_num(p.used_memory_bytes), -p.pid), True),
     SortKey("sm", "SM", lambda p: (_num(p.sm_utilization_ratio), -p.pid), True),
+    SortKey("cpu", "CPU", lambda p: (_num(p.cpu_ratio), -p.pid), True),
+    SortKey("rss", "RSS", lambda p: (_num(p.host_memory_bytes), -p.pid), True),
     # Longest running first (earliest start); a process whose start is unknown last.
     SortKey("time", "Time", lambda p: (p.started_at is None, p.started_at or 0.0, p.pid), False),
     SortKey("gpu", "GPU", lambda p: (p.gpu_index, p.pid), False),

@@ -35,7 +35,7 @@ class Column:
     """For the stretchy column: narrower than this and it is dropped."""
     wide: int = 0
     """Wider than `width` when the terminal has room: the width it grows to while the
-    stretchy column keeps its `min_width` (a user name, a model name)."""
+    stretchy column keeps twice its `min_width` (a user name, a model name)."""
     keep_end: bool = False
     """A text too long loses its middle, not its end (a node's port)."""
 
@@ -69,7 +69,7 @@ def fit_columns(columns: Sequence[Column], width: int, padding: int = 1) -> list
     fixed = sum(c.width + 2 * padding for c in chosen if c.width)
     stretchy = [c for c in chosen if not c.width]
     growth = sum(c.wide - c.width for c in chosen if c.width and c.wide > c.width)
-    keep = sum(c.min_width for c in stretchy)
+    keep = 2 * sum(c.min_width for c in stretchy)  # the stretchy column first keeps twice its least
     if growth and width - fixed - growth - 2 * padding * len(stretchy) >= keep:
         chosen = [replace(c, width=c.wide) if c.width and c.wide > c.width else c for c in chosen]
         fixed += growth

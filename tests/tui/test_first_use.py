@@ -269,6 +269,10 @@ async def test_what_an_nvitop_user_looks_for(scene: Scene) -> None:
         assert process.used_memory_bytes and gpu.memory_total_bytes and process.started_at
         share = round(100 * process.used_memory_bytes / gpu.memory_total_bytes)
         assert str(processes.get_cell(key, "share")).strip() == f"{share}%"
+        # The host's side, through the model (demo/processes.py's figures for a serve.py).
+        assert (process.cpu_ratio, process.host_memory_bytes) == (1.02, int(6.2 * 1024**3))
+        assert str(processes.get_cell(key, "cpu")).strip() == "102%"
+        assert str(processes.get_cell(key, "rss")).strip() == "6.2 GiB"
         running = int(snapshot.timestamp - process.started_at)
         hours, rest = divmod(running, 3600)
         assert 0 < hours < 24

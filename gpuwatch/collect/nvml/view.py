@@ -77,6 +77,7 @@ def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.Proc
         if util is None and gpu.process_utilization_known:
             util = IDLE_PROCESS  # NVML answered and this process ran nothing
         facts = host.describe(process.pid)
+        usage = host.usage(process.pid)
         out.append(
             model.ProcessSample(
                 pid=process.pid,
@@ -93,6 +94,8 @@ def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.Proc
                 command=facts.command if facts else None,
                 container_id=facts.container_id if facts else None,
                 started_at=facts.started_at if facts else None,
+                cpu_ratio=usage.cpu_ratio if usage else None,
+                host_memory_bytes=usage.rss_bytes if usage else None,
             )
         )
     return out
