@@ -48,15 +48,28 @@ def build_engine(
     `[demo] scenario`'s faults; `triton_urls` as `build_triton` takes them. Starts nothing."""
     if demo:
         from gpuwatch.demo.assemble import build_demo_sources
+        from gpuwatch.demo.processes import RecordedHost
 
         gpus, recorded_triton = build_demo_sources(settings, clock)
-        return Engine(gpus, recorded_triton, tick_seconds=settings.nvml.interval_seconds, clock=clock)
-    from gpuwatch.collect.host import HostProcesses
+        return Engine(
+            gpus,
+            recorded_triton,
+            tick_seconds=settings.nvml.interval_seconds,
+            clock=clock,
+            host=RecordedHost(),
+        )
+    from gpuwatch.collect.host import HostProcesses, HostUsage
     from gpuwatch.collect.nvml.collector import open_real_nvml
 
     real_gpus = open_real_nvml(settings.nvml, HostProcesses())
     triton = build_triton(settings, urls=triton_urls, clock=clock)
-    return Engine(real_gpus, triton, tick_seconds=settings.nvml.interval_seconds, clock=clock)
+    return Engine(
+        real_gpus,
+        triton,
+        tick_seconds=settings.nvml.interval_seconds,
+        clock=clock,
+        host=HostUsage(settings.nvml.interval_seconds),
+    )
 
 
 def build_triton(

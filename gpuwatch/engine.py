@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from gpuwatch import model
 from gpuwatch.assess import AssessState, assess
-from gpuwatch.collect.contract import GpuSource, Job, TritonSource
+from gpuwatch.collect.contract import GpuSource, HostSource, Job, TritonSource
 from gpuwatch.collect.joins import join
 
 log = logging.getLogger("gpuwatch.engine")
@@ -129,9 +129,11 @@ class Engine:
         tick_seconds: float = 1.0,
         clock: Callable[[], float] = time.time,
         store_health: Callable[[], model.StoreHealth | None] | None = None,
+        host: HostSource | None = None,
     ) -> None:
         self.gpus = gpus
         self.triton = triton
+        self.host = host
         self.tick_seconds = tick_seconds
         self._clock = clock
         self._store_health = store_health
@@ -140,7 +142,7 @@ class Engine:
         self._latest: model.Snapshot | None = None
         self._subscribers: list[Callable[[model.Snapshot], None]] = []
         self._own_events: list[model.Event] = []
-        jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else [])
+        jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else []) + (host.jobs() if host else [])
         self._runners = [_JobRunner(j, clock, self._stop, self._job_changed) for j in jobs]
         self._tick_thread: threading.Thread | None = None
         self._assessed: AssessState | None = None
@@ -160,6 +162,8 @@ class Engine:
         self.gpus.close()
         if self.triton is not None:
             self.triton.close()
+        if self.host is not None:
+            self.host.close()
 
     def subscribe(self, callback: Callable[[model.Snapshot], None]) -> None:
         """`callback(snapshot)` runs on the tick thread after each publish; keep it quick."""
@@ -225,6 +229,7 @@ class Engine:
             collectors=self.health(),
             store=self._store_health() if self._store_health else None,
             nvml_status=view.status,
+            host=self.host.view() if self.host is not None else None,
         )
         state = assess(snapshot, self._assessed, timestamp, immediate=immediate)
         self._assessed = state

@@ -193,6 +193,26 @@ class ProcessSample:
     """Resident memory on the host (RSS), beside what it holds on the GPU."""
 
 
+# --------------------------------------------------------------------------- the host
+
+
+@dataclass(frozen=True, slots=True)
+class HostSample:
+    """The node's own CPU, memory, swap and load at one tick (psutil; the demo's recorded host)."""
+
+    cpu_ratio: float | None = None
+    """Busy CPU time over the last interval, over all cores (0–1)."""
+    cpu_count: int | None = None
+    memory_total_bytes: int | None = None
+    memory_available_bytes: int | None = None
+    """What new processes can have without swapping (Linux MemAvailable)."""
+    swap_total_bytes: int | None = None
+    swap_used_bytes: int | None = None
+    load_1m: float | None = None
+    load_5m: float | None = None
+    load_15m: float | None = None
+
+
 # --------------------------------------------------------------------------- events
 
 
@@ -516,3 +536,5 @@ class Snapshot:
     """One line saying why there is no GPU data (no driver, version mismatch), else None."""
     findings: tuple[Finding, ...] = ()
     """What needs a look at this tick (gpuwatch/assess/), most severe first."""
+    host: HostSample | None = None
+    """The node's CPU, memory, swap and load; None where no host source runs."""

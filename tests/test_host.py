@@ -3,7 +3,7 @@
 import os
 import time
 
-from gpuwatch.collect.host import HostProcesses, parse_container_id
+from gpuwatch.collect.host import HostProcesses, HostUsage, parse_container_id
 
 DOCKER_ID = "4f9c2a1b3c4d" + "0" * 52
 
@@ -66,3 +66,17 @@ def test_usage_of_a_real_process_cpu_from_the_second_sample() -> None:
     assert host.usage(2**22 + 12345) is None
     host.forget_except(set())
     assert host.usage(me) is None
+
+
+def test_the_hosts_cpu_memory_swap_and_load() -> None:
+    host = HostUsage()
+    assert host.view() is None and [j.name for j in host.jobs()] == ["host"]
+    host.poll()
+    first = host.view()
+    assert first is not None and first.cpu_ratio is None  # a share needs two reads
+    assert first.memory_total_bytes and first.memory_available_bytes is not None
+    assert 0 < first.memory_available_bytes <= first.memory_total_bytes
+    assert first.cpu_count and first.load_1m is not None and first.swap_total_bytes is not None
+    host.poll()
+    second = host.view()
+    assert second is not None and second.cpu_ratio is not None and 0.0 <= second.cpu_ratio <= 1.0

@@ -17,6 +17,9 @@ from typing import Protocol
 
 import psutil
 
+from gpuwatch import model
+from gpuwatch.collect.contract import Job
+
 
 @dataclass(frozen=True, slots=True)
 class HostProcess:
@@ -147,3 +150,50 @@ class HostProcesses:
         except OSError:
             cgroup = ""
         return HostProcess(user, name, command, parse_container_id(cgroup), started)
+
+
+class HostUsage:
+    """The node's CPU, memory, swap and load through psutil: the engine's `HostSource`. One
+    job reads them each `interval_seconds`; the CPU share is over the time since the last read
+    (None until the second)."""
+
+    def __init__(self, interval_seconds: float = 1.0) -> None:
+        self._interval = interval_seconds
+        self._latest: model.HostSample | None = None
+        self._primed = False
+        self._lock = threading.Lock()
+
+    def jobs(self) -> list[Job]:
+        return [Job("host", self._interval, self.poll)]
+
+    def poll(self) -> str | None:
+        percent = psutil.cpu_percent(interval=None)
+        cpu = percent / 100.0 if self._primed else None
+        self._primed = True
+        memory = psutil.virtual_memory()
+        swap = psutil.swap_memory()
+        try:
+            load: tuple[float | None, ...] = psutil.getloadavg()
+        except OSError:
+            load = (None, None, None)
+        sample = model.HostSample(
+            cpu_ratio=cpu,
+            cpu_count=psutil.cpu_count(),
+            memory_total_bytes=memory.total,
+            memory_available_bytes=memory.available,
+            swap_total_bytes=swap.total,
+            swap_used_bytes=swap.used,
+            load_1m=load[0],
+            load_5m=load[1],
+            load_15m=load[2],
+        )
+        with self._lock:
+            self._latest = sample
+        return None
+
+    def view(self) -> model.HostSample | None:
+        with self._lock:
+            return self._latest
+
+    def close(self) -> None:
+        return None

@@ -6,6 +6,8 @@ when it runs over the recorded source; the real host is never asked about these 
 
 from __future__ import annotations
 
+from gpuwatch import model
+from gpuwatch.collect.contract import Job
 from gpuwatch.collect.host import HostProcess, ProcessUsage
 
 GIB = 1024**3
@@ -35,3 +37,30 @@ class RecordedProcesses:
     def usage(self, pid: int) -> ProcessUsage | None:
         command = (self._table[pid].command or "") if pid in self._table else ""
         return next((u for words, u in _USAGE if words in command), None)
+
+
+RECORDED_HOST = model.HostSample(
+    cpu_ratio=0.23,
+    cpu_count=64,
+    memory_total_bytes=2015 * GIB,
+    memory_available_bytes=1762 * GIB,
+    swap_total_bytes=0,
+    swap_used_bytes=0,
+    load_1m=14.6,
+    load_5m=13.9,
+    load_15m=12.2,
+)
+"""The demo's host: a typical 8-GPU-class node's figures (the recording has no host)."""
+
+
+class RecordedHost:
+    """The demo's `HostSource`: the recorded node's CPU, memory, swap and load."""
+
+    def jobs(self) -> list[Job]:
+        return []
+
+    def view(self) -> model.HostSample | None:
+        return RECORDED_HOST
+
+    def close(self) -> None:
+        return None

@@ -161,6 +161,31 @@ def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.E
     return " · ".join(parts)
 
 
+# --------------------------------------------------------------------------- the host
+
+
+def host_line(host: model.HostSample | None) -> str:
+    """The node itself in one line, as nvitop's host panel: CPU, memory, swap, load."""
+    if host is None:
+        return "Host · —"
+    used = (
+        host.memory_total_bytes - host.memory_available_bytes
+        if host.memory_total_bytes is not None and host.memory_available_bytes is not None
+        else None
+    )
+    cores = f" of {host.cpu_count} cores" if host.cpu_count else ""
+    load = " ".join(fmt.number(v, 1) for v in (host.load_1m, host.load_5m, host.load_15m))
+    return " · ".join(
+        (
+            "Host",
+            f"CPU {fmt.percent(host.cpu_ratio)}{cores}",
+            f"memory {fmt.gib_of(used, host.memory_total_bytes)} GiB",
+            f"swap {fmt.gib_of(host.swap_used_bytes, host.swap_total_bytes)} GiB",
+            f"load {load}",
+        )
+    )
+
+
 # --------------------------------------------------------------------------- processes
 
 

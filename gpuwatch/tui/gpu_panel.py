@@ -22,12 +22,13 @@ from textual.widgets import DataTable, Static
 
 from gpuwatch import model
 from gpuwatch.text import fmt
-from gpuwatch.tui.cells import gpu_cells, gpu_detail, gpu_facts
+from gpuwatch.tui.cells import gpu_cells, gpu_detail, gpu_facts, host_line
 from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.table import Column, Row, SyncTable
 
 TALL_ROWS = 30
-"""From this many terminal rows the detail under the GPU rows has a second line (PCI, UUID, modes)."""
+"""From this many terminal rows the panel has a host line (CPU, memory, swap, load) over the GPU
+rows and a second detail line under them (PCI, UUID, modes)."""
 SPARK_SECONDS = 120.0
 """How far back the GPU rows' sparklines reach."""
 
@@ -97,6 +98,16 @@ class GpuPanel(Vertical):
         background: $boost;
         text-style: bold;
     }
+    GpuPanel > #host-line {
+        height: 1;
+        display: none;
+        color: $text-muted;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    GpuPanel.-tall > #host-line {
+        display: block;
+    }
     GpuPanel > SyncTable {
         height: auto;
         max-height: 18;
@@ -150,6 +161,7 @@ class GpuPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(classes="panel-title", id="gpu-title")
+        yield Static(id="host-line")
         yield SyncTable(GPU_COLUMNS, id="gpu-table")
         yield Static(id="gpu-note")
         yield Static(id="gpu-detail")
@@ -216,6 +228,7 @@ class GpuPanel(Vertical):
         else:
             span = fmt.duration(SPARK_SECONDS)
             title.update(f"GPUs · {len(snapshot.gpus)} · History: {figure.label}, last {span} (f)")
+        self.query_one("#host-line", Static).update(host_line(snapshot.host))
         info = {d.uuid: d for d in snapshot.devices}
         rows: list[Row] = []
         for g in snapshot.gpus:

@@ -29,6 +29,7 @@ from gpuwatch.collect.triton.collector import TritonCollector
 from gpuwatch.config import NvmlSettings, Settings
 from gpuwatch.demo.assemble import build_demo_sources
 from gpuwatch.demo.nvml import RecordedNvml
+from gpuwatch.demo.processes import RecordedHost
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from tests.conftest import ManualClock, make_collector
@@ -222,7 +223,7 @@ def build_scene(
     recorded = RecordedNvml(gpus, clock=clock)
     collector = make_collector(recorded, SCENE_NVML, clock)
     scripted = ScriptedTriton(clock) if triton else None
-    engine = Engine(collector, scripted, clock=clock)
+    engine = Engine(collector, scripted, clock=clock, host=RecordedHost())
     history = MemoryHistory(keep_seconds=900)
     engine.subscribe(history.add)
     if faults:
@@ -278,7 +279,7 @@ def build_demo_scene(monkeypatch: pytest.MonkeyPatch, ticks: int = DEMO_TICKS) -
     clock = ManualClock(1_795_558_200.0)
     settings = Settings(nvml=SCENE_NVML)
     gpus, triton = build_demo_sources(settings, clock, monotonic=clock)
-    engine = Engine(gpus, triton, clock=clock)
+    engine = Engine(gpus, triton, clock=clock, host=RecordedHost())
     history = MemoryHistory(keep_seconds=900)
     engine.subscribe(history.add)
     scene = DemoScene(clock, gpus, triton, engine, history)

@@ -256,6 +256,10 @@ async def test_what_an_nvitop_user_looks_for(scene: Scene) -> None:
     async with make_app(scene).run_test(size=(200, 50)) as pilot:
         await settle(pilot)
         screen = pilot.app.screen
+        host = str(screen.query_one("#host-line", Static).render())
+        assert host == (
+            "Host · CPU 23% of 64 cores · memory 253.0/2015.0 GiB · swap 0.0/0.0 GiB · load 14.6 13.9 12.2"
+        )  # the recorded host (demo/processes.py), through the snapshot
         detail = str(screen.query_one("#gpu-detail", Static).render()).splitlines()
         info = snapshot.devices[0]
         assert info.pci_bus_id and info.pci_bus_id in detail[1] and snapshot.gpus[0].uuid in detail[1]
