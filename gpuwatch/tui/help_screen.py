@@ -17,7 +17,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("1 … 5", "Overview, Processes, Models, History, Events"),
     ("↑ ↓ PgUp PgDn", "move the cursor in the focused table"),
     ("tab", "next panel"),
-    ("enter", "open: a GPU's history of its sparkline's figure; a model's; a node"),
+    ("enter", "history of the GPU's sparkline figure or the model; a node"),
     ("f", "GPU rows: change the sparkline's figure"),
     ("/", "processes: filter (pid, user, container, gpuN, command)"),
     ("s  r", "processes: next sort column; reverse (or click a header)"),
@@ -44,7 +44,7 @@ class HelpScreen(ModalScreen[None]):
         align: center middle;
     }
     HelpScreen > VerticalScroll {
-        width: 72;
+        width: 80;
         max-width: 100%;
         height: auto;
         max-height: 100%;
