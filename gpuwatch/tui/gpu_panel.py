@@ -24,7 +24,7 @@ from gpuwatch import model
 from gpuwatch.text import fmt
 from gpuwatch.tui.cells import gpu_cells, gpu_detail, gpu_facts, host_line
 from gpuwatch.tui.palette import Palette
-from gpuwatch.tui.table import Column, Row, SyncTable
+from gpuwatch.tui.table import Column, Row, SyncTable, show_text
 
 TALL_ROWS = 30
 """From this many terminal rows the panel has a host line (CPU, memory, swap, load) over the GPU
@@ -215,20 +215,28 @@ class GpuPanel(Vertical):
         title = self.query_one("#gpu-title", Static)
         table = self.query_one(SyncTable)
         if snapshot is None:
-            title.update("GPUs · waiting for the first snapshot…")
+            show_text(title, "GPUs · waiting for the first snapshot…", fixed_height=True)
             return
         figure = self.figure
         no_gpus = not snapshot.gpus and snapshot.nvml_status is not None
         self.set_class(no_gpus, "-no-gpus")
         if no_gpus:
-            title.update(Text.assemble(("GPUs · ", ""), ("! no GPU data (try --demo)", self.palette.warn)))
+            show_text(
+                title,
+                Text.assemble(("GPUs · ", ""), ("! no GPU data (try --demo)", self.palette.warn)),
+                fixed_height=True,
+            )
             self.query_one("#gpu-note", Static).update(snapshot.nvml_status or "")
             table.show_rows([])
             return
         else:
             span = fmt.duration(SPARK_SECONDS)
-            title.update(f"GPUs · {len(snapshot.gpus)} · History: {figure.label}, last {span} (f)")
-        self.query_one("#host-line", Static).update(host_line(snapshot.host))
+            show_text(
+                title,
+                f"GPUs · {len(snapshot.gpus)} · History: {figure.label}, last {span} (f)",
+                fixed_height=True,
+            )
+        show_text(self.query_one("#host-line", Static), host_line(snapshot.host), fixed_height=True)
         info = {d.uuid: d for d in snapshot.devices}
         rows: list[Row] = []
         for g in snapshot.gpus:
@@ -252,17 +260,17 @@ class GpuPanel(Vertical):
         detail = self.query_one("#gpu-detail", Static)
         key = self.query_one(SyncTable).cursor_key
         if snapshot is None or key is None:
-            detail.update("")
+            show_text(detail, "", fixed_height=True)
             return
         sample = next((g for g in snapshot.gpus if str(g.index) == key), None)
         if sample is None:
-            detail.update("")
+            show_text(detail, "", fixed_height=True)
             return
         info = next((d for d in snapshot.devices if d.uuid == sample.uuid), None)
         text = gpu_detail(sample, info, self.xids.get(sample.index))
         if self.has_class("-tall"):  # a second line: the GPU's PCI bus id, UUID and modes
             text += "\n" + gpu_facts(sample, info)
-        detail.update(Text(text, no_wrap=True, overflow="ellipsis"))
+        show_text(detail, Text(text, no_wrap=True, overflow="ellipsis"), fixed_height=True)
 
     def on_resize(self) -> None:
         tall = self.app.size.height >= TALL_ROWS

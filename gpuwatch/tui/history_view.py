@@ -28,6 +28,7 @@ from gpuwatch.text import fmt
 from gpuwatch.tui.buckets import aligned_range
 from gpuwatch.tui.chart import Chart, ChartData, event_mark
 from gpuwatch.tui.palette import Palette
+from gpuwatch.tui.table import show_text
 
 FIGURE_LIST_WIDTH = 27
 """The figure list's width; a terminal of WIDE_COLUMNS or more gets FIGURE_LIST_WIDE."""
@@ -404,11 +405,11 @@ class HistoryView(Vertical):
     def _draw_labels(self, resolution: float | None = None) -> None:
         title = self.query_one("#history-title", Static)
         if self.subject is None:
-            title.update("History · waiting for the first snapshot…")
+            show_text(title, "History · waiting for the first snapshot…", fixed_height=True)
         else:
             name = figure_words(self.figure).label
             step = f" · {fmt.duration(resolution)} per column" if resolution else ""
-            title.update(f"History · {self.subject.label} · {name}{step}")
+            show_text(title, f"History · {self.subject.label} · {name}{step}", fixed_height=True)
         ranges = Text()
         for i, (_, label) in enumerate(RANGES):
             if i == self.range_index:
@@ -417,4 +418,4 @@ class HistoryView(Vertical):
                 ranges.append(f" {label} ")
             ranges.append(" ")
         ranges.append("  t range · g GPU/model · ↑↓ figure", style=self.palette.dim)
-        self.query_one("#history-ranges", Static).update(ranges)
+        show_text(self.query_one("#history-ranges", Static), ranges, fixed_height=True)

@@ -19,7 +19,7 @@ from gpuwatch import model
 from gpuwatch.text import ensembles, findings
 from gpuwatch.tui.cells import all_models, model_cells, model_key, triton_note
 from gpuwatch.tui.palette import Palette
-from gpuwatch.tui.table import Column, SyncTable
+from gpuwatch.tui.table import Column, SyncTable, show_text
 
 MODEL_COLUMNS: tuple[Column, ...] = (
     Column("model", "Model", 14, wide=32),
@@ -84,7 +84,7 @@ class ModelPanel(Vertical):
         title = self.query_one(".panel-title", Static)
         snapshot = self.snapshot
         if snapshot is None:
-            title.update("Models")
+            show_text(title, "Models", fixed_height=True)
             return
         rows = [
             (prefix, m)
@@ -100,7 +100,7 @@ class ModelPanel(Vertical):
             parts.append(f"! {needing} need a look")
         if note:
             parts.append(note)
-        title.update(" · ".join(parts))
+        show_text(title, " · ".join(parts), fixed_height=True)
         self.table.show_rows(
             [(model_key(m), model_cells(m, self.palette, prefix, found[model_key(m)])) for prefix, m in rows]
         )

@@ -98,8 +98,10 @@ class NodeScreen(Screen[None]):
         Binding("escape", "back", "Cluster"),
     ]
 
-    snapshot: reactive[model.Snapshot | None] = reactive(None, init=False)
-    problem: reactive[str | None] = reactive(None, init=False)
+    # repaint=False: the panels repaint what changed; a screen reactive that repaints would
+    # redraw the whole screen on every snapshot (a full update each refresh, issue 14).
+    snapshot: reactive[model.Snapshot | None] = reactive(None, init=False, repaint=False)
+    problem: reactive[str | None] = reactive(None, init=False, repaint=False)
 
     class SparksFetched(Message):
         def __init__(

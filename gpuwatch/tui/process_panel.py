@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Input, Static
 from gpuwatch import model
 from gpuwatch.tui.cells import process_cells, process_command
 from gpuwatch.tui.palette import Palette
-from gpuwatch.tui.table import Column, SyncTable
+from gpuwatch.tui.table import Column, SyncTable, show_text
 
 PROCESS_COLUMNS: tuple[Column, ...] = (
     Column("pid", "PID", 7, right=True),
@@ -245,7 +245,7 @@ class ProcessPanel(Vertical):
     def _draw(self) -> None:
         title = self.query_one(".panel-title", Static)
         if self.snapshot is None:
-            title.update("Processes")
+            show_text(title, "Processes", fixed_height=True)
             return
         shown = self.visible_processes()
         total = len(self.snapshot.processes)
@@ -254,7 +254,7 @@ class ProcessPanel(Vertical):
         parts.append(f"by {_SORT_BY_COLUMN[self.sort_column].label} {arrow}")
         if self.filter_text:
             parts.append(f"filter “{self.filter_text}”")
-        title.update(" · ".join(parts))
+        show_text(title, " · ".join(parts), fixed_height=True)
         pal = self.palette
         table = self.table
         memory = {g.index: g.memory_total_bytes for g in self.snapshot.gpus}
@@ -276,11 +276,12 @@ class ProcessPanel(Vertical):
         key = self.table.cursor_key
         process = next((p for p in self.visible_processes() if f"{p.pid}@{p.gpu_index}" == key), None)
         if process is None:
-            line.update("")
+            show_text(line, "")
             return
-        line.update(
+        show_text(
+            line,
             Text.assemble(
                 (f"PID {process.pid} on GPU {process.gpu_index}: ", "bold"),
                 process_command(process),
-            )
+            ),
         )

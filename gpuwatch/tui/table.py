@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import events
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 Cell = str | Text
 Row = tuple[str, Sequence[Cell]]
@@ -77,6 +77,17 @@ def fit_columns(columns: Sequence[Column], width: int, padding: int = 1) -> list
         share = max(min(c.min_width for c in stretchy), (width - fixed) // len(stretchy) - 2 * padding)
         chosen = [replace(c, width=share) if not c.width else c for c in chosen]
     return chosen
+
+
+def show_text(widget: Static, content: Cell, *, fixed_height: bool = False) -> None:
+    """Give a Static new content only when it differs from what it shows: an update costs the
+    screen a layout pass (the whole screen redrawn), and most lines (titles, the host line) say
+    the same from one refresh to the next. `fixed_height`: the widget's height never follows
+    its text (a one-row title), so even a change needs no layout pass, only a repaint."""
+    if getattr(widget, "_gpuwatch_shown", None) == content:
+        return
+    widget._gpuwatch_shown = content  # type: ignore[attr-defined]
+    widget.update(content, layout=not fixed_height)
 
 
 class SyncTable(DataTable[Cell]):

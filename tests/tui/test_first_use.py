@@ -285,3 +285,26 @@ async def test_what_an_nvitop_user_looks_for(scene: Scene) -> None:
         await settle(pilot)
         detail = str(pilot.app.screen.query_one("#gpu-detail", Static).render())
         assert "\n" not in detail  # 24 rows: one line, the rows keep their room
+
+
+async def test_a_new_snapshot_does_not_redraw_the_whole_screen(scene: Scene) -> None:
+    """Each refresh repaints what changed (cells, a title), not the whole screen: a screen-wide
+    repaint each second was most of `top`'s redraw cost (issue 14 item 1)."""
+    async with make_app(scene).run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        compositor = pilot.app.screen._compositor
+        full = compositor.render_full_update
+        calls: list[int] = []
+
+        def counted(*args: object, **kwargs: object) -> object:
+            calls.append(1)
+            return full(*args, **kwargs)  # type: ignore[arg-type]
+
+        compositor.render_full_update = counted  # type: ignore[method-assign]
+        before = pilot.app.screen.query_one(GpuPanel).snapshot
+        for _ in range(3):
+            scene.run(1)
+            await pilot.pause(0.3)
+            await settle(pilot)
+        assert pilot.app.screen.query_one(GpuPanel).snapshot is not before  # new data came
+        assert calls == []
