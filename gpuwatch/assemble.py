@@ -49,6 +49,7 @@ def build_engine(
     `[demo] scenario`'s faults; `triton_urls` as `build_triton` takes them. Starts nothing."""
     if demo:
         from gpuwatch.demo.assemble import build_demo_sources
+        from gpuwatch.demo.processes import RecordedHost
 
         gpus, recorded_triton = build_demo_sources(settings, clock)
         return Engine(
@@ -57,8 +58,9 @@ def build_engine(
             tick_seconds=settings.nvml.interval_seconds,
             clock=clock,
             kubernetes=build_kubernetes(settings, gpus, demo=True),
+            host=RecordedHost(),
         )
-    from gpuwatch.collect.host import HostProcesses
+    from gpuwatch.collect.host import HostProcesses, HostUsage
     from gpuwatch.collect.nvml.collector import open_real_nvml
 
     real_gpus = open_real_nvml(settings.nvml, HostProcesses())
@@ -69,6 +71,7 @@ def build_engine(
         tick_seconds=settings.nvml.interval_seconds,
         clock=clock,
         kubernetes=build_kubernetes(settings, real_gpus, demo=False),
+        host=HostUsage(settings.nvml.interval_seconds),
     )
 
 

@@ -563,6 +563,18 @@ def run_query(args: argparse.Namespace, settings: config.Settings) -> int:
     return EXIT_OK
 
 
+def _output_width() -> int | None:
+    """The terminal's width when stdout is one (lines cut to fit it), None for a pipe or a file
+    (whole lines, for grep)."""
+    if not sys.stdout.isatty():
+        return None
+    import shutil
+
+    from gpuwatch.text import history_report
+
+    return shutil.get_terminal_size((history_report.WIDTH, 24)).columns
+
+
 def run_events(args: argparse.Namespace, settings: config.Settings) -> int:
     import time
 
@@ -584,7 +596,7 @@ def run_events(args: argparse.Namespace, settings: config.Settings) -> int:
         json.dump(jsonform.encode_events(start, end, events), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif events:
-        sys.stdout.write(history_report.render_events(events, utc=args.utc))
+        sys.stdout.write(history_report.render_events(events, utc=args.utc, width=_output_width()))
     if not events:
         which = f" of kind {', '.join(args.kind)}" if args.kind else ""
         print(f"gpuwatch: no events{which} since {args.since} (until {args.until})", file=sys.stderr)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from gpuwatch import model
 from gpuwatch.assess import AssessState, assess
-from gpuwatch.collect.contract import GpuSource, Job, KubernetesSource, TritonSource
+from gpuwatch.collect.contract import GpuSource, HostSource, Job, KubernetesSource, TritonSource
 from gpuwatch.collect.joins import join
 
 log = logging.getLogger("gpuwatch.engine")
@@ -137,12 +137,14 @@ class Engine:
         store_health: Callable[[], model.StoreHealth | None] | None = None,
         kubernetes: KubernetesSource | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        host: HostSource | None = None,
     ) -> None:
         """`monotonic` times the jobs' runs and their staleness: a test on a manual clock passes
         it, so every run lasts 0 s and nothing goes stale behind the clock's back."""
         self.gpus = gpus
         self.triton = triton
         self.kubernetes = kubernetes
+        self.host = host
         self.tick_seconds = tick_seconds
         self._clock = clock
         self._store_health = store_health
@@ -151,7 +153,7 @@ class Engine:
         self._latest: model.Snapshot | None = None
         self._subscribers: list[Callable[[model.Snapshot], None]] = []
         self._own_events: list[model.Event] = []
-        jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else [])
+        jobs = list(gpus.jobs()) + (list(triton.jobs()) if triton else []) + (host.jobs() if host else [])
         jobs += list(kubernetes.jobs()) if kubernetes else []
         self._monotonic = monotonic
         self._runners = [_JobRunner(j, clock, self._stop, self._job_changed, monotonic) for j in jobs]
@@ -175,6 +177,8 @@ class Engine:
             self.triton.close()
         if self.kubernetes is not None:
             self.kubernetes.close()
+        if self.host is not None:
+            self.host.close()
 
     def subscribe(self, callback: Callable[[model.Snapshot], None]) -> None:
         """`callback(snapshot)` runs on the tick thread after each publish; keep it quick."""
@@ -253,6 +257,7 @@ class Engine:
             nvml_status=view.status,
             topology=view.topology,
             mig_devices=view.mig_devices,
+            host=self.host.view() if self.host is not None else None,
         )
         state = assess(snapshot, self._assessed, timestamp, immediate=immediate)
         self._assessed = state

@@ -348,6 +348,30 @@ class ProcessSample:
     """The MIG device (`MigDevice.mig_index`) the process runs on; None off MIG."""
     mig_uuid: str | None = None
     """The UUID of that MIG device; None off MIG."""
+    cpu_ratio: float | None = None
+    """Host CPU time over wall time since the previous fast tick: 1.0 is one core busy."""
+    host_memory_bytes: int | None = None
+    """Resident memory on the host (RSS), beside what it holds on the GPU."""
+
+
+# --------------------------------------------------------------------------- the host
+
+
+@dataclass(frozen=True, slots=True)
+class HostSample:
+    """The node's own CPU, memory, swap and load at one tick (psutil; the demo's recorded host)."""
+
+    cpu_ratio: float | None = None
+    """Busy CPU time over the last interval, over all cores (0–1)."""
+    cpu_count: int | None = None
+    memory_total_bytes: int | None = None
+    memory_available_bytes: int | None = None
+    """What new processes can have without swapping (Linux MemAvailable)."""
+    swap_total_bytes: int | None = None
+    swap_used_bytes: int | None = None
+    load_1m: float | None = None
+    load_5m: float | None = None
+    load_15m: float | None = None
 
 
 # --------------------------------------------------------------------------- events
@@ -711,3 +735,5 @@ class Snapshot:
     """How the GPUs connect (NVLink, PCIe) and their CPU and NUMA affinity; None before it is read."""
     mig_devices: tuple[MigDevice, ...] = ()
     """The MIG devices of every GPU in MIG mode, by parent index then MIG device index."""
+    host: HostSample | None = None
+    """The node's CPU, memory, swap and load; None where no host source runs."""

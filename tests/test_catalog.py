@@ -359,3 +359,19 @@ def test_every_kept_figure_is_a_series_everywhere_with_a_declared_precision() ->
         assert series.info(f.name) is f and f.name in listed and f.name in printed, f.name
         assert f.name in extracted, f"{f.name} has no value in a snapshot with every field set"
     assert listed == printed == [f.name for f in series.CATALOG]
+
+
+def test_every_series_has_words_a_group_and_its_unit() -> None:
+    from gpuwatch import series
+    from gpuwatch.catalog.words import group_order, words
+
+    for figure in series.CATALOG:
+        w = words(figure)
+        assert "_" not in w.title and w.title, figure.name
+        assert w.group in group_order(figure.entity.name), (figure.name, w.group)
+    by_name = {f.name: words(f) for f in series.CATALOG}
+    assert by_name["gpu_tensor_imma_activity_ratio"].label == "tensor IMMA activity (%)"
+    assert by_name["gpu_pcie_rx_bytes_per_second"].label == "PCIe rx (B/s)"
+    assert by_name["gpu_power_watts"].group == "power and heat"
+    assert by_name["gpu_clock_event_sw_power_cap"].group == "clocks held down by"
+    assert by_name["model_average_queue_seconds"].label == "average queue (s)"

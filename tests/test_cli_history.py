@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -190,14 +191,28 @@ def test_events_newest_first_filtered_by_kind(db: Path, capsys: pytest.CaptureFi
     code, out, _ = _run(capsys, "events", "--db", str(db))
     assert code == 0
     lines = out.splitlines()
-    assert max(len(line) for line in lines) <= 80
     assert lines[0].split() == ["time", "severity", "kind", "message"]
     assert [line.split()[2:4] for line in lines[1:]] == [["warning", "model_state"], ["critical", "xid"]]
-    assert lines[1].endswith(" local/resnet50 v3: UNAVAILABLE…")  # cut to 80 columns
-    assert len(lines[1]) == 80
+    # Into a pipe (capsys is one) a message is whole, whatever its length, for grep (issue 14).
+    assert lines[1].endswith(" local/resnet50 v3: UNAVAILABLE: failed to load " + "x" * 100)
     code, out, _ = _run(capsys, "events", "--kind", "xid", "--json", "--db", str(db))
     (event,) = json.loads(out)["events"]
     assert (event["kind"], event["gpu_index"], event["code"]) == ("xid", 1, 79)
+
+
+def test_events_fit_the_terminal_they_are_printed_on(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    xs = {}
+    for columns in (80, 150):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        code, out, _ = _run(capsys, "events", "--db", str(db))
+        assert code == 0
+        lines = out.splitlines()
+        assert len(lines[1]) == columns and lines[1].endswith("…")  # cut to the terminal, not to 80
+        xs[columns] = lines[1].count("x")
+    assert xs[80] == 0 < xs[150]  # the wider terminal shows more of the message
 
 
 def test_the_list_of_series(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ import itertools
 from typing import Any
 
 from gpuwatch import model
-from gpuwatch.collect.host import HostProcess
+from gpuwatch.collect.host import HostProcess, ProcessUsage
 from gpuwatch.collect.nvml.readings import (
     FastReading,
     GpuProcess,
@@ -88,6 +88,12 @@ class Host:
     def forget_except(self, pids: set[int]) -> None:
         pass
 
+    def sample_usage(self, pids: set[int]) -> None:
+        pass
+
+    def usage(self, pid: int) -> ProcessUsage | None:
+        return ProcessUsage(0.5, 3 * 1024**3) if pid == 10 else None
+
 
 def test_processes_joined_with_utilization_and_host_facts() -> None:
     gpu = TrackedGpu(1, "GPU-1", object())
@@ -105,7 +111,9 @@ def test_processes_joined_with_utilization_and_host_facts() -> None:
     assert (busy.sm_utilization_ratio, busy.memory_utilization_ratio) == (0.5, 0.25)
     assert (busy.encoder_utilization_ratio, busy.decoder_utilization_ratio) == (0.0, 0.125)
     assert (busy.user, busy.command) == ("alice", "python3 train.py")
+    assert (busy.cpu_ratio, busy.host_memory_bytes) == (0.5, 3 * 1024**3)  # the host's side
     assert quiet.kind == "graphics" and quiet.user is None
+    assert (quiet.cpu_ratio, quiet.host_memory_bytes) == (None, None)
     assert quiet.sm_utilization_ratio == 0.0  # NVML answered for the GPU: this one ran nothing
 
 

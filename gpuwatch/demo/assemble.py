@@ -28,6 +28,8 @@ DEMO_TRITON = TritonServerSettings(
     name="local", url="http://127.0.0.1:8000", metrics_url="http://127.0.0.1:8002/metrics", headers={}
 )
 """The demo's recorded server: where the default local server would be."""
+DEMO_HOLD_SECONDS = 120.0
+"""How long each demo GPU keeps one role (matmul, copy, idle, …) before the next."""
 DEMO_TRITON_PID = 900
 """PID of the demo's tritonserver process (the recorded GPU processes are all 1000 and up)."""
 
@@ -56,7 +58,12 @@ def build_recorded_gpus(settings: Settings, clock: Callable[[], float] = time.ti
         recorded = RecordedNvlinkNode(clock=clock, tick_seconds=tick, extra_processes=extra)
     else:
         recorded = RecordedNvml(
-            settings.demo.gpus, clock=clock, tick_seconds=tick, extra_processes=extra, mig=demo_mig(settings)
+            settings.demo.gpus,
+            clock=clock,
+            tick_seconds=tick,
+            extra_processes=extra,
+            mig=demo_mig(settings),
+            hold_seconds=DEMO_HOLD_SECONDS,
         )
     scenario = scenarios.get(settings.demo.scenario)
     if scenario is not None:

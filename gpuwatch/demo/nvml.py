@@ -41,6 +41,16 @@ from gpuwatch.demo.nvml_mig import MAX_MIG_DEVICES, NO_INSTANCE, MigGpu, MigHand
 TRACE_PERIOD_SECONDS = 0.5
 """The recorded trace was sampled at 2 Hz."""
 
+PHASES: tuple[tuple[str, int, int], ...] = (
+    ("bf16 matmul at the power cap", 17, 51),
+    ("device-to-device copy", 53, 76),
+    ("idle", 119, 144),
+    ("FP32", 77, 95),
+    ("memory held, idle", 99, 114),
+)
+"""The trace's steady stretches, [start, end) in samples (transitions left out), in the order a
+GPU plays them when `hold_seconds` is set; GPU i starts at phase i × len(PHASES) / gpus."""
+
 # GPM metric id → key in the trace's "gpm" object.
 _GPM_KEYS = {
     pynvml.NVML_GPM_METRIC_GRAPHICS_UTIL: "graphics_util",
@@ -116,11 +126,15 @@ class RecordedNvml:
         on_call: Callable[[str], None] | None = None,
         extra_processes: Iterable[tuple[int, int, int, HostProcess]] = (),
         mig: Mapping[int, Sequence[MigInstance]] | None = None,
+        hold_seconds: float | None = None,
     ) -> None:
         """`on_call(function_name)` runs at the start of every call (bench/nvml_cost_model.py
         burns the driver's measured CPU cost there); `extra_processes` adds (gpu, pid, used_bytes,
         host facts) rows, e.g. a tritonserver; `mig` puts GPUs in MIG mode, each with its layout
-        (`demo/nvml_mig.py`; an extra process on such a GPU runs on its first instance)."""
+        (`demo/nvml_mig.py`; an extra process on such a GPU runs on its first instance).
+        `hold_seconds`: each GPU loops one phase of the trace (`PHASES`) that long before the
+        next, so a GPU keeps its role long enough to be read (`--demo`); None replays the whole
+        72 s trace straight (the tests' scenes)."""
         self.gpu_count = gpus
         self._clock = clock
         self._t0 = clock()
@@ -143,6 +157,16 @@ class RecordedNvml:
             gpu: MigGpu(gpu, recorded_gpu_uuid(gpu, self._probe), layout)
             for gpu, layout in (mig or {}).items()
         }
+        self._hold = None if hold_seconds is None else max(1, round(hold_seconds / TRACE_PERIOD_SECONDS))
+        """Samples each phase is held for, or None for a straight replay."""
+        self._phase_energy_mj = (
+            [
+                self._hold * TRACE_PERIOD_SECONDS * sum(t["power_mw"] for t in self._trace[a:b]) / (b - a)
+                for _, a, b in PHASES
+            ]
+            if self._hold
+            else []
+        )
         self._energy_loop_mj = (
             self._trace[-1]["energy_mj"]
             - self._trace[0]["energy_mj"]
@@ -306,12 +330,23 @@ class RecordedNvml:
     # -- the trace -----------------------------------------------------------------------
 
     def _position(self, gpu: int) -> int:
-        offset = gpu * len(self._trace) // max(1, self.gpu_count)
+        """Samples since the start, plus the GPU's offset: grows by one every 0.5 s."""
+        if self._hold is not None:
+            offset = (gpu * len(PHASES) // max(1, self.gpu_count)) * self._hold
+        else:
+            offset = gpu * len(self._trace) // max(1, self.gpu_count)
         return int((self._clock() - self._t0) / TRACE_PERIOD_SECONDS + 1e-9) + offset
+
+    def _index(self, position: int) -> int:
+        """The trace line a position reads."""
+        if self._hold is None:
+            return position % len(self._trace)
+        _, start, end = PHASES[(position // self._hold) % len(PHASES)]
+        return start + (position % self._hold) % (end - start)
 
     def _line(self, gpu: int, position: int | None = None) -> dict[str, Any]:
         pos = self._position(gpu) if position is None else position
-        line = self._trace[pos % len(self._trace)]
+        line = self._trace[self._index(pos)]
         overridden = self._faults.overridden(gpu)
         if overridden:
             line = dict(line)
@@ -652,6 +687,12 @@ class RecordedNvml:
     def _energy_mj(self, gpu: int) -> int:
         """Energy keeps rising when the trace loops, as a real counter does."""
         position = self._position(gpu)
+        if self._hold is not None:  # each held phase at its mean power
+            held, into = divmod(position, self._hold)
+            cycles, phase = divmod(held, len(PHASES))
+            mj = self._trace[0]["energy_mj"] + cycles * sum(self._phase_energy_mj)
+            mj += sum(self._phase_energy_mj[:phase]) + into / self._hold * self._phase_energy_mj[phase]
+            return int(mj)
         loops = position // len(self._trace)
         return int(self._line(gpu, position)["energy_mj"] + loops * self._energy_loop_mj)
 

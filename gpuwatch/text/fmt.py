@@ -132,9 +132,8 @@ def of(used: float | None, total: float | None, digits: int = 0) -> str:
 
 
 def gib_of(used_bytes: int | None, total_bytes: int | None) -> str:
-    """Memory as "used/total" GiB, without decimals once the total passes 100 GiB (H200)."""
-    digits = 0 if total_bytes is not None and total_bytes >= 100 * GIB else 1
-    return f"{gib(used_bytes, digits)}/{gib(total_bytes, digits)}"
+    """Memory as "used/total" GiB with one decimal, as `snapshot` prints it: 4.6/140.4."""
+    return f"{gib(used_bytes)}/{gib(total_bytes)}"
 
 
 def per_second(value: float | None) -> str:
@@ -196,6 +195,19 @@ def series_value(name: str, value: float | None) -> str:
     if name.endswith("_joules"):
         return number(value / 1000, 1, "kJ")
     return f"{value:.3g}"
+
+
+def elapsed(seconds_: float | None) -> str:
+    """How long something has run, as `ps` prints it: 04:12, 3:04:12, 2d03h."""
+    if seconds_ is None or seconds_ < 0:
+        return MISSING
+    s = int(seconds_)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    return f"{hours}:{minutes:02d}:{s:02d}" if hours else f"{minutes:02d}:{s:02d}"
 
 
 def duration(seconds_: float) -> str:

@@ -88,12 +88,14 @@ def _where(event: model.Event) -> str:
     return ""
 
 
-def render_events(events: list[model.Event], *, utc: bool = False) -> str:
-    """Newest first, one line each: time, severity, kind, then where and what, cut to fit."""
+def render_events(events: list[model.Event], *, utc: bool = False, width: int | None = WIDTH) -> str:
+    """Newest first, one line each: time, severity, kind, then where and what, cut to `width`
+    columns (None: never cut, for a pipe)."""
     lines = [f"{'time':<19} {'severity':<8} {'kind':<19} message"]
     for event in events:
         head = (
             f"{fmt.clock_time(event.timestamp, utc)[:19]} {event.severity.value:<8} {event.kind.value:<19} "
         )
-        lines.append(head + fmt.clip(_where(event) + event.message, WIDTH - len(head)))
+        what = _where(event) + event.message
+        lines.append(head + (what if width is None else fmt.clip(what, max(20, width - len(head)))))
     return "\n".join(lines) + "\n"

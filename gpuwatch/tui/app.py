@@ -18,6 +18,7 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.filter import LineFilter, Monochrome
+from textual.geometry import Size
 from textual.screen import Screen
 
 from gpuwatch.client.protocol import Client, Fleet
@@ -94,13 +95,15 @@ class TopApp(App[None]):
         self._fit(event.size.width, event.size.height)
 
     def _fit(self, width: int, height: int) -> None:
+        # The size the event brings: `self.size` can still be the one before this resize.
+        size = Size(width, height)
         small = width < MIN_SIZE.width or height < MIN_SIZE.height
         top = self.screen
         if small:
             if isinstance(top, TooSmallScreen):
-                top.terminal_size = self.size
+                top.terminal_size = size
             else:
-                self.push_screen(TooSmallScreen(self.size))
+                self.push_screen(TooSmallScreen(size))
         elif isinstance(top, TooSmallScreen):
             self.pop_screen()
 

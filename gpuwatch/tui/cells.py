@@ -98,6 +98,11 @@ def gpu_cells(
         return Text(text if ok else fmt.MISSING, style=pal.dim if not ok else "")
 
     power = Text(fmt.of(sample.power_watts, sample.power_limit_watts) if ok else fmt.MISSING)
+    memory_ratio = (
+        sample.memory_used_bytes / sample.memory_total_bytes
+        if ok and sample.memory_used_bytes is not None and sample.memory_total_bytes
+        else None
+    )
     if any(f.kind in SLOWDOWN_KINDS for f in found):
         power.stylize(pal.warn)
         clock = Text(fmt.number(sample.sm_clock_mhz), style=pal.warn)
@@ -107,10 +112,12 @@ def gpu_cells(
         Text(str(sample.index), style=pal.fault if not ok else ""),
         Text(name, style=pal.dim),
         value(fmt.percent(sample.utilization_ratio)),
+        Text(fmt.bar(sample.utilization_ratio if ok else None, 10, "█", "·"), style=pal.bar),
         value(fmt.percent(gpm.tensor_activity_ratio if gpm else None)),
         value(fmt.percent(gpm.dram_bandwidth_ratio if gpm else None)),
         value(fmt.percent(gpm.sm_occupancy_ratio if gpm else None)),
         value(fmt.gib_of(sample.memory_used_bytes, sample.memory_total_bytes)),
+        Text(fmt.bar(memory_ratio, 10, "█", "·"), style=pal.bar),
         value(fmt.celsius(sample.temperature_celsius)),
         power,
         clock,
@@ -153,6 +160,23 @@ def mig_detail(device: model.MigDevice) -> str:
         f"{device.uuid} · "
         "utilization, clocks, power and temperature are the whole GPU's"
     )
+
+
+def _on_off(value: bool | None) -> str:
+    return fmt.MISSING if value is None else ("on" if value else "off")
+
+
+def gpu_facts(sample: model.GpuSample, info: model.GpuInfo | None) -> str:
+    """The GPU's identity and modes, as `nvidia-smi -q` names them: what a row never shows."""
+    parts = [f"PCI {info.pci_bus_id if info and info.pci_bus_id else fmt.MISSING}", sample.uuid]
+    if info is not None:
+        parts.append(f"persistence {_on_off(info.persistence_mode_enabled)}")
+        parts.append(f"MIG {_on_off(info.mig_enabled)}")
+        if info.pcie_link_generation is not None and info.pcie_link_width is not None:
+            parts.append(f"PCIe gen{info.pcie_link_generation} x{info.pcie_link_width}")
+        if info.ecc_enabled is not None:
+            parts.append(f"ECC {_on_off(info.ecc_enabled)}")
+    return " · ".join(parts)
 
 
 def gpu_detail(sample: model.GpuSample, info: model.GpuInfo | None, xid: model.Event | None) -> str:
@@ -204,6 +228,31 @@ def nvlink_words(sample: model.GpuSample) -> str:
     return words + (f" · ! {errors} NVLink errors" if errors else "")
 
 
+# --------------------------------------------------------------------------- the host
+
+
+def host_line(host: model.HostSample | None) -> str:
+    """The node itself in one line, as nvitop's host panel: CPU, memory, swap, load."""
+    if host is None:
+        return "Host · —"
+    used = (
+        host.memory_total_bytes - host.memory_available_bytes
+        if host.memory_total_bytes is not None and host.memory_available_bytes is not None
+        else None
+    )
+    cores = f" of {host.cpu_count} cores" if host.cpu_count else ""
+    load = " ".join(fmt.number(v, 1) for v in (host.load_1m, host.load_5m, host.load_15m))
+    return " · ".join(
+        (
+            "Host",
+            f"CPU {fmt.percent(host.cpu_ratio)}{cores}",
+            f"memory {fmt.gib_of(used, host.memory_total_bytes)} GiB",
+            f"swap {fmt.gib_of(host.swap_used_bytes, host.swap_total_bytes)} GiB",
+            f"load {load}",
+        )
+    )
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -213,15 +262,30 @@ def process_command(p: model.ProcessSample) -> str:
     return f"{tag} {command}" if tag else command
 
 
-def process_cells(p: model.ProcessSample, pal: Palette) -> list[Cell]:
-    """Cells in PROCESS_COLUMNS order (process_panel.py)."""
+def memory_share(p: model.ProcessSample, gpu_memory_bytes: int | None) -> float | None:
+    """The process's share of its GPU's memory (0–1), None when either side is unknown."""
+    if p.used_memory_bytes is None or not gpu_memory_bytes:
+        return None
+    return p.used_memory_bytes / gpu_memory_bytes
+
+
+def process_cells(
+    p: model.ProcessSample, pal: Palette, gpu_memory_bytes: int | None = None, now: float | None = None
+) -> list[Cell]:
+    """Cells in PROCESS_COLUMNS order (process_panel.py); `gpu_memory_bytes`: its GPU's
+    memory, for the share; `now`: the snapshot's time, for how long it has run."""
+    running = now - p.started_at if now is not None and p.started_at is not None else None
     return [
         str(p.pid),
-        Text(fmt.clip(p.user, 10)),
+        Text(p.user or fmt.MISSING),  # the table cuts it to the column's width
         Text(fmt.container_of(p) or fmt.MISSING, style=pal.dim),  # the table clips it to its column
         fmt.gpu_place(p.gpu_index, p.mig_index),
         fmt.size(p.used_memory_bytes),
+        fmt.percent(memory_share(p, gpu_memory_bytes)),
         fmt.percent(p.sm_utilization_ratio),
+        fmt.percent(p.cpu_ratio),
+        fmt.size(p.host_memory_bytes),
+        fmt.elapsed(running),
         Text(process_command(p)),
     ]
 

@@ -9,6 +9,8 @@ read the same without colour; the history view lists them with their time.
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass, field
 
 from rich.style import Style
@@ -63,14 +65,53 @@ class ChartData:
     full_scale: float | None = None
     """The top of the y axis when the figure has a natural one (1 for a ratio); else the
     largest value shown."""
+    now: float | None = None
+    """The time the range is drawn up to (the snapshot's); None: its end. No label past it."""
     note: str | None = None
     """Said in place of the chart when there is nothing to draw (no data, an error)."""
     marks_style: Style = field(default_factory=Style)
 
 
-def time_label(timestamp: float, span_seconds: float) -> str:
+TICK_SECONDS: tuple[float, ...] = (
+    60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 345600,
+)  # fmt: skip
+"""Steps between the time axis' labels: on round local times, never closer than a label."""
+TICK_GAP = 2
+"""Blank cells at least between two time labels."""
+
+
+def time_label(timestamp: float, step_seconds: float) -> str:
+    """ "14:30" for steps under a day; "12-03" (month-day) for whole days."""
     text = fmt.clock_time(timestamp)
-    return text[5:10] + " " + text[11:16] if span_seconds > 86400 else text[11:16]
+    return text[5:10] if step_seconds >= 86400 else text[11:16]
+
+
+def time_axis(start: float, end: float, now: float, width: int) -> str:
+    """The time axis under `width` columns of [start, end]: labels on round local times (each
+    starting at its column), none past `now` (the range's end is the end of its last slot, a
+    little after now), as many as fit with TICK_GAP between them."""
+    axis = [" "] * width
+    if width <= 0 or end <= start:
+        return ""
+    span = end - start
+    offset = time.localtime(start).tm_gmtoff
+    # Over more than a day every label is a date (a bare 12:00 would not say which day).
+    for step in (s for s in TICK_SECONDS if span <= 86400 or s >= 86400):
+        label_width = len(time_label(start, step))
+        if span / step * (label_width + TICK_GAP) <= width:
+            break
+    else:
+        return "".join(axis)
+    tick = math.ceil((start + offset) / step) * step - offset
+    free = 0
+    while tick <= min(now, end):
+        column = int((tick - start) / span * width + 1e-6)
+        label = time_label(tick, step)
+        if column >= free and column + len(label) <= width:
+            axis[column : column + len(label)] = label
+            free = column + len(label) + TICK_GAP
+        tick += step
+    return "".join(axis)
 
 
 def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Text:
@@ -124,15 +165,9 @@ def draw_chart(data: ChartData, width: int, height: int, bar_style: Style) -> Te
     out.append(" " * (AXIS_WIDTH - 2) + " └" + pad, style="dim")
     out.append("".join(marks), style=data.marks_style)
     out.append("\n")
-    span = data.end - data.start
-    axis = [" "] * plot_width
-    labels = [time_label(data.start + span * k / 2, span) for k in range(3)]
-    places = (0, plot_width // 2 - len(labels[1]) // 2, plot_width - len(labels[2]))
-    for pos, label in zip(places, labels, strict=True):
-        for k, ch in enumerate(label):
-            if 0 <= pos + k < plot_width:
-                axis[pos + k] = ch
-    out.append(" " * AXIS_WIDTH + pad + "".join(axis), style="dim")
+    now = data.end if data.now is None else data.now
+    axis = time_axis(data.start, data.end, now, plot_width)
+    out.append(" " * AXIS_WIDTH + pad + axis, style="dim")
     return out
 
 

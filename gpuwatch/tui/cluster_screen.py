@@ -11,6 +11,7 @@ top, this screen's feeds pause, so the opened node is not polled twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 from rich.text import Text
@@ -28,8 +29,12 @@ from gpuwatch.tui.palette import Palette
 from gpuwatch.tui.summary import NodeSummary, rank, summarize
 from gpuwatch.tui.table import Cell, Column, SyncTable
 
+NODE_NAME_MAX = 40
+"""With room, the Node column grows to the longest name, up to this; a name cut loses its
+middle, so the port that tells nodes of one host apart stays (`127.0.0…:53517`)."""
+
 NODE_COLUMNS: tuple[Column, ...] = (
-    Column("node", "Node", 14),
+    Column("node", "Node", 14, keep_end=True),
     Column("state", "State", 4),
     Column("gpus", "GPUs", 4, right=True),
     Column("busiest", "Busiest", 8),
@@ -67,10 +72,12 @@ class ClusterScreen(Screen[None]):
         self.refresh_seconds = refresh_seconds
         self.summaries: dict[int, NodeSummary] = {}
         self.problems: dict[int, str | None] = {}
+        self.name_width = min(NODE_NAME_MAX, max(NODE_COLUMNS[0].width, *(len(c.name) for c in self.clients)))
 
     def compose(self) -> ComposeResult:
         yield Static(id="cluster-title")
-        yield SyncTable(NODE_COLUMNS, id="cluster-table")
+        columns = (replace(NODE_COLUMNS[0], wide=self.name_width), *NODE_COLUMNS[1:])
+        yield SyncTable(columns, id="cluster-table")
         yield Static(id="cluster-down")
         yield Footer()
         for i, client in enumerate(self.clients):
@@ -134,15 +141,16 @@ class ClusterScreen(Screen[None]):
             problem = self.problems.get(i)
             summary = self.summaries.get(i)
             cells: list[Cell]
+            name = client.name
             if summary is None and problem is None:
                 cells = [
-                    Text(client.name),
+                    Text(name),
                     Text("…", style=pal.dim),
                     *(["—"] * 7),
                     Text("waiting for the first answer", style=pal.dim),
                 ]
             else:
-                cells = node_cells(client.name, summary, problem, pal)
+                cells = node_cells(name, summary, problem, pal)
             rows.append((str(i), cells))
             if problem:
                 down.append((client.name, problem))
@@ -152,7 +160,7 @@ class ClusterScreen(Screen[None]):
         lost = sum(s.lost_gpus for i, s in self.summaries.items() if not self.problems.get(i))
         title = f" gpuwatch · cluster · {len(self.clients)} nodes, {up} up, {len(down)} down · {gpus} GPUs"
         if lost:
-            title += f" · ! {lost} GPUs not answering"
+            title += f" · ! {lost} GPU{'' if lost == 1 else 's'} not answering"
         self.query_one("#cluster-title", Static).update(title)
         text = Text()
         for name, reason in down:

@@ -19,7 +19,7 @@ from gpuwatch import model
 from gpuwatch.text import fmt
 from gpuwatch.tui.cells import event_cells
 from gpuwatch.tui.palette import Palette
-from gpuwatch.tui.table import Column, SyncTable
+from gpuwatch.tui.table import Column, SyncTable, show_text
 
 EVENT_COLUMNS: tuple[Column, ...] = (
     Column("time", "Time", 8),
@@ -90,8 +90,9 @@ class EventsPanel(Vertical):
 
     def watch_snapshot(self, snapshot: model.Snapshot | None) -> None:
         if snapshot is not None:
-            self.query_one("#collectors", Static).update(
-                collectors_line(snapshot.collectors, self.palette, snapshot.findings)
+            show_text(
+                self.query_one("#collectors", Static),
+                collectors_line(snapshot.collectors, self.palette, snapshot.findings),
             )
 
     def watch_events(self, events: tuple[model.Event, ...] | None) -> None:

@@ -23,10 +23,13 @@ from textual.widgets import DataTable, Static
 
 from gpuwatch import model
 from gpuwatch.text import findings, fmt
-from gpuwatch.tui.cells import gpu_cells, gpu_detail, mig_cells, mig_detail
+from gpuwatch.tui.cells import gpu_cells, gpu_detail, gpu_facts, host_line, mig_cells, mig_detail
 from gpuwatch.tui.palette import Palette
-from gpuwatch.tui.table import Column, Row, SyncTable
+from gpuwatch.tui.table import Column, Row, SyncTable, show_text
 
+TALL_ROWS = 30
+"""From this many terminal rows the panel has a host line (CPU, memory, swap, load) over the GPU
+rows and a second detail line under them (PCI, UUID, modes)."""
 SPARK_SECONDS = 120.0
 """How far back the GPU rows' sparklines reach."""
 
@@ -52,10 +55,12 @@ GPU_COLUMNS: tuple[Column, ...] = (
     Column("gpu", "GPU", 3, right=True),
     Column("name", "Name", 16, priority=6),
     Column("util", "Util", 4, right=True),
+    Column("util_bar", "", 10, priority=8),  # wide terminals: bars, as nvitop draws them
     Column("tensor", "Tens", 4, right=True),
     Column("dram", "DRAM", 4, right=True),
     Column("occ", "Occ", 4, priority=5, right=True),
-    Column("mem", "Mem GiB", 9, right=True),
+    Column("mem", "Mem GiB", 11, right=True),  # 140.4/140.4 on an H200
+    Column("mem_bar", "", 10, priority=8),
     Column("temp", "Temp", 4, right=True),
     Column("power", "Power W", 7, right=True),
     Column("clock", "MHz", 4, right=True),
@@ -98,6 +103,16 @@ class GpuPanel(Vertical):
         background: $boost;
         text-style: bold;
     }
+    GpuPanel > #host-line {
+        height: 1;
+        display: none;
+        color: $text-muted;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    GpuPanel.-tall > #host-line {
+        display: block;
+    }
     GpuPanel > SyncTable {
         height: auto;
         max-height: 18;
@@ -113,6 +128,11 @@ class GpuPanel(Vertical):
     GpuPanel > #gpu-detail {
         height: 1;
         color: $text-muted;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    GpuPanel.-tall > #gpu-detail {
+        height: 2;
     }
     """
 
@@ -133,11 +153,12 @@ class GpuPanel(Vertical):
             self.figure = figure
 
     class Opened(Message):
-        """The user asked for the history of one GPU."""
+        """The user asked for the history of one GPU: of the figure its sparkline shows."""
 
-        def __init__(self, gpu_index: int) -> None:
+        def __init__(self, gpu_index: int, series: str) -> None:
             super().__init__()
             self.gpu_index = gpu_index
+            self.series = series
 
     def __init__(self, palette: Palette, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -145,6 +166,7 @@ class GpuPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(classes="panel-title", id="gpu-title")
+        yield Static(id="host-line")
         yield SyncTable(GPU_COLUMNS, id="gpu-table")
         yield Static(id="gpu-note")
         yield Static(id="gpu-detail")
@@ -183,7 +205,9 @@ class GpuPanel(Vertical):
     def action_open(self) -> None:
         key = self.query_one(SyncTable).cursor_key
         if key is not None:
-            self.post_message(self.Opened(int(key.split(":")[0])))  # a MIG row opens its GPU
+            self.post_message(
+                self.Opened(int(key.split(":")[0]), self.figure.series)
+            )  # a MIG row opens its GPU
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -198,19 +222,28 @@ class GpuPanel(Vertical):
         title = self.query_one("#gpu-title", Static)
         table = self.query_one(SyncTable)
         if snapshot is None:
-            title.update("GPUs · waiting for the first snapshot…")
+            show_text(title, "GPUs · waiting for the first snapshot…", fixed_height=True)
             return
         figure = self.figure
         no_gpus = not snapshot.gpus and snapshot.nvml_status is not None
         self.set_class(no_gpus, "-no-gpus")
         if no_gpus:
-            title.update(Text.assemble(("GPUs · ", ""), ("! no GPU data (try --demo)", self.palette.warn)))
+            show_text(
+                title,
+                Text.assemble(("GPUs · ", ""), ("! no GPU data (try --demo)", self.palette.warn)),
+                fixed_height=True,
+            )
             self.query_one("#gpu-note", Static).update(snapshot.nvml_status or "")
             table.show_rows([])
             return
         else:
             span = fmt.duration(SPARK_SECONDS)
-            title.update(f"GPUs · {len(snapshot.gpus)} · History: {figure.label}, last {span} (f)")
+            show_text(
+                title,
+                f"GPUs · {len(snapshot.gpus)} · History: {figure.label}, last {span} (f)",
+                fixed_height=True,
+            )
+        show_text(self.query_one("#host-line", Static), host_line(snapshot.host), fixed_height=True)
         info = {d.uuid: d for d in snapshot.devices}
         rows: list[Row] = []
         for g in snapshot.gpus:
@@ -240,7 +273,7 @@ class GpuPanel(Vertical):
         detail = self.query_one("#gpu-detail", Static)
         key = self.query_one(SyncTable).cursor_key
         if snapshot is None or key is None:
-            detail.update("")
+            show_text(detail, "", fixed_height=True)
             return
         mig = next((m for m in snapshot.mig_devices if f"{m.gpu_index}:{m.mig_index}" == key), None)
         if mig is not None:
@@ -248,9 +281,16 @@ class GpuPanel(Vertical):
             return
         sample = next((g for g in snapshot.gpus if str(g.index) == key), None)
         if sample is None:
-            detail.update("")
+            show_text(detail, "", fixed_height=True)
             return
         info = next((d for d in snapshot.devices if d.uuid == sample.uuid), None)
-        detail.update(
-            Text(gpu_detail(sample, info, self.xids.get(sample.index)), no_wrap=True, overflow="ellipsis")
-        )
+        text = gpu_detail(sample, info, self.xids.get(sample.index))
+        if self.has_class("-tall"):  # a second line: the GPU's PCI bus id, UUID and modes
+            text += "\n" + gpu_facts(sample, info)
+        show_text(detail, Text(text, no_wrap=True, overflow="ellipsis"), fixed_height=True)
+
+    def on_resize(self) -> None:
+        tall = self.app.size.height >= TALL_ROWS
+        if tall != self.has_class("-tall"):
+            self.set_class(tall, "-tall")
+            self._draw_detail()

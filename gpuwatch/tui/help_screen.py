@@ -17,15 +17,17 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("1 … 5", "Overview, Processes, Models, History, Events"),
     ("↑ ↓ PgUp PgDn", "move the cursor in the focused table"),
     ("tab", "next panel"),
-    ("enter", "open: a GPU's or model's history; a node (cluster)"),
+    ("enter", "history of the GPU's sparkline figure or the model; a node"),
     ("f", "GPU rows: change the sparkline's figure"),
     ("/", "processes: filter (pid, user, container, gpuN, command)"),
     ("s  r", "processes: next sort column; reverse (or click a header)"),
     ("t  g", "history: next range (15 min … 7 d); next GPU or model"),
-    ("escape", "back to the cluster view, when you came from it"),
-    ("?", "this help"),
+    ("escape", "processes: clear the filter; else back to the cluster view"),
+    ("?", "this help (escape or ? closes it)"),
     ("q", "quit"),
 )
+
+CLOSE = "escape or ? closes this help"
 
 NOTES = (
     "Read-only: gpuwatch shows processes, it never signals them.\n"
@@ -42,7 +44,7 @@ class HelpScreen(ModalScreen[None]):
         align: center middle;
     }
     HelpScreen > VerticalScroll {
-        width: 72;
+        width: 80;
         max-width: 100%;
         height: auto;
         max-height: 100%;
@@ -59,8 +61,9 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         width = max(len(k) for k, _ in KEYS)
         lines = [f"{k:<{width}}  {v}" for k, v in KEYS]
-        with VerticalScroll():
-            yield Static("gpuwatch top: keys\n\n" + "\n".join(lines) + "\n\n" + NOTES)
+        with VerticalScroll() as box:
+            box.border_subtitle = CLOSE
+            yield Static("gpuwatch top: keys · " + CLOSE + "\n\n" + "\n".join(lines) + "\n\n" + NOTES)
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(result)

@@ -19,16 +19,21 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
 from gpuwatch import model, series
 from gpuwatch.catalog import entities
+from gpuwatch.catalog.words import FigureWords, group_order, words
 from gpuwatch.text import fmt
 from gpuwatch.tui.buckets import aligned_range
 from gpuwatch.tui.chart import Chart, ChartData, event_mark
 from gpuwatch.tui.palette import Palette
+from gpuwatch.tui.table import show_text
 
-FIGURE_LIST_WIDTH = 24
+FIGURE_LIST_WIDTH = 27
+"""The figure list's width; a terminal of WIDE_COLUMNS or more gets FIGURE_LIST_WIDE."""
+FIGURE_LIST_WIDE = 36
+WIDE_COLUMNS = 150
 RANGES: tuple[tuple[float, str], ...] = (
     (900.0, "15 min"),
     (3600.0, "1 h"),
@@ -67,16 +72,37 @@ FIRST_FIGURES: dict[str, tuple[str, ...]] = {
 
 
 def figures_for(kind: str) -> list[str]:
-    """The series of one entity kind: the ones an SRE looks at first, then the catalog's rest."""
-    names = [f.name for f in series.CATALOG if f.entity.name == kind]
-    first = [n for n in FIRST_FIGURES.get(kind, ()) if n in names]
-    return first + sorted(n for n in names if n not in first)
+    """The series of one entity kind, grouped (activity, memory, power and heat, …); in each
+    group the ones an SRE looks at first, then the catalog's rest."""
+    figures = {f.name: f for f in series.CATALOG if f.entity.name == kind}
+    first = [n for n in FIRST_FIGURES.get(kind, ()) if n in figures]
+    ordered = first + sorted(n for n in figures if n not in first)
+    groups = list(group_order(kind))
+    return sorted(ordered, key=lambda n: _group_rank(groups, words(figures[n]).group))
 
 
-def figure_label(kind: str, name: str) -> Text:
-    """A series name as a list entry: without the entity prefix, cut to one line."""
-    label = name.removeprefix(kind + "_").replace("clock_event_", "clocks: ")
-    return Text(fmt.clip(label, FIGURE_LIST_WIDTH - 2))
+def _group_rank(groups: list[str], group: str) -> int:
+    return groups.index(group) if group in groups else len(groups)
+
+
+def figure_words(name: str) -> FigureWords:
+    try:
+        return words(series.info(name))
+    except series.UnknownSeriesError:
+        return FigureWords("other", name, "")
+
+
+def figure_options(kind: str, width: int) -> list[Option]:
+    """The figure list: a heading per group (not selectable), then its figures' human names."""
+    out: list[Option] = []
+    group = None
+    for name in figures_for(kind):
+        w = figure_words(name)
+        if w.group != group:
+            group = w.group
+            out.append(Option(Text(fmt.clip(group, width - 1), style="bold"), disabled=True))
+        out.append(Option(Text(" " + fmt.clip(w.label, width - 2)), id=name))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +200,7 @@ class HistoryView(Vertical):
         height: 1fr;
     }
     HistoryView OptionList, HistoryView OptionList:focus {
-        width: 24;
+        width: 27;
         height: 1fr;
         border: none;
         padding: 0;
@@ -183,6 +209,11 @@ class HistoryView(Vertical):
         height: 1;
         background: $boost;
         text-style: bold;
+    }
+    HistoryView #history-plot {
+        /* A rule between the list and the chart: the y axis' values are the chart's, not
+           those of the list entries on their rows. */
+        border-left: solid $panel-lighten-2;
     }
     HistoryView #history-ranges {
         height: 1;
@@ -213,13 +244,16 @@ class HistoryView(Vertical):
         super().__init__(id=id)
         self.palette = palette
         self.request: HistoryRequest | None = None
-        self._figures_kind: str | None = None
+        self._figures_kind: tuple[str, int] | None = None
+        self._holding = False
+        """Set while `open` changes the subject and the figure: ask for the chart once, after."""
+        """The kind and width the figure list was built for."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="history-title")
         with Horizontal():
             yield OptionList(id="history-figures")
-            with Vertical():
+            with Vertical(id="history-plot"):
                 yield Static(id="history-ranges")
                 yield Chart(self.palette.bar, id="history-chart")
                 yield Static(id="history-events")
@@ -252,18 +286,51 @@ class HistoryView(Vertical):
                 return
         self._maybe_request()
 
+    def open(self, subject: Subject, figure: str | None = None) -> None:
+        """Show `subject`, and `figure` of it when given (a GPU row's sparkline figure): one
+        request for the two."""
+        self._holding = True
+        try:
+            self.subject = subject
+            if figure is not None and figure in figures_for(subject.kind):
+                self.figure = figure
+        finally:
+            self._holding = False
+        self._maybe_request(force=True)
+
+    def _list_width(self) -> int:
+        return FIGURE_LIST_WIDE if self.app.size.width >= WIDE_COLUMNS else FIGURE_LIST_WIDTH
+
+    def _build_list(self, kind: str) -> None:
+        width = self._list_width()
+        if self._figures_kind == (kind, width):
+            return
+        same_kind = self._figures_kind is not None and self._figures_kind[0] == kind
+        self._figures_kind = (kind, width)
+        figures = self.query_one(OptionList)
+        figures.styles.width = width
+        figures.clear_options()
+        figures.add_options(figure_options(kind, width))
+        if not same_kind:
+            self.figure = figures_for(kind)[0]
+        self._highlight_figure()
+
+    def _highlight_figure(self) -> None:
+        figures = self.query_one(OptionList)
+        try:
+            at = figures.get_option_index(self.figure)
+        except OptionDoesNotExist:  # the list is of another kind
+            return
+        if figures.highlighted != at:
+            figures.highlighted = at
+
     def watch_subject(self, subject: Subject | None) -> None:
-        if subject is not None and subject.kind != self._figures_kind:
-            self._figures_kind = subject.kind
-            names = figures_for(subject.kind)
-            figures = self.query_one(OptionList)
-            figures.clear_options()
-            figures.add_options([Option(figure_label(subject.kind, n), id=n) for n in names])
-            self.figure = names[0]
-            figures.highlighted = 0
+        if subject is not None:
+            self._build_list(subject.kind)
         self._maybe_request(force=True)
 
     def watch_figure(self) -> None:
+        self._highlight_figure()
         self._maybe_request(force=True)
 
     def watch_range_index(self) -> None:
@@ -271,14 +338,20 @@ class HistoryView(Vertical):
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
+        if event.option_index != event.option_list.highlighted:
+            return  # an older move, overtaken (`open` chose another figure since)
         if event.option.id is not None:
             self.figure = event.option.id
 
     def on_resize(self) -> None:
+        if self.subject is not None:
+            self._build_list(self.subject.kind)
         self._maybe_request(force=True)
 
     def _maybe_request(self, force: bool = False) -> None:
         """Ask for data when what is charted changed, or time moved on by one column."""
+        if self._holding:
+            return
         self._draw_labels()
         if self.snapshot is None or self.subject is None:
             return
@@ -313,6 +386,7 @@ class HistoryView(Vertical):
             points=tuple(p for s in points for p in s.points),
             events=tuple(mine),
             full_scale=full_scale(request.series, request.subject, self.snapshot),
+            now=self.snapshot.timestamp if self.snapshot is not None else None,
             note=error,
             marks_style=self.palette.warn,
         )
@@ -331,11 +405,11 @@ class HistoryView(Vertical):
     def _draw_labels(self, resolution: float | None = None) -> None:
         title = self.query_one("#history-title", Static)
         if self.subject is None:
-            title.update("History · waiting for the first snapshot…")
+            show_text(title, "History · waiting for the first snapshot…", fixed_height=True)
         else:
-            name = self.figure.removeprefix(self.subject.kind + "_")
+            name = figure_words(self.figure).label
             step = f" · {fmt.duration(resolution)} per column" if resolution else ""
-            title.update(f"History · {self.subject.label} · {name}{step}")
+            show_text(title, f"History · {self.subject.label} · {name}{step}", fixed_height=True)
         ranges = Text()
         for i, (_, label) in enumerate(RANGES):
             if i == self.range_index:
@@ -344,4 +418,4 @@ class HistoryView(Vertical):
                 ranges.append(f" {label} ")
             ranges.append(" ")
         ranges.append("  t range · g GPU/model · ↑↓ figure", style=self.palette.dim)
-        self.query_one("#history-ranges", Static).update(ranges)
+        show_text(self.query_one("#history-ranges", Static), ranges, fixed_height=True)

@@ -19,10 +19,10 @@ from gpuwatch import model
 from gpuwatch.text import ensembles, findings
 from gpuwatch.tui.cells import all_models, model_cells, model_key, triton_note
 from gpuwatch.tui.palette import Palette
-from gpuwatch.tui.table import Column, SyncTable
+from gpuwatch.tui.table import Column, SyncTable, show_text
 
 MODEL_COLUMNS: tuple[Column, ...] = (
-    Column("model", "Model", 14),
+    Column("model", "Model", 14, wide=32),
     Column("state", "State", 14),
     Column("requests", "OK/s", 6, right=True),  # successes only: Triton's request_success
     Column("failures", "Fail/s", 7, right=True),
@@ -31,8 +31,9 @@ MODEL_COLUMNS: tuple[Column, ...] = (
     Column("compute", "Compute", 8, priority=4, right=True),
     Column("queue_share", "Q%", 4, right=True),
     Column("pending", "Pend", 4, right=True),
-    Column("gpus", "GPUs", 0, min_width=4),
-    Column("server", "Server", 10, priority=5),
+    Column("gpus", "GPUs", 7, wide=15),
+    # The stretchy column: a wide terminal's room goes to the server's name, not to "0,1".
+    Column("server", "Server", 0, priority=5, min_width=10),
 )
 
 
@@ -83,7 +84,7 @@ class ModelPanel(Vertical):
         title = self.query_one(".panel-title", Static)
         snapshot = self.snapshot
         if snapshot is None:
-            title.update("Models")
+            show_text(title, "Models", fixed_height=True)
             return
         rows = [
             (prefix, m)
@@ -99,7 +100,7 @@ class ModelPanel(Vertical):
             parts.append(f"! {needing} need a look")
         if note:
             parts.append(note)
-        title.update(" · ".join(parts))
+        show_text(title, " · ".join(parts), fixed_height=True)
         self.table.show_rows(
             [(model_key(m), model_cells(m, self.palette, prefix, found[model_key(m)])) for prefix, m in rows]
         )

@@ -98,8 +98,10 @@ class NodeScreen(Screen[None]):
         Binding("escape", "back", "Cluster"),
     ]
 
-    snapshot: reactive[model.Snapshot | None] = reactive(None, init=False)
-    problem: reactive[str | None] = reactive(None, init=False)
+    # repaint=False: the panels repaint what changed; a screen reactive that repaints would
+    # redraw the whole screen on every snapshot (a full update each refresh, issue 14).
+    snapshot: reactive[model.Snapshot | None] = reactive(None, init=False, repaint=False)
+    problem: reactive[str | None] = reactive(None, init=False, repaint=False)
 
     class SparksFetched(Message):
         def __init__(
@@ -160,6 +162,9 @@ class NodeScreen(Screen[None]):
         self._model_history_at: tuple[Any, float] | None = None
         self._xids: dict[int, model.Event] = {}
         self._sparks = SparkLines(SPARK_SECONDS)
+        self._process_sort: tuple[str, bool] | None = None
+        """The sort last chosen in either process list: the node's two lists share one, as
+        they show the same processes (a sort picked in the overview holds in the tab)."""
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -271,10 +276,19 @@ class NodeScreen(Screen[None]):
             "events": [self.panel(EventsPanel)],
         }
         for widget in shown.get(self.active_tab, []):
-            if widget is not None:
-                widget.snapshot = snapshot  # type: ignore[attr-defined]
+            if widget is None:
+                continue
+            if isinstance(widget, ProcessPanel) and self._process_sort is not None:
+                widget.set_sort(*self._process_sort)
+            widget.snapshot = snapshot  # type: ignore[attr-defined]
 
     # -- what panels ask for -------------------------------------------------------------------
+
+    def on_process_panel_sort_changed(self, event: ProcessPanel.SortChanged) -> None:
+        event.stop()
+        self._process_sort = (event.column, event.descending)
+        for panel in self.query(ProcessPanel):
+            panel.set_sort(event.column, event.descending)
 
     def on_gpu_panel_figure_changed(self, event: GpuPanel.FigureChanged) -> None:
         event.stop()
@@ -283,11 +297,11 @@ class NodeScreen(Screen[None]):
 
     def on_gpu_panel_opened(self, event: GpuPanel.Opened) -> None:
         event.stop()
-        self._open_history(lambda view: setattr(view, "subject", gpu_subject(event.gpu_index)))
+        self._open_history(lambda view: view.open(gpu_subject(event.gpu_index), event.series))
 
     def on_model_panel_opened(self, event: ModelPanel.Opened) -> None:
         event.stop()
-        self._open_history(lambda view: setattr(view, "subject", model_subject(event.stats)))
+        self._open_history(lambda view: view.open(model_subject(event.stats)))
 
     def on_model_panel_highlighted(self, event: ModelPanel.Highlighted) -> None:
         event.stop()

@@ -11,11 +11,11 @@ gives the stretchy column (a command line, a message) the rest of the width.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual import events
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 Cell = str | Text
 Row = tuple[str, Sequence[Cell]]
@@ -33,6 +33,24 @@ class Column:
     right: bool = False
     min_width: int = 8
     """For the stretchy column: narrower than this and it is dropped."""
+    wide: int = 0
+    """Wider than `width` when the terminal has room: the width it grows to while the
+    stretchy column keeps twice its `min_width` (a user name, a model name)."""
+    keep_end: bool = False
+    """A text too long loses its middle, not its end (a node's port)."""
+
+
+def cut(text: Text, width: int, keep_end: bool = False) -> Text:
+    """`text` in at most `width` cells, with an ellipsis where it was cut."""
+    if text.cell_len <= width:
+        return text
+    if not keep_end or width < 5:
+        text = text.copy()
+        text.truncate(width, overflow="ellipsis")
+        return text
+    tail = (width - 1) // 2
+    plain = text.plain
+    return Text.assemble(text[: width - 1 - tail], "…", text[len(plain) - tail :])
 
 
 def fit_columns(columns: Sequence[Column], width: int, padding: int = 1) -> list[Column]:
@@ -50,13 +68,26 @@ def fit_columns(columns: Sequence[Column], width: int, padding: int = 1) -> list
         chosen.remove(drop)
     fixed = sum(c.width + 2 * padding for c in chosen if c.width)
     stretchy = [c for c in chosen if not c.width]
+    growth = sum(c.wide - c.width for c in chosen if c.width and c.wide > c.width)
+    keep = 2 * sum(c.min_width for c in stretchy)  # the stretchy column first keeps twice its least
+    if growth and width - fixed - growth - 2 * padding * len(stretchy) >= keep:
+        chosen = [replace(c, width=c.wide) if c.width and c.wide > c.width else c for c in chosen]
+        fixed += growth
     if stretchy:
         share = max(min(c.min_width for c in stretchy), (width - fixed) // len(stretchy) - 2 * padding)
-        chosen = [
-            Column(c.key, c.label, share, c.priority, c.right, c.min_width) if not c.width else c
-            for c in chosen
-        ]
+        chosen = [replace(c, width=share) if not c.width else c for c in chosen]
     return chosen
+
+
+def show_text(widget: Static, content: Cell, *, fixed_height: bool = False) -> None:
+    """Give a Static new content only when it differs from what it shows: an update costs the
+    screen a layout pass (the whole screen redrawn), and most lines (titles, the host line) say
+    the same from one refresh to the next. `fixed_height`: the widget's height never follows
+    its text (a one-row title), so even a change needs no layout pass, only a repaint."""
+    if getattr(widget, "_gpuwatch_shown", None) == content:
+        return
+    widget._gpuwatch_shown = content  # type: ignore[attr-defined]
+    widget.update(content, layout=not fixed_height)
 
 
 class SyncTable(DataTable[Cell]):
@@ -165,7 +196,4 @@ class SyncTable(DataTable[Cell]):
         if column.right:
             text = text.copy()
             text.justify = "right"
-        if text.cell_len > column.width:
-            text = text.copy()
-            text.truncate(column.width, overflow="ellipsis")
-        return text
+        return cut(text, column.width, column.keep_end)

@@ -27,9 +27,12 @@ from gpuwatch.client.inprocess import InProcessClient
 from gpuwatch.collect.contract import Job
 from gpuwatch.collect.kubernetes.collector import KubernetesCollector
 from gpuwatch.collect.nvml.collector import NvmlCollector
-from gpuwatch.config import KubernetesSettings, NvmlSettings
+from gpuwatch.collect.triton.collector import TritonCollector
+from gpuwatch.config import KubernetesSettings, NvmlSettings, Settings
+from gpuwatch.demo.assemble import build_demo_sources
 from gpuwatch.demo.nvml import RecordedNvml
 from gpuwatch.demo.nvml_mig import MigInstance
+from gpuwatch.demo.processes import RecordedHost
 from gpuwatch.engine import Engine
 from gpuwatch.series import MemoryHistory
 from tests.conftest import ManualClock, make_collector
@@ -239,7 +242,9 @@ def build_scene(
     kubernetes = None
     if pods is not None:
         kubernetes = _pods_of(recorded, collector, pods)
-    engine = Engine(collector, scripted, clock=clock, kubernetes=kubernetes, monotonic=clock)
+    engine = Engine(
+        collector, scripted, clock=clock, kubernetes=kubernetes, monotonic=clock, host=RecordedHost()
+    )
     history = MemoryHistory(keep_seconds=900)
     engine.subscribe(history.add)
     if faults:
@@ -266,3 +271,57 @@ def _pods_of(recorded: RecordedNvml, collector: NvmlCollector, servers: Servers)
         cri_socket=servers.cri_socket,
         processes=lambda: collector.view().processes,
     )
+
+
+@dataclass
+class DemoScene:
+    """What `gpuwatch top --demo` shows, on a manual clock: the demo's own sources
+    (`demo/assemble.build_demo_sources`: recorded GPUs holding their roles, the recorded Triton
+    and its processes), driven by hand as `Scene` drives its own."""
+
+    clock: ManualClock
+    gpus: NvmlCollector
+    triton: TritonCollector | None
+    engine: Engine
+    history: MemoryHistory
+    ticks: int = 0
+
+    def client(self, name: str = HOSTNAME) -> InProcessClient:
+        return InProcessClient(
+            self.engine, self.history, name=name, clock=self.clock, stale_after_seconds=5.0
+        )
+
+    def run(self, seconds: int) -> None:
+        for _ in range(seconds):
+            self.clock.advance(1.0)
+            self.ticks += 1
+            # Through the engine's jobs, as `Scene.run` does: their health counts each run.
+            self.engine.run_job("nvml")
+            self.engine.run_job("nvml_events")
+            if self.ticks % 5 == 1:
+                self.engine.run_job("nvml_slow")
+            for job in self.triton.jobs() if self.triton else []:
+                self.engine.run_job(job.name)
+            self.engine.tick()
+
+    def close(self) -> None:
+        self.gpus.close()
+        if self.triton is not None:
+            self.triton.close()
+
+
+DEMO_TICKS = 60
+"""A minute into the demo: every figure and the models' rates have come."""
+
+
+def build_demo_scene(monkeypatch: pytest.MonkeyPatch, ticks: int = DEMO_TICKS) -> DemoScene:
+    monkeypatch.setattr(socket, "gethostname", lambda: HOSTNAME)
+    clock = ManualClock(1_795_558_200.0)
+    settings = Settings(nvml=SCENE_NVML)
+    gpus, triton = build_demo_sources(settings, clock, monotonic=clock)
+    engine = Engine(gpus, triton, clock=clock, host=RecordedHost(), monotonic=clock)
+    history = MemoryHistory(keep_seconds=900)
+    engine.subscribe(history.add)
+    scene = DemoScene(clock, gpus, triton, engine, history)
+    scene.run(ticks)
+    return scene

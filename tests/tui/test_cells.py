@@ -174,7 +174,8 @@ def test_spark_and_units() -> None:
         "1.5 h",
         "7 d",
     ]
-    assert fmt.gib_of(141 * fmt.GIB, 143 * fmt.GIB) == "141/143"
+    # An H200 reads like `snapshot` prints it, one decimal even past 100 GiB (issue 14).
+    assert fmt.gib_of(int(4.6 * fmt.GIB), int(140.4 * fmt.GIB)) == "4.6/140.4"
 
 
 def test_node_summary_and_row() -> None:

@@ -18,7 +18,7 @@ from gpuwatch.demo.nvml_mig import MIXED_LAYOUT
 from gpuwatch.tui.app import TopApp
 from tests.kube_servers import running_servers
 from tests.tui.conftest import settle
-from tests.tui.scene import Scene, build_scene
+from tests.tui.scene import Scene, build_demo_scene, build_scene
 
 SnapCompare = Callable[..., bool]
 
@@ -61,6 +61,23 @@ def test_processes_in_pods(
             assert snap_compare(app_for(scene), terminal_size=(120, 40), run_before=keys("2"))
         finally:
             scene.close()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_processes_filter_while_typing(
+    snap_compare: SnapCompare, scene: Scene, size: tuple[int, int]
+) -> None:
+    # The filter's one row shows the text typed, not two border rows (issue 14).
+    assert snap_compare(app_for(scene), terminal_size=size, run_before=keys("2", "slash", *"svc"))
+
+
+def test_overview_at_200_columns(snap_compare: SnapCompare, scene: Scene) -> None:
+    assert snap_compare(app_for(scene), terminal_size=(200, 50), run_before=keys())
+
+
+def test_history_of_7_days(snap_compare: SnapCompare, scene: Scene) -> None:
+    # Dates on the time axis, apart and none past now; the list grouped with units.
+    assert snap_compare(app_for(scene), run_before=keys("4", "t", "t", "t"))
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
@@ -123,3 +140,14 @@ def test_mig_devices_nested_under_their_gpu(snap_compare: SnapCompare, mig_scene
 
 def test_processes_on_mig_devices_read_gpu_colon_device(snap_compare: SnapCompare, mig_scene: Scene) -> None:
     assert snap_compare(app_for(mig_scene), terminal_size=(120, 40), run_before=keys("2"))
+
+
+def test_demo_overview(snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch, utc: None) -> None:
+    """What `gpuwatch top --demo` shows a minute in, at 120×40: the README's screenshot."""
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    demo = build_demo_scene(monkeypatch)
+    try:
+        app = TopApp([demo.client()], refresh_seconds=0.5)
+        assert snap_compare(app, terminal_size=(120, 40), run_before=keys())
+    finally:
+        demo.close()

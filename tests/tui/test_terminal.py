@@ -83,7 +83,7 @@ def test_top_demo_in_a_real_terminal(tmux: Tmux, tmp_path: Path) -> None:
     assert ["bert_pipeline"] in [n[:1] for n in names] and ["└", "bert_base"] in names, models
 
     tmux("send-keys", "-t", "top", "2")
-    screen = tmux.wait_for(lambda s: "/ filter" in s)
+    screen = tmux.wait_for(lambda s: "Filter /" in s)
     assert not any(GPU_ROW.match(line) for line in screen.splitlines())  # the GPU rows gave way
     tmux("send-keys", "-t", "top", "5")
     tmux.wait_for(lambda s: "Events ·" in s)
@@ -141,3 +141,50 @@ def _config_listening_on(tmp_path: Path, port: int) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(f'[daemon]\nlisten = "127.0.0.1:{port}"\n')
     return path
+
+
+def test_top_demo_filter_resize_and_a_week_of_history(tmux: Tmux, tmp_path: Path) -> None:
+    """What a new user tries first (issue 14): type a filter and read it back, shrink the
+    terminal below 80×24 and grow it back, open the 7 d history."""
+    status = tmp_path / "status"
+    env = f"PYTHONPATH={shlex.quote(str(REPO))} TERM=xterm-256color NO_COLOR=1"
+    command = (
+        # -u: the tmux server copies this process's C environment, where GNU readline (loaded
+        # by the test run) leaves COLUMNS and LINES; with them set, no resize would be seen.
+        f"cd {shlex.quote(str(REPO))} && env -u COLUMNS -u LINES {env} "
+        f"{shlex.quote(sys.executable)} -m gpuwatch top --demo; "
+        f"echo $? > {shlex.quote(str(status))}; sleep 30"
+    )
+    tmux("new-session", "-d", "-s", "top", "-x", "80", "-y", "24", command)
+    tmux.wait_for(lambda s: "svc-infer" in s and "Processes ·" in s)
+
+    tmux("send-keys", "-t", "top", "2")
+    tmux.wait_for(lambda s: "Filter /" in s and "s Sort" in s.splitlines()[-1])  # the table has the keys
+    tmux("send-keys", "-t", "top", "/")
+    tmux.wait_for(lambda s: "s Sort" not in s.splitlines()[-1])  # the filter box has the keys
+    tmux("send-keys", "-t", "top", "-l", "alice")
+    screen = tmux.wait_for(lambda s: "Filter / alice" in s and "of 10" in s)
+    rows = [line for line in screen.splitlines() if re.match(r"^\s+\d{3,}\s+\S+\s", line)]
+    assert rows and all(" alice " in row for row in rows), screen  # only alice's processes
+    tmux("send-keys", "-t", "top", "Escape")
+    screen = tmux.wait_for(lambda s: "Processes · 10 ·" in s and "s Sort" in s.splitlines()[-1])
+    assert "alice" not in screen.splitlines()[3]  # the title no longer names the filter
+
+    tmux("resize-window", "-t", "top", "-x", "70", "-y", "20")
+    tmux.wait_for(lambda s: "this one is 70×20" in s)
+    tmux("resize-window", "-t", "top", "-x", "60", "-y", "15")
+    tmux.wait_for(lambda s: "this one is 60×15" in s)  # the size now, not the one before
+    tmux("resize-window", "-t", "top", "-x", "80", "-y", "24")
+    tmux.wait_for(lambda s: "Processes · 10 ·" in s)
+
+    tmux("send-keys", "-t", "top", "4")
+    tmux.wait_for(lambda s: "History · GPU 0 · utilization (%)" in s)
+    tmux("send-keys", "-t", "top", "t", "t", "t")
+    screen = tmux.wait_for(lambda s: "[7 d]" in s and re.search(r"\d\d-\d\d\s+\d\d-\d\d", s) is not None)
+    dates = re.findall(r"(?<![\d:])\d\d-\d\d(?![\d:])", screen)
+    assert len(dates) >= 2, screen
+    assert re.search(r"\d\d-\d\d\d", screen) is None, screen  # no label runs into the next
+    assert "activity" in screen and "tensor activity (%)" in screen  # the list, grouped, in words
+
+    tmux("send-keys", "-t", "top", "q")
+    assert _wait_for_status(status) == "0"

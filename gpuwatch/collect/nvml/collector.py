@@ -188,6 +188,10 @@ class NvmlCollector:
                 started.append(worker)
         wait_for_all(started, deadline)
         self._life.after_poll()
+        # The host's side of each process (CPU, RSS), here on the job's thread, not the tick's.
+        with self._life.lock:
+            pids = {p.pid for gpu in self._life.gpus if not gpu.lost for p in gpu.fast.processes}
+        self._host.sample_usage(pids)
 
     def poll_slow(self) -> None:
         """Look for new GPUs, then each GPU's slow read on its slow worker, up to a deadline."""

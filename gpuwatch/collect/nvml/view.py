@@ -86,6 +86,7 @@ def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.Proc
         if util is None and gpu.process_utilization_known:
             util = IDLE_PROCESS  # NVML answered and this process ran nothing
         facts = host.describe(process.pid)
+        usage = host.usage(process.pid)
         out.append(
             model.ProcessSample(
                 pid=process.pid,
@@ -108,6 +109,8 @@ def process_samples(gpu: TrackedGpu, host: ProcessInfoSource) -> list[model.Proc
                 compute_instance_id=on.compute_instance_id if on else process.compute_instance_id,
                 mig_index=on.mig_index if on else None,
                 mig_uuid=on.uuid if on else None,
+                cpu_ratio=usage.cpu_ratio if usage else None,
+                host_memory_bytes=usage.rss_bytes if usage else None,
             )
         )
     return out
