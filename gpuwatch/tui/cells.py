@@ -133,14 +133,21 @@ def mig_cells(device: model.MigDevice, last: bool, pal: Palette) -> list[Cell]:
     gpm = device.gpm
     branch = "└" if last else "├"
     dim = pal.dim
+    memory_ratio = (
+        device.memory_used_bytes / device.memory_total_bytes
+        if device.memory_used_bytes is not None and device.memory_total_bytes
+        else None
+    )
     return [
         Text(fmt.gpu_place(device.gpu_index, device.mig_index), style=dim),
         Text(fmt.clip(f"{branch} MIG {device.profile or '?'}", 16), style=dim),
         fmt.percent(device.utilization_ratio),
+        Text(""),  # no utilization of its own: no bar
         fmt.percent(gpm.tensor_activity_ratio if gpm else None),
         fmt.percent(gpm.dram_bandwidth_ratio if gpm else None),
         fmt.percent(gpm.sm_occupancy_ratio if gpm else None),
         fmt.gib_of(device.memory_used_bytes, device.memory_total_bytes),
+        Text(fmt.bar(memory_ratio, 10, "█", "·"), style=pal.bar),
         Text(fmt.MISSING, style=dim),
         Text(fmt.MISSING, style=dim),
         Text(fmt.MISSING, style=dim),

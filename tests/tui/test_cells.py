@@ -321,3 +321,10 @@ def test_the_model_detail_sums_the_processes_running_its_instances() -> None:
     text = describe(m, MONO, (), processes).plain
     assert "processes 11, 12 · GPU memory 60.0 GiB on GPU 0, 1" in text
     assert "processes" not in describe(m, MONO).plain
+
+
+def test_a_mig_row_has_a_cell_for_every_gpu_column() -> None:
+    from gpuwatch.tui.cells import mig_cells
+
+    device = model.MigDevice(gpu_index=1, gpu_uuid="GPU-1", mig_index=0, uuid="MIG-1")
+    assert len(mig_cells(device, True, MONO)) == len(GPU_COLUMNS)
