@@ -97,7 +97,7 @@ class ModelPanel(Vertical):
         needing = sum(1 for f in found.values() if f)
         parts = [f"Models · {len(models)}"]
         if needing:
-            parts.append(f"! {needing} need a look")
+            parts.append(f"! {needing} {'needs' if needing == 1 else 'need'} a look")
         if note:
             parts.append(note)
         show_text(title, " · ".join(parts), fixed_height=True)
