@@ -305,17 +305,20 @@ def test_each_scenario_yields_its_findings_in_the_daemons_engine(
 ) -> None:
     """What `gpuwatch top --demo --scenario NAME` shows within 4 minutes: each finding the
     scenario is meant to demonstrate, its faults' from the fault start (30 s), and nothing
-    else (the healthy scenario: nothing at all)."""
+    else (the healthy scenario: nothing but what the demo's GPU roles show, `DEMO_ROLES`)."""
     node = AssessedDemo(clock, scenario)
     try:
         node.run(240)
     finally:
         node.close()
-    assert expected <= set(node.began) <= expected | allowed, node.began
-    faulted = [at for (kind, _), at in node.began.items() if kind not in RECORDED]
+    assert expected <= set(node.began) <= expected | allowed | DEMO_ROLES, node.began
+    faulted = [at for key, at in node.began.items() if key[0] not in RECORDED and key not in DEMO_ROLES]
     assert all(at >= scenarios.FAULT_START_SECONDS for at in faulted), node.began
 
 
+DEMO_ROLES = frozenset({(K.GPU_POWER_CAPPED, "GPU 0")})
+"""What the demo's GPUs show of their roles in every scenario: GPU 0 holds its bf16 matmul at
+the power cap for two minutes (`demo/assemble.DEMO_HOLD_SECONDS`), an info finding."""
 RECORDED = frozenset({K.MODEL_DELAY_WASTED, K.MODEL_PREFERRED_UNUSED})
 """The kinds the recorded resnet50 shows of itself (it waits out its 2 ms delay for batches of
 2-3 of 16 and rarely forms its preferred 8 and 16), not from a scenario's fault."""

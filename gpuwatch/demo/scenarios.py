@@ -201,7 +201,8 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "healthy",
-            "the recorded models without their failures, batching as Triton advises: no finding",
+            "the recorded models without their failures, batching as Triton advises: no model "
+            "finding (GPU 0 keeps its demo role, a matmul at the power cap: one info finding)",
             triton=_healthy,
         ),
         Scenario(
