@@ -16,7 +16,6 @@ seen at the next tick, like a GPU plugged in or out.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +24,7 @@ import pynvml
 
 from gpuwatch import model
 from gpuwatch.collect.nvml.gateway import NvmlGateway
-from gpuwatch.collect.nvml.readers import GPM_METRIC_IDS, gpm_activity
+from gpuwatch.collect.nvml.readers import gpm_between
 from gpuwatch.collect.nvml.readings import GpuProcess
 from gpuwatch.collect.nvml.values import uint_or_none
 
@@ -227,22 +226,7 @@ def _gpm_once(
     cursor.previous = (sample, now)
     if previous is None:
         return None
-    request = pynvml.c_nvmlGpmMetricsGet_t()
-    request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
-    request.numMetrics = len(GPM_METRIC_IDS)
-    request.sample1 = previous[0]
-    request.sample2 = sample
-    for i, metric_id in enumerate(GPM_METRIC_IDS):
-        request.metrics[i].metricId = metric_id
-    if gateway.call(parent_uuid, "gpm_mig_metrics", "nvmlGpmMetricsGet", request, none_on=_NOT_FOUND) is None:
-        return None
-    got: dict[int, float | None] = {}
-    for i, metric_id in enumerate(GPM_METRIC_IDS):
-        metric = request.metrics[i]
-        value = float(metric.value)
-        ok = metric.nvmlReturn == pynvml.NVML_SUCCESS and not math.isnan(value)
-        got[metric_id] = value if ok else None
-    return gpm_activity(got, round(now - previous[1], 6))
+    return gpm_between(gateway, parent_uuid, "gpm_mig_metrics", previous, (sample, now), none_on=_NOT_FOUND)
 
 
 def mig_devices(

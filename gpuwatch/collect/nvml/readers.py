@@ -362,14 +362,28 @@ def _read_gpm(gateway: NvmlGateway, gpu: TrackedGpu, h: Any, now: float) -> mode
     cursors.gpm_previous = (sample, now)
     if previous is None:
         return None
+    return gpm_between(gateway, gpu.uuid, "gpm_metrics", previous, (sample, now))
+
+
+def gpm_between(
+    gateway: NvmlGateway,
+    gpu_key: str,
+    field: str,
+    first: tuple[Any, float],
+    second: tuple[Any, float],
+    *,
+    none_on: frozenset[int] = frozenset(),
+) -> model.GpmActivity | None:
+    """The GPM metrics between two (sample, time) pairs, of a whole GPU or (`mig`) of one of
+    its GPU instances: one `nvmlGpmMetricsGet` for every metric of `_GPM_METRIC_IDS`."""
     request = pynvml.c_nvmlGpmMetricsGet_t()
     request.version = pynvml.NVML_GPM_METRICS_GET_VERSION
     request.numMetrics = len(_GPM_METRIC_IDS)
-    request.sample1 = previous[0]
-    request.sample2 = sample
+    request.sample1 = first[0]
+    request.sample2 = second[0]
     for i, metric_id in enumerate(_GPM_METRIC_IDS):
         request.metrics[i].metricId = metric_id
-    if gateway.call(gpu.uuid, "gpm_metrics", "nvmlGpmMetricsGet", request) is None:
+    if gateway.call(gpu_key, field, "nvmlGpmMetricsGet", request, none_on=none_on) is None:
         return None
     got: dict[int, float | None] = {}
     for i, metric_id in enumerate(_GPM_METRIC_IDS):
@@ -377,7 +391,7 @@ def _read_gpm(gateway: NvmlGateway, gpu: TrackedGpu, h: Any, now: float) -> mode
         value = float(metric.value)
         ok = metric.nvmlReturn == pynvml.NVML_SUCCESS and not math.isnan(value)
         got[metric_id] = value if ok else None
-    return _gpm_activity(got, round(now - previous[1], 6))
+    return _gpm_activity(got, round(second[1] - first[1], 6))
 
 
 def _gpm_activity(got: dict[int, float | None], interval_seconds: float) -> model.GpmActivity:
@@ -478,8 +492,3 @@ def _field_values(
             what = f"{words}, NVML field {field_id}"
             gateway.mark_unsupported(gpu.uuid, what, "not supported", fn_name="nvmlDeviceGetFieldValues")
     return out
-
-
-GPM_METRIC_IDS = _GPM_METRIC_IDS
-"""For the per-GPU-instance GPM reads of `mig`: the same metrics as a whole GPU's."""
-gpm_activity = _gpm_activity
