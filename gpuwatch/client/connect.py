@@ -82,19 +82,7 @@ def parse_daemon_url(text: str) -> str:
 
 def read_token_file(path: str | Path) -> str:
     """The bearer token in `path` ([top] token_file): one word, as the daemon's own file holds."""
-    try:
-        token = config.read_setting_file(Path(path).expanduser()).decode("utf-8").strip()
-    except FileNotFoundError:
-        raise DaemonUrlError(f"[top] token_file {path}: no such file") from None
-    except config.SettingFileError as exc:
-        raise DaemonUrlError(f"[top] token_file {path}: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DaemonUrlError(
-            f"[top] token_file {path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
-    if not token or any(c.isspace() for c in token):
-        raise DaemonUrlError(f"[top] token_file {path}: expected one token without spaces")
-    return token
+    return _secret(str(path), "[top] token_file", expected="one token")
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -248,7 +236,9 @@ def prometheus_plan(cli_url: str | None, settings: config.Settings) -> Prometheu
     return PrometheusPlan(url.rstrip("/"), selector, token, basic, verify, daemons)
 
 
-def _secret(path: str, where: str, *, spaces: bool = False) -> str:
+def _secret(path: str, where: str, *, spaces: bool = False, expected: str = "one line") -> str:
+    """A secret setting file's text, bounded and checked (`config.read_setting_file`), or one
+    `DaemonUrlError` line naming the setting `where`."""
     try:
         text = config.read_setting_file(Path(path).expanduser()).decode("utf-8").strip()
     except FileNotFoundError:
@@ -260,5 +250,5 @@ def _secret(path: str, where: str, *, spaces: bool = False) -> str:
             f"{where} {path}: cannot read: {getattr(exc, 'strerror', None) or exc}"
         ) from None
     if not text or (not spaces and any(c.isspace() for c in text)) or "\n" in text:
-        raise DaemonUrlError(f"{where} {path}: expected one line" + ("" if spaces else " without spaces"))
+        raise DaemonUrlError(f"{where} {path}: expected {expected}" + ("" if spaces else " without spaces"))
     return text
